@@ -1,0 +1,129 @@
+public import Foundation
+public import SPIFFE
+
+/// Parses and validates JWT-SVIDs by the JWT-SVID spec, as SPIRE and go-spiffe do.
+///
+/// The order matters: structure and headers first, then the signature with the key the `kid` names in the
+/// bundle of the subject's trust domain, and only then the claims, so nothing from an unverified token is trusted.
+public struct JWTSVIDValidator: Sendable {
+    /// Tokens longer than this are refused before any parsing.
+    public var maximumTokenLength: Int
+    /// Leeway for `exp`, `nbf` and `iat` against the validator's clock.
+    public var clockSkew: TimeInterval
+
+    public init(maximumTokenLength: Int = 16 * 1024, clockSkew: TimeInterval = 30) {
+        self.maximumTokenLength = maximumTokenLength
+        self.clockSkew = clockSkew
+    }
+
+    /// Header parameters a JWT-SVID may carry.
+    static let allowedHeaders: Set<String> = ["alg", "kid", "typ"]
+
+    /// Validates `token` for `audience` at `now`, looking authorities up in the bundle of the token's trust domain.
+    public func validate(
+        _ token: String,
+        audience: String,
+        bundles: (TrustDomain) -> SPIFFEBundle?,
+        at now: Date
+    ) throws(CryptoError) -> JWTSVID {
+        guard token.utf8.count <= maximumTokenLength else {
+            throw invalid("token is \(token.utf8.count) bytes; the limit is \(maximumTokenLength)")
+        }
+        let segments = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard segments.count == 3 else {
+            throw invalid("token must have three dot-separated segments, found \(segments.count)")
+        }
+        let header = try object(segments[0], name: "header")
+        guard let algorithmName = header["alg"]?.stringValue else { throw invalid("token header has no algorithm") }
+        guard let algorithm = JWTAlgorithm(rawValue: algorithmName) else {
+            throw invalid("token algorithm \"\(algorithmName)\" is not allowed")
+        }
+        guard let keyID = header["kid"]?.stringValue, !keyID.isEmpty else {
+            throw invalid("token header missing key id")
+        }
+        if let type = header["typ"] {
+            guard type == .string("JWT") || type == .string("JOSE") else {
+                throw invalid("token header type must be JWT or JOSE")
+            }
+        }
+        if let extra = header.keys.sorted().first(where: { !Self.allowedHeaders.contains($0) }) {
+            throw invalid("token header has unexpected parameter \"\(extra)\"")
+        }
+        let claims = try object(segments[1], name: "claims")
+        guard let subject = claims["sub"]?.stringValue else { throw invalid("token has no subject claim") }
+        let spiffeID: SPIFFEID
+        do {
+            spiffeID = try SPIFFEID(subject)
+        } catch {
+            throw invalid("token subject is not a valid spiffe id: \(error)")
+        }
+        guard let bundle = bundles(spiffeID.trustDomain) else {
+            throw invalid("no JWT bundle for trust domain \(spiffeID.trustDomain)")
+        }
+        guard let jwk = bundle.jwtAuthority(keyID: keyID) else {
+            throw invalid("no JWT authority found for key id \"\(keyID)\" in trust domain \(spiffeID.trustDomain)")
+        }
+        let key = try PublicKey(jwk: jwk)
+        guard algorithm.fits(key.algorithm) else {
+            throw invalid("token algorithm \(algorithm.rawValue) does not fit the \(key.algorithm) authority key")
+        }
+        guard let signature = Data(base64URLEncoded: segments[2]), !signature.isEmpty else {
+            throw invalid("token signature is not base64url")
+        }
+        let signingInput = Data(token.utf8.prefix(segments[0].utf8.count + 1 + segments[1].utf8.count))
+        guard JWSSignature.verify(signature, over: signingInput, key: key, algorithm: algorithm) else {
+            throw invalid("token signature does not verify")
+        }
+        guard let exp = claims["exp"]?.numberValue else { throw invalid("token has no expiry claim") }
+        let expiresAt = Date(timeIntervalSince1970: exp)
+        guard now.timeIntervalSince1970 <= exp + clockSkew else { throw invalid("token has expired") }
+        if let nbf = claims["nbf"] {
+            guard let notBefore = nbf.numberValue else { throw invalid("token nbf claim is not a number") }
+            guard now.timeIntervalSince1970 + clockSkew >= notBefore else { throw invalid("token is not valid yet") }
+        }
+        var issuedAt: Date? = nil
+        if let iat = claims["iat"] {
+            guard let seconds = iat.numberValue else { throw invalid("token iat claim is not a number") }
+            guard now.timeIntervalSince1970 + clockSkew >= seconds else { throw invalid("token was issued in the future") }
+            issuedAt = Date(timeIntervalSince1970: seconds)
+        }
+        let audiences = try Self.audiences(claims["aud"])
+        guard audiences.contains(audience) else {
+            throw invalid("expected audience in \(audiences) (audience=\"\(audience)\")")
+        }
+        return JWTSVID(
+            token: token,
+            spiffeID: spiffeID,
+            audience: audiences,
+            expiresAt: expiresAt,
+            issuedAt: issuedAt,
+            claims: claims
+        )
+    }
+
+    /// `aud` as a list: a single string becomes a one-element list, as SPIRE normalises it.
+    private static func audiences(_ claim: JSONValue?) throws(CryptoError) -> [String] {
+        switch claim {
+        case .string(let audience)?:
+            return [audience]
+        case .array(let values)?:
+            let strings = values.compactMap(\.stringValue)
+            guard !strings.isEmpty, strings.count == values.count else {
+                throw CryptoError(.invalidJWT, "token audience must be a non-empty list of strings")
+            }
+            return strings
+        default:
+            throw CryptoError(.invalidJWT, "token has no audience claim")
+        }
+    }
+
+    private func object(_ segment: Substring, name: String) throws(CryptoError) -> [String: JSONValue] {
+        guard let data = Data(base64URLEncoded: segment) else { throw invalid("token \(name) is not base64url") }
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: data), let object = value.objectValue else {
+            throw invalid("token \(name) is not a JSON object")
+        }
+        return object
+    }
+
+    private func invalid(_ message: String) -> CryptoError { CryptoError(.invalidJWT, message) }
+}
