@@ -62,6 +62,45 @@ static inline int lanyard_MBSTRING_UTF8(void) { return MBSTRING_UTF8; }
 // EVP_PKEY_PUBLIC_KEY is a composite macro that Swift does not import.
 static inline int lanyard_EVP_PKEY_PUBLIC_KEY(void) { return EVP_PKEY_PUBLIC_KEY; }
 
+// Public keys from JWK components. OSSL_PARAM_BLD keeps references to names and buffers until it builds the
+// parameters, so the whole construction happens here, where every pointer outlives its use.
+static inline EVP_PKEY *lanyard_EVP_PKEY_from_ec_public(const char *group, const unsigned char *point, size_t length) {
+    OSSL_PARAM params[3];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)point, length);
+    params[2] = OSSL_PARAM_construct_end();
+    EVP_PKEY_CTX *context = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    EVP_PKEY *key = NULL;
+    if (context == NULL) return NULL;
+    if (EVP_PKEY_fromdata_init(context) != 1 || EVP_PKEY_fromdata(context, &key, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+        key = NULL;
+    }
+    EVP_PKEY_CTX_free(context);
+    return key;
+}
+
+static inline EVP_PKEY *lanyard_EVP_PKEY_from_rsa_public(
+    const unsigned char *modulus, size_t modulusLength, const unsigned char *exponent, size_t exponentLength) {
+    BIGNUM *n = BN_bin2bn(modulus, (int)modulusLength, NULL);
+    BIGNUM *e = BN_bin2bn(exponent, (int)exponentLength, NULL);
+    OSSL_PARAM_BLD *builder = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *context = NULL;
+    EVP_PKEY *key = NULL;
+    if (n != NULL && e != NULL && builder != NULL && OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_N, n) == 1 &&
+        OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_E, e) == 1 &&
+        (params = OSSL_PARAM_BLD_to_param(builder)) != NULL &&
+        (context = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) != NULL && EVP_PKEY_fromdata_init(context) == 1) {
+        if (EVP_PKEY_fromdata(context, &key, EVP_PKEY_PUBLIC_KEY, params) != 1) key = NULL;
+    }
+    EVP_PKEY_CTX_free(context);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(builder);
+    BN_free(n);
+    BN_free(e);
+    return key;
+}
+
 // A PEM password callback that refuses, so OpenSSL never prompts on a terminal for an encrypted key.
 static inline int lanyard_refuse_password(char *buffer, int size, int rwflag, void *userdata) {
     (void)buffer; (void)size; (void)rwflag; (void)userdata;

@@ -28,12 +28,7 @@ public struct PublicKey: Hashable, Sendable, CustomStringConvertible {
 
     /// Builds the key a JWK describes (EC `crv`/`x`/`y`, RSA `n`/`e`), checking the point lies on the curve.
     public init(jwk: JSONWebKey) throws(CryptoError) {
-        let builder = OSSL_PARAM_BLD_new()
-        guard let builder else { throw OpenSSL.error(.openSSLFailure, "cannot allocate key parameters") }
-        defer { OSSL_PARAM_BLD_free(builder) }
-        var bignums: [OpaquePointer] = []
-        defer { bignums.forEach { BN_free($0) } }
-        let typeName: String
+        let key: OpaquePointer?
         switch jwk.keyType {
         case "EC":
             guard let curveName = jwk.curve, let curve = KeyAlgorithm.Curve(rawValue: curveName) else {
@@ -45,44 +40,20 @@ public struct PublicKey: Hashable, Sendable, CustomStringConvertible {
             guard x.count == curve.coordinateSize, y.count == curve.coordinateSize else {
                 throw CryptoError(.invalidKey, "EC JWK coordinates must be \(curve.coordinateSize) bytes for \(curve.rawValue)")
             }
-            var point = Data([0x04])
-            point.append(x)
-            point.append(y)
-            typeName = "EC"
-            guard OSSL_PARAM_BLD_push_utf8_string(builder, OSSL_PKEY_PARAM_GROUP_NAME, curve.groupName, 0) == 1,
-                point.withUnsafeBytes({
-                    OSSL_PARAM_BLD_push_octet_string(builder, OSSL_PKEY_PARAM_PUB_KEY, $0.baseAddress, $0.count)
-                }) == 1
-            else { throw OpenSSL.error(.openSSLFailure, "cannot build EC key parameters") }
+            let point = [UInt8]([0x04]) + x + y
+            key = lanyard_EVP_PKEY_from_ec_public(curve.groupName, point, point.count)
         case "RSA":
             guard let modulus = jwk.modulus.flatMap({ Data(base64URLEncoded: $0) }),
                 let exponent = jwk.exponent.flatMap({ Data(base64URLEncoded: $0) }),
                 !modulus.isEmpty, !exponent.isEmpty
             else { throw CryptoError(.invalidKey, "RSA JWK needs base64url \"n\" and \"e\"") }
-            guard let n = OpenSSL.bignum(modulus), let e = OpenSSL.bignum(exponent) else {
-                throw OpenSSL.error(.openSSLFailure, "cannot read RSA key numbers")
-            }
-            bignums += [n, e]
-            typeName = "RSA"
-            guard OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_N, n) == 1,
-                OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_E, e) == 1
-            else { throw OpenSSL.error(.openSSLFailure, "cannot build RSA key parameters") }
+            let n = [UInt8](modulus)
+            let e = [UInt8](exponent)
+            key = lanyard_EVP_PKEY_from_rsa_public(n, n.count, e, e.count)
         default:
             throw CryptoError(.unsupportedKey, "JWK key type \"\(jwk.keyType)\" is not supported")
         }
-        guard let parameters = OSSL_PARAM_BLD_to_param(builder) else {
-            throw OpenSSL.error(.openSSLFailure, "cannot build key parameters")
-        }
-        defer { OSSL_PARAM_free(parameters) }
-        guard let context = EVP_PKEY_CTX_new_from_name(nil, typeName, nil) else {
-            throw OpenSSL.error(.openSSLFailure, "cannot create a key context")
-        }
-        defer { EVP_PKEY_CTX_free(context) }
-        var key: OpaquePointer? = nil
-        guard EVP_PKEY_fromdata_init(context) == 1,
-            EVP_PKEY_fromdata(context, &key, lanyard_EVP_PKEY_PUBLIC_KEY(), parameters) == 1,
-            let key
-        else { throw OpenSSL.error(.invalidKey, "JWK does not describe a valid \(typeName) public key") }
+        guard let key else { throw OpenSSL.error(.invalidKey, "JWK does not describe a valid \(jwk.keyType) public key") }
         guard let check = EVP_PKEY_CTX_new_from_pkey(nil, key, nil) else {
             EVP_PKEY_free(key)
             throw OpenSSL.error(.openSSLFailure, "cannot create a key context")
@@ -90,7 +61,7 @@ public struct PublicKey: Hashable, Sendable, CustomStringConvertible {
         defer { EVP_PKEY_CTX_free(check) }
         guard EVP_PKEY_public_check(check) == 1 else {
             EVP_PKEY_free(key)
-            throw OpenSSL.error(.invalidKey, "JWK does not describe a valid \(typeName) public key")
+            throw OpenSSL.error(.invalidKey, "JWK does not describe a valid \(jwk.keyType) public key")
         }
         try self.init(taking: key)
     }
