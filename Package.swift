@@ -18,7 +18,7 @@ let package = Package(
         .library(name: "SPIFFECrypto", targets: ["SPIFFECrypto"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
         // System OpenSSL 3: only SPIFFECrypto may import it.

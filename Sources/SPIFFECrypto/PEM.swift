@@ -28,15 +28,24 @@ public enum PEM {
                         throw CryptoError(.invalidPEM, "line \(number): END does not match BEGIN \(open.label)")
                     }
                     guard let der = Data(base64Encoded: open.body), !der.isEmpty else {
-                        throw CryptoError(.invalidPEM, "block \(open.label) at line \(open.line) has a body that is not base64")
+                        throw CryptoError(
+                            .invalidPEM,
+                            "block \(open.label) at line \(open.line) has a body that is not base64"
+                        )
                     }
                     blocks.append(Block(label: open.label, der: der))
                     current = nil
                 } else if line.hasPrefix("-----BEGIN ") {
-                    throw CryptoError(.invalidPEM, "line \(number): BEGIN inside block \(open.label) started at line \(open.line)")
+                    throw CryptoError(
+                        .invalidPEM,
+                        "line \(number): BEGIN inside block \(open.label) started at line \(open.line)"
+                    )
                 } else if line.contains(":") {
                     // RFC 1421 headers (Proc-Type, DEK-Info) mark legacy encrypted keys.
-                    throw CryptoError(.unsupportedKey, "block \(open.label) at line \(open.line) is encrypted; store it unencrypted")
+                    throw CryptoError(
+                        .unsupportedKey,
+                        "block \(open.label) at line \(open.line) is encrypted; store it unencrypted"
+                    )
                 } else {
                     current?.body += line
                 }

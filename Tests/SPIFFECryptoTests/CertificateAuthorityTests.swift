@@ -58,7 +58,10 @@ struct CertificateAuthorityTests {
         let refused = CryptoError(.issuanceRefused, "")
         #expect(throws: refused) { try issue(plain, "spiffe://other.org/a") }
         #expect(throws: refused) { try issue(plain, "spiffe://example.org") }
-        let asking = try CertificateSigningRequest(privateKey: key, spiffeID: try SPIFFEID("spiffe://example.org/admin"))
+        let asking = try CertificateSigningRequest(
+            privateKey: key,
+            spiffeID: try SPIFFEID("spiffe://example.org/admin")
+        )
         #expect(throws: refused) { try issue(asking, "spiffe://example.org/a") }
         _ = try issue(asking, "spiffe://example.org/admin")
         #expect(throws: refused) { try issue(dns: ["bad name"]) }

@@ -66,7 +66,9 @@ struct CertificateTests {
         #expect(throws: CryptoError.self) {
             try Certificate.chain(pemEncoded: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END X509 CRL-----\n")
         }
-        #expect(throws: CryptoError.self) { try Certificate.chain(pemEncoded: try PrivateKey(generating: .ecP256).pemEncoded) }
+        #expect(throws: CryptoError.self) {
+            try Certificate.chain(pemEncoded: try PrivateKey(generating: .ecP256).pemEncoded)
+        }
         let truncatedPEM = String(pki.root.certificate.pemEncoded.dropLast(30))
         #expect(throws: CryptoError.self) { try Certificate.chain(pemEncoded: truncatedPEM) }
     }
@@ -109,8 +111,16 @@ struct CertificateTests {
 
         try cli.write("key.pem", try key.pemEncoded)
         let made = try cli.run(
-            "req", "-new", "-key", "key.pem", "-subj", "/O=CLI", "-addext",
-            "subjectAltName=URI:spiffe://example.org/cli,DNS:cli.local", "-out", "cli.csr"
+            "req",
+            "-new",
+            "-key",
+            "key.pem",
+            "-subj",
+            "/O=CLI",
+            "-addext",
+            "subjectAltName=URI:spiffe://example.org/cli,DNS:cli.local",
+            "-out",
+            "cli.csr"
         )
         #expect(made.status == 0, "\(made.output)")
         let theirs = try CertificateSigningRequest(pemEncoded: try cli.read("cli.csr"))
@@ -121,12 +131,16 @@ struct CertificateTests {
 
     @Test("PEM blocks parse with precise errors")
     func pem() throws {
-        let blocks = try PEM.blocks(in: PEM.encode(label: "A", der: Data([1])) + "text\n" + PEM.encode(label: "B", der: Data([2])))
+        let blocks = try PEM.blocks(
+            in: PEM.encode(label: "A", der: Data([1])) + "text\n" + PEM.encode(label: "B", der: Data([2]))
+        )
         #expect(blocks == [PEM.Block(label: "A", der: Data([1])), PEM.Block(label: "B", der: Data([2]))])
         #expect(throws: CryptoError.self) { try PEM.blocks(in: "-----BEGIN A-----\nAQ==\n-----END B-----\n") }
         #expect(throws: CryptoError.self) { try PEM.blocks(in: "-----BEGIN A-----\n-----BEGIN A-----\n") }
         #expect(throws: CryptoError(.unsupportedKey, "")) {
-            try PEM.blocks(in: "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nAQ==\n-----END RSA PRIVATE KEY-----\n")
+            try PEM.blocks(
+                in: "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nAQ==\n-----END RSA PRIVATE KEY-----\n"
+            )
         }
     }
 }

@@ -10,7 +10,11 @@ struct JWTSVIDTests {
     let trustDomain = try! TrustDomain("example.org")
     let subject = try! SPIFFEID("spiffe://example.org/web")
 
-    func signer(_ type: KeyType = .ecP256, algorithm: JWTAlgorithm? = nil, keyID: String = "kid-1") throws -> JWTSVIDSigner {
+    func signer(
+        _ type: KeyType = .ecP256,
+        algorithm: JWTAlgorithm? = nil,
+        keyID: String = "kid-1"
+    ) throws -> JWTSVIDSigner {
         try JWTSVIDSigner(privateKey: try PrivateKey(generating: type), keyID: keyID, algorithm: algorithm)
     }
 
@@ -36,7 +40,12 @@ struct JWTSVIDTests {
             from: Data(base64URLEncoded: svid.token.split(separator: ".")[0])!
         )
         #expect(header == ["alg": algorithm.rawValue, "kid": "kid-1", "typ": "JWT"])
-        let validated = try JWTSVIDValidator().validate(svid.token, audience: "db", bundles: try bundles(signer), at: Self.now + 10)
+        let validated = try JWTSVIDValidator().validate(
+            svid.token,
+            audience: "db",
+            bundles: try bundles(signer),
+            at: Self.now + 10
+        )
         #expect(validated.spiffeID == subject)
         #expect(validated.audience == ["api", "db"])
         #expect(validated.expiresAt == Self.now + 300)
@@ -51,13 +60,17 @@ struct JWTSVIDTests {
     func forge(header: [String: JSONValue], claims: [String: JSONValue], signer: JWTSVIDSigner) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        let input = try encoder.encode(header).base64URLEncodedString() + "." + encoder.encode(claims).base64URLEncodedString()
+        let input =
+            try encoder.encode(header).base64URLEncodedString() + "." + encoder.encode(claims).base64URLEncodedString()
         let signature = try JWSSignature.sign(Data(input.utf8), key: signer.privateKey, algorithm: signer.algorithm)
         return input + "." + signature.base64URLEncodedString()
     }
 
     var goodClaims: [String: JSONValue] {
-        ["sub": .string(subject.description), "aud": .array([.string("api")]), "exp": .number(Self.now.timeIntervalSince1970 + 300)]
+        [
+            "sub": .string(subject.description), "aud": .array([.string("api")]),
+            "exp": .number(Self.now.timeIntervalSince1970 + 300),
+        ]
     }
 
     @Test("every kind of bad token is rejected with its reason")
@@ -90,12 +103,27 @@ struct JWTSVIDTests {
         let emptyAudience = try forge(header: header, claims: claims, signer: signer)
 
         let cases: [(String, String, String)] = [
-            ("alg none", try headerOnly(["alg": .string("none"), "kid": .string("kid-1")]).dropLast(parts[2].count) + "", "not allowed"),
+            (
+                "alg none",
+                try headerOnly(["alg": .string("none"), "kid": .string("kid-1")]).dropLast(parts[2].count) + "",
+                "not allowed"
+            ),
             ("HS256", try headerOnly(["alg": .string("HS256"), "kid": .string("kid-1")]), "\"HS256\" is not allowed"),
             ("no kid", try headerOnly(["alg": .string("ES256")]), "missing key id"),
-            ("unknown kid", try headerOnly(["alg": .string("ES256"), "kid": .string("nope")]), "no JWT authority found for key id"),
-            ("bad typ", try headerOnly(["alg": .string("ES256"), "kid": .string("kid-1"), "typ": .string("at+jwt")]), "JWT or JOSE"),
-            ("extra header", try headerOnly(["alg": .string("ES256"), "kid": .string("kid-1"), "jku": .string("x")]), "unexpected parameter \"jku\""),
+            (
+                "unknown kid", try headerOnly(["alg": .string("ES256"), "kid": .string("nope")]),
+                "no JWT authority found for key id"
+            ),
+            (
+                "bad typ",
+                try headerOnly(["alg": .string("ES256"), "kid": .string("kid-1"), "typ": .string("at+jwt")]),
+                "JWT or JOSE"
+            ),
+            (
+                "extra header",
+                try headerOnly(["alg": .string("ES256"), "kid": .string("kid-1"), "jku": .string("x")]),
+                "unexpected parameter \"jku\""
+            ),
             ("expired", expired, "expired"),
             ("not yet valid", notYet, "not valid yet"),
             ("wrong audience", good, "expected audience"),
@@ -130,8 +158,17 @@ struct JWTSVIDTests {
         let signer = try signer()
         var claims = goodClaims
         claims["aud"] = .string("api")
-        let token = try forge(header: ["alg": .string("ES256"), "kid": .string("kid-1")], claims: claims, signer: signer)
-        let validated = try JWTSVIDValidator().validate(token, audience: "api", bundles: try bundles(signer), at: Self.now + 320)
+        let token = try forge(
+            header: ["alg": .string("ES256"), "kid": .string("kid-1")],
+            claims: claims,
+            signer: signer
+        )
+        let validated = try JWTSVIDValidator().validate(
+            token,
+            audience: "api",
+            bundles: try bundles(signer),
+            at: Self.now + 320
+        )
         #expect(validated.audience == ["api"])
         #expect(throws: CryptoError.self) {
             try JWTSVIDValidator().validate(token, audience: "api", bundles: try bundles(signer), at: Self.now + 331)
@@ -162,7 +199,9 @@ struct JWTSVIDTests {
             try cli.write("signature", signature)
             try cli.write("public.pem", try signer.privateKey.publicKey.pemEncoded)
             var arguments = ["dgst", "-sha256", "-verify", "public.pem", "-signature", "signature"]
-            if algorithm == .ps256 { arguments += ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"] }
+            if algorithm == .ps256 {
+                arguments += ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"]
+            }
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
             process.arguments = arguments + ["input"]

@@ -47,7 +47,9 @@ struct PrivateKeyTests {
         jwk.x = "AQ"
         #expect(throws: CryptoError.self) { try PublicKey(jwk: jwk) }
         #expect(throws: CryptoError.self) { try PublicKey(jwk: JSONWebKey(keyType: "OKP", curve: "Ed25519", x: "AA")) }
-        #expect(throws: CryptoError.self) { try PublicKey(jwk: JSONWebKey(keyType: "EC", curve: "P-192", x: "AA", y: "AA")) }
+        #expect(throws: CryptoError.self) {
+            try PublicKey(jwk: JSONWebKey(keyType: "EC", curve: "P-192", x: "AA", y: "AA"))
+        }
     }
 
     @Test("keys made by the openssl CLI load here, and keys made here pass openssl's checks")
@@ -85,7 +87,18 @@ struct PrivateKeyTests {
     func refusesBadKeys() throws {
         let cli = try OpenSSLCLI()
         defer { cli.remove() }
-        try cli.run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-aes256", "-pass", "pass:x", "-out", "enc.pem")
+        try cli.run(
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-aes256",
+            "-pass",
+            "pass:x",
+            "-out",
+            "enc.pem"
+        )
         #expect(throws: CryptoError(.unsupportedKey, "")) { try PrivateKey(pemEncoded: try cli.read("enc.pem")) }
         try cli.run("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024", "-out", "short.pem")
         #expect(throws: CryptoError(.unsupportedKey, "")) { try PrivateKey(pemEncoded: try cli.read("short.pem")) }
@@ -97,7 +110,9 @@ struct PrivateKeyTests {
         #expect(throws: CryptoError.self) { try PrivateKey(pkcs8DER: der + Data([0])) }
         #expect(throws: CryptoError.self) { try PrivateKey(pkcs8DER: Data()) }
         #expect(throws: CryptoError.self) { try PrivateKey(pemEncoded: "") }
-        #expect(throws: CryptoError.self) { try PrivateKey(pemEncoded: "-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----\n") }
+        #expect(throws: CryptoError.self) {
+            try PrivateKey(pemEncoded: "-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----\n")
+        }
         #expect(throws: CryptoError.self) { try PrivateKey(pemEncoded: "-----BEGIN PRIVATE KEY-----\nAAAA\n") }
     }
 
@@ -111,7 +126,9 @@ struct PrivateKeyTests {
                 #expect(throws: CryptoError.self) { try PublicKey(spkiDER: bytes) }
                 #expect(throws: CryptoError.self) { try Certificate(derEncoded: bytes) }
                 #expect(throws: CryptoError.self) { try CertificateSigningRequest(derEncoded: bytes) }
-                if !bytes.isEmpty { #expect(throws: CryptoError.self) { try Certificate.chain(derConcatenated: bytes) } }
+                if !bytes.isEmpty {
+                    #expect(throws: CryptoError.self) { try Certificate.chain(derConcatenated: bytes) }
+                }
             }
         }
     }

@@ -22,7 +22,12 @@ struct X509SVIDTests {
 
     /// Each case breaks exactly one rule of the X509-SVID spec.
     static let violations: [(String, @Sendable (inout CertificateTemplate) -> Void, String)] = [
-        ("CA leaf", { $0.isCA = true; $0.keyUsage = [.digitalSignature, .keyCertSign] }, "must not have CA flag"),
+        (
+            "CA leaf",
+            {
+                $0.isCA = true; $0.keyUsage = [.digitalSignature, .keyCertSign]
+            }, "must not have CA flag"
+        ),
         ("keyCertSign on a leaf", { $0.keyUsage = [.digitalSignature, .keyCertSign] }, "keyCertSign"),
         ("CA flag only", { $0.isCA = true }, "must not have CA flag"),
         ("no URI SAN", { $0.uris = [] }, "exactly one URI SAN, found 0"),
@@ -38,7 +43,11 @@ struct X509SVIDTests {
     ]
 
     @Test("every X509-SVID rule violation is rejected", arguments: violations)
-    func rejectsViolation(name: String, breakRule: @Sendable (inout CertificateTemplate) -> Void, fragment: String) throws {
+    func rejectsViolation(
+        name: String,
+        breakRule: @Sendable (inout CertificateTemplate) -> Void,
+        fragment: String
+    ) throws {
         let pki = try TestPKI()
         var template = pki.leafTemplate()
         breakRule(&template)
@@ -79,7 +88,11 @@ struct X509SVIDTests {
                 uris: ["spiffe://example.org"]
             )
             breakRule(&signerTemplate)
-            let signer = try signerTemplate.sign(subjectKey: key.publicKey, issuer: pki.root.certificate, issuerKey: pki.root.privateKey)
+            let signer = try signerTemplate.sign(
+                subjectKey: key.publicKey,
+                issuer: pki.root.certificate,
+                issuerKey: pki.root.privateKey
+            )
             let leaf = try pki.leafTemplate().sign(
                 subjectKey: try PrivateKey(generating: .ecP256).publicKey,
                 issuer: signer,
@@ -126,7 +139,11 @@ struct X509SVIDTests {
         }
         // An empty bundle trusts nothing.
         #expect(throws: CryptoError(.untrustedChain, "")) {
-            try X509SVIDVerifier.verify(svid.certificates, bundle: X509Bundle(trustDomain: pki.trustDomain, authorities: []), at: TestPKI.now)
+            try X509SVIDVerifier.verify(
+                svid.certificates,
+                bundle: X509Bundle(trustDomain: pki.trustDomain, authorities: []),
+                at: TestPKI.now
+            )
         }
     }
 
@@ -145,7 +162,12 @@ struct X509SVIDTests {
         defer { cli.remove() }
         let pki = try TestPKI()
         let now = Date()
-        let root = try CertificateAuthority.makeRoot(trustDomain: pki.trustDomain, keyType: .ecP384, ttl: .seconds(86_400), now: now)
+        let root = try CertificateAuthority.makeRoot(
+            trustDomain: pki.trustDomain,
+            keyType: .ecP384,
+            ttl: .seconds(86_400),
+            now: now
+        )
         let intermediate = try root.makeIntermediate(keyType: .rsa2048, ttl: .seconds(3600), now: now)
         let key = try PrivateKey(generating: .ecP256)
         let chain = try intermediate.issueX509SVID(
@@ -164,7 +186,9 @@ struct X509SVIDTests {
         #expect(text.contains("CA:FALSE"))
 
         // The other way: a CA and SVID made with the CLI load and verify here.
-        try cli.write("ca.cnf", """
+        try cli.write(
+            "ca.cnf",
+            """
             [req]
             distinguished_name = dn
             [dn]
@@ -177,14 +201,21 @@ struct X509SVIDTests {
             keyUsage = critical, digitalSignature
             extendedKeyUsage = serverAuth, clientAuth
             subjectAltName = URI:spiffe://cli.test/app
-            """)
+            """
+        )
         for command in [
-            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
-             "-out", "ca.pem", "-subj", "/CN=cli", "-days", "2", "-config", "ca.cnf", "-extensions", "ca"],
-            ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "leaf.key",
-             "-out", "leaf.csr", "-subj", "/CN=app", "-config", "ca.cnf"],
-            ["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", "cli-leaf.pem", "-days", "1", "-extfile", "ca.cnf", "-extensions", "leaf"],
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+                "-out", "ca.pem", "-subj", "/CN=cli", "-days", "2", "-config", "ca.cnf", "-extensions", "ca",
+            ],
+            [
+                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "leaf.key",
+                "-out", "leaf.csr", "-subj", "/CN=app", "-config", "ca.cnf",
+            ],
+            [
+                "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "cli-leaf.pem", "-days", "1", "-extfile", "ca.cnf", "-extensions", "leaf",
+            ],
         ] {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
@@ -198,8 +229,13 @@ struct X509SVIDTests {
         let cliCA = try Certificate(pemEncoded: try cli.read("ca.pem"))
         let cliLeaf = try Certificate(pemEncoded: try cli.read("cli-leaf.pem"))
         let bundle = X509Bundle(trustDomain: try TrustDomain("cli.test"), authorities: [cliCA])
-        #expect(try X509SVIDVerifier.verify([cliLeaf], bundle: bundle, at: Date()).description == "spiffe://cli.test/app")
-        let svid = try X509SVID(certificates: [cliLeaf], privateKey: try PrivateKey(pemEncoded: try cli.read("leaf.key")))
+        #expect(
+            try X509SVIDVerifier.verify([cliLeaf], bundle: bundle, at: Date()).description == "spiffe://cli.test/app"
+        )
+        let svid = try X509SVID(
+            certificates: [cliLeaf],
+            privateKey: try PrivateKey(pemEncoded: try cli.read("leaf.key"))
+        )
         #expect(svid.spiffeID.path == "/app")
         _ = try CertificateAuthority(certificate: cliCA, privateKey: try PrivateKey(pemEncoded: try cli.read("ca.key")))
     }

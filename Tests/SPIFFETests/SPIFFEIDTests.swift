@@ -120,6 +120,8 @@ struct SPIFFEIDTests {
         let data = try JSONEncoder().encode([id])
         #expect(String(decoding: data, as: UTF8.self) == #"["spiffe:\/\/example.org\/web"]"#)
         #expect(try JSONDecoder().decode([SPIFFEID].self, from: data) == [id])
-        #expect(throws: DecodingError.self) { try JSONDecoder().decode([SPIFFEID].self, from: Data(#"["spiffe://x/"]"#.utf8)) }
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode([SPIFFEID].self, from: Data(#"["spiffe://x/"]"#.utf8))
+        }
     }
 }

@@ -43,7 +43,9 @@ extension SPIFFEBundle {
             case Self.x509SVIDUse:
                 let chain = key.certificateChain ?? []
                 guard chain.count == 1 else {
-                    throw BundleError("x509-svid key \(index) must have exactly one certificate in x5c, found \(chain.count)")
+                    throw BundleError(
+                        "x509-svid key \(index) must have exactly one certificate in x5c, found \(chain.count)"
+                    )
                 }
                 guard let der = Data(base64Encoded: chain[0]), !der.isEmpty else {
                     throw BundleError("x509-svid key \(index) has an x5c entry that is not base64")

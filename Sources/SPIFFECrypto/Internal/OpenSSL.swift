@@ -77,7 +77,10 @@ enum OpenSSL {
     }
 
     /// Writes through `body` into a fresh memory BIO and returns what it wrote.
-    static func writingToMemory(_ message: @autoclosure () -> String, _ body: (OpaquePointer) -> Int32)
+    static func writingToMemory(
+        _ message: @autoclosure () -> String,
+        _ body: (OpaquePointer) -> Int32
+    )
         throws(CryptoError) -> Data
     {
         guard let bio = BIO_new(BIO_s_mem()) else { throw error(.openSSLFailure, message()) }

@@ -59,11 +59,15 @@ enum JWSSignature {
     /// PSS with MGF1 over the same digest and a salt as long as the digest, as RFC 7518 §3.5 requires.
     private static func usePSS(_ keyContext: OpaquePointer) throws(CryptoError) {
         try OpenSSL.check(EVP_PKEY_CTX_set_rsa_padding(keyContext, RSA_PKCS1_PSS_PADDING), "cannot select PSS")
-        try OpenSSL.check(EVP_PKEY_CTX_set_rsa_pss_saltlen(keyContext, RSA_PSS_SALTLEN_DIGEST), "cannot set the PSS salt")
+        try OpenSSL.check(
+            EVP_PKEY_CTX_set_rsa_pss_saltlen(keyContext, RSA_PSS_SALTLEN_DIGEST),
+            "cannot set the PSS salt"
+        )
     }
 
     static func rawECDSA(fromDER der: Data, coordinateSize: Int) throws(CryptoError) -> Data {
-        guard let signature = OpenSSL.decodeDER(der, free: { ECDSA_SIG_free($0) }, { d2i_ECDSA_SIG(nil, $0, $1) }) else {
+        guard let signature = OpenSSL.decodeDER(der, free: { ECDSA_SIG_free($0) }, { d2i_ECDSA_SIG(nil, $0, $1) })
+        else {
             throw OpenSSL.error(.openSSLFailure, "cannot read the ECDSA signature")
         }
         defer { ECDSA_SIG_free(signature) }

@@ -13,7 +13,10 @@ public struct JWTSVIDSigner: Sendable {
     public init(privateKey: PrivateKey, keyID: String, algorithm: JWTAlgorithm? = nil) throws(CryptoError) {
         let algorithm = algorithm ?? JWTAlgorithm.preferred(for: privateKey.algorithm)
         guard algorithm.fits(privateKey.algorithm) else {
-            throw CryptoError(.unsupportedKey, "\(algorithm.rawValue) cannot be made with a \(privateKey.algorithm) key")
+            throw CryptoError(
+                .unsupportedKey,
+                "\(algorithm.rawValue) cannot be made with a \(privateKey.algorithm) key"
+            )
         }
         guard !keyID.isEmpty else { throw CryptoError(.invalidKey, "a JWT authority needs a non-empty key id") }
         self.privateKey = privateKey

@@ -84,7 +84,9 @@ public struct JWTSVIDValidator: Sendable {
         var issuedAt: Date? = nil
         if let iat = claims["iat"] {
             guard let seconds = iat.numberValue else { throw invalid("token iat claim is not a number") }
-            guard now.timeIntervalSince1970 + clockSkew >= seconds else { throw invalid("token was issued in the future") }
+            guard now.timeIntervalSince1970 + clockSkew >= seconds else {
+                throw invalid("token was issued in the future")
+            }
             issuedAt = Date(timeIntervalSince1970: seconds)
         }
         let audiences = try Self.audiences(claims["aud"])

@@ -42,7 +42,12 @@ public struct PrivateKey: Sendable, CustomStringConvertible {
 
     /// Reads an unencrypted PKCS#8 `PrivateKeyInfo` in DER.
     public init(pkcs8DER der: Data) throws(CryptoError) {
-        guard let info = OpenSSL.decodeDER(der, free: { PKCS8_PRIV_KEY_INFO_free($0) }, { d2i_PKCS8_PRIV_KEY_INFO(nil, $0, $1) })
+        guard
+            let info = OpenSSL.decodeDER(
+                der,
+                free: { PKCS8_PRIV_KEY_INFO_free($0) },
+                { d2i_PKCS8_PRIV_KEY_INFO(nil, $0, $1) }
+            )
         else { throw OpenSSL.error(.invalidKey, "private key is not valid PKCS#8 DER") }
         defer { PKCS8_PRIV_KEY_INFO_free(info) }
         guard let key = EVP_PKCS82PKEY(info) else {
@@ -64,11 +69,19 @@ public struct PrivateKey: Sendable, CustomStringConvertible {
             try self.init(pkcs8DER: block.der)
         case "EC PRIVATE KEY", "RSA PRIVATE KEY":
             let type = block.label == "EC PRIVATE KEY" ? EVP_PKEY_EC : EVP_PKEY_RSA
-            guard let key = OpenSSL.decodeDER(block.der, free: { EVP_PKEY_free($0) }, { d2i_PrivateKey(type, nil, $0, $1) })
+            guard
+                let key = OpenSSL.decodeDER(
+                    block.der,
+                    free: { EVP_PKEY_free($0) },
+                    { d2i_PrivateKey(type, nil, $0, $1) }
+                )
             else { throw OpenSSL.error(.invalidKey, "\(block.label) block is not a valid key") }
             try self.init(taking: key)
         case "ENCRYPTED PRIVATE KEY":
-            throw CryptoError(.unsupportedKey, "encrypted private keys are not supported; store the key unencrypted with mode 0600")
+            throw CryptoError(
+                .unsupportedKey,
+                "encrypted private keys are not supported; store the key unencrypted with mode 0600"
+            )
         default:
             throw CryptoError(.invalidPEM, "unexpected PEM block \"\(block.label)\"")
         }

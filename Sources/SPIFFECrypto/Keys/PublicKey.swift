@@ -38,7 +38,10 @@ public struct PublicKey: Hashable, Sendable, CustomStringConvertible {
                 let y = jwk.y.flatMap({ Data(base64URLEncoded: $0) })
             else { throw CryptoError(.invalidKey, "EC JWK needs base64url \"x\" and \"y\"") }
             guard x.count == curve.coordinateSize, y.count == curve.coordinateSize else {
-                throw CryptoError(.invalidKey, "EC JWK coordinates must be \(curve.coordinateSize) bytes for \(curve.rawValue)")
+                throw CryptoError(
+                    .invalidKey,
+                    "EC JWK coordinates must be \(curve.coordinateSize) bytes for \(curve.rawValue)"
+                )
             }
             let point = [UInt8]([0x04]) + x + y
             key = lanyard_EVP_PKEY_from_ec_public(curve.groupName, point, point.count)
@@ -53,7 +56,9 @@ public struct PublicKey: Hashable, Sendable, CustomStringConvertible {
         default:
             throw CryptoError(.unsupportedKey, "JWK key type \"\(jwk.keyType)\" is not supported")
         }
-        guard let key else { throw OpenSSL.error(.invalidKey, "JWK does not describe a valid \(jwk.keyType) public key") }
+        guard let key else {
+            throw OpenSSL.error(.invalidKey, "JWK does not describe a valid \(jwk.keyType) public key")
+        }
         guard let check = EVP_PKEY_CTX_new_from_pkey(nil, key, nil) else {
             EVP_PKEY_free(key)
             throw OpenSSL.error(.openSSLFailure, "cannot create a key context")
@@ -71,8 +76,16 @@ public struct PublicKey: Hashable, Sendable, CustomStringConvertible {
         get throws(CryptoError) {
             switch algorithm {
             case .ec(let curve):
-                let x = try KeyInspection.bignumParameter(OSSL_PKEY_PARAM_EC_PUB_X, of: pointer, width: curve.coordinateSize)
-                let y = try KeyInspection.bignumParameter(OSSL_PKEY_PARAM_EC_PUB_Y, of: pointer, width: curve.coordinateSize)
+                let x = try KeyInspection.bignumParameter(
+                    OSSL_PKEY_PARAM_EC_PUB_X,
+                    of: pointer,
+                    width: curve.coordinateSize
+                )
+                let y = try KeyInspection.bignumParameter(
+                    OSSL_PKEY_PARAM_EC_PUB_Y,
+                    of: pointer,
+                    width: curve.coordinateSize
+                )
                 return JSONWebKey(
                     keyType: "EC",
                     curve: curve.rawValue,
@@ -82,7 +95,11 @@ public struct PublicKey: Hashable, Sendable, CustomStringConvertible {
             case .rsa:
                 let n = try KeyInspection.bignumParameter(OSSL_PKEY_PARAM_RSA_N, of: pointer)
                 let e = try KeyInspection.bignumParameter(OSSL_PKEY_PARAM_RSA_E, of: pointer)
-                return JSONWebKey(keyType: "RSA", modulus: n.base64URLEncodedString(), exponent: e.base64URLEncodedString())
+                return JSONWebKey(
+                    keyType: "RSA",
+                    modulus: n.base64URLEncodedString(),
+                    exponent: e.base64URLEncodedString()
+                )
             }
         }
     }

@@ -65,7 +65,11 @@ public struct Certificate: Hashable, Sendable, CustomStringConvertible {
             do {
                 certificates.append(try Certificate(derEncoded: block.der))
             } catch {
-                throw CryptoError(error.code, "PEM block \(index): \(error.message)", openSSLErrors: error.openSSLErrors)
+                throw CryptoError(
+                    error.code,
+                    "PEM block \(index): \(error.message)",
+                    openSSLErrors: error.openSSLErrors
+                )
             }
         }
         return certificates

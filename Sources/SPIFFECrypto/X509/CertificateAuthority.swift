@@ -17,7 +17,8 @@ public struct CertificateAuthority: Sendable {
     public static let backdate: TimeInterval = 10
 
     /// Wraps an existing CA certificate and key, checking they fit together and describe a SPIFFE CA.
-    public init(certificate: Certificate, privateKey: PrivateKey, intermediates: [Certificate] = []) throws(CryptoError) {
+    public init(certificate: Certificate, privateKey: PrivateKey, intermediates: [Certificate] = []) throws(CryptoError)
+    {
         guard certificate.isCA, certificate.keyUsage?.contains(.keyCertSign) == true else {
             throw CryptoError(.invalidCertificate, "authority certificate must be a CA with keyCertSign")
         }
@@ -31,7 +32,8 @@ public struct CertificateAuthority: Sendable {
         self.certificate = certificate
         self.privateKey = privateKey
         let selfIssued = certificate.isIssued(by: certificate)
-        self.intermediates = selfIssued || intermediates.first == certificate ? intermediates : [certificate] + intermediates
+        self.intermediates =
+            selfIssued || intermediates.first == certificate ? intermediates : [certificate] + intermediates
     }
 
     /// Creates a self-signed root for `trustDomain`.
@@ -48,7 +50,8 @@ public struct CertificateAuthority: Sendable {
     }
 
     /// Creates an intermediate CA signed by this one, living at most as long as this one.
-    public func makeIntermediate(keyType: KeyType, ttl: Duration, now: Date) throws(CryptoError) -> CertificateAuthority {
+    public func makeIntermediate(keyType: KeyType, ttl: Duration, now: Date) throws(CryptoError) -> CertificateAuthority
+    {
         try checkValid(at: now)
         let key = try PrivateKey(generating: keyType)
         let template = Self.caTemplate(
@@ -57,7 +60,11 @@ public struct CertificateAuthority: Sendable {
             notAfter: min(now + ttl.seconds, certificate.notAfter)
         )
         let signed = try template.sign(subjectKey: try key.publicKey, issuer: certificate, issuerKey: privateKey)
-        return try CertificateAuthority(certificate: signed, privateKey: key, intermediates: isRoot ? [] : intermediates)
+        return try CertificateAuthority(
+            certificate: signed,
+            privateKey: key,
+            intermediates: isRoot ? [] : intermediates
+        )
     }
 
     /// Whether the certificate signed itself.
@@ -79,7 +86,10 @@ public struct CertificateAuthority: Sendable {
             throw CryptoError(.issuanceRefused, "csr signature does not verify, so it proves no possession of its key")
         }
         guard spiffeID.trustDomain == trustDomain else {
-            throw CryptoError(.issuanceRefused, "spiffe id \(spiffeID) is not in the authority's trust domain \(trustDomain)")
+            throw CryptoError(
+                .issuanceRefused,
+                "spiffe id \(spiffeID) is not in the authority's trust domain \(trustDomain)"
+            )
         }
         guard !spiffeID.path.isEmpty else {
             throw CryptoError(.issuanceRefused, "an X509-SVID needs a spiffe id with a path, not \(spiffeID)")

@@ -57,7 +57,9 @@ public struct CertificateSigningRequest: Hashable, Sendable {
 
     /// Reads a PEM `CERTIFICATE REQUEST`.
     public init(pemEncoded pem: String) throws(CryptoError) {
-        let blocks = try PEM.blocks(in: pem).filter { $0.label == "CERTIFICATE REQUEST" || $0.label == "NEW CERTIFICATE REQUEST" }
+        let blocks = try PEM.blocks(in: pem).filter {
+            $0.label == "CERTIFICATE REQUEST" || $0.label == "NEW CERTIFICATE REQUEST"
+        }
         guard blocks.count == 1 else {
             throw CryptoError(.invalidPEM, "expected one PEM CERTIFICATE REQUEST block, found \(blocks.count)")
         }

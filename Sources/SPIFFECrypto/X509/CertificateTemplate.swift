@@ -84,7 +84,9 @@ public struct CertificateTemplate: Sendable {
         try OpenSSL.check(X509_set_version(x509, 2), "cannot set the certificate version")
         let serial: Data
         if let serialNumber { serial = serialNumber } else { serial = try Self.randomSerial() }
-        guard let bignum = OpenSSL.bignum(serial) else { throw OpenSSL.error(.openSSLFailure, "cannot read the serial") }
+        guard let bignum = OpenSSL.bignum(serial) else {
+            throw OpenSSL.error(.openSSLFailure, "cannot read the serial")
+        }
         defer { BN_free(bignum) }
         guard let integer = BN_to_ASN1_INTEGER(bignum, nil) else {
             throw OpenSSL.error(.openSSLFailure, "cannot encode the serial")
@@ -119,7 +121,12 @@ public struct CertificateTemplate: Sendable {
         }
         if let keyUsage {
             guard !keyUsage.isEmpty else { throw CryptoError(.issuanceRefused, "key usage cannot be empty") }
-            try add(NID_key_usage, (isKeyUsageCritical ? "critical," : "") + keyUsage.description, to: x509, context: &context)
+            try add(
+                NID_key_usage,
+                (isKeyUsageCritical ? "critical," : "") + keyUsage.description,
+                to: x509,
+                context: &context
+            )
         }
         if let extendedKeyUsage, !extendedKeyUsage.isEmpty {
             try add(NID_ext_key_usage, extendedKeyUsage.description, to: x509, context: &context)

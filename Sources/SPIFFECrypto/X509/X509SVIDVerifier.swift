@@ -12,7 +12,9 @@ public enum X509SVIDVerifier {
     public static func validate(_ chain: [Certificate]) throws(CryptoError) -> SPIFFEID {
         guard let leaf = chain.first else { throw invalid("certificate chain is empty") }
         let uris = leaf.uriSANs
-        guard uris.count == 1 else { throw invalid("leaf certificate must have exactly one URI SAN, found \(uris.count)") }
+        guard uris.count == 1 else {
+            throw invalid("leaf certificate must have exactly one URI SAN, found \(uris.count)")
+        }
         let spiffeID: SPIFFEID
         do {
             spiffeID = try SPIFFEID(uris[0])
@@ -29,7 +31,9 @@ public enum X509SVIDVerifier {
         guard !usage.contains(.keyCertSign) else {
             throw invalid("leaf certificate must not have 'keyCertSign' set as key usage")
         }
-        guard !usage.contains(.cRLSign) else { throw invalid("leaf certificate must not have 'cRLSign' set as key usage") }
+        guard !usage.contains(.cRLSign) else {
+            throw invalid("leaf certificate must not have 'cRLSign' set as key usage")
+        }
         if let extended = leaf.extendedKeyUsage, !extended.isSuperset(of: [.serverAuth, .clientAuth]) {
             throw invalid("leaf certificate extended key usage must include serverAuth and clientAuth")
         }
