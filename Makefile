@@ -1,7 +1,7 @@
 # Lanyard: build, test and run. Every target installs the Debian packages it needs first (as root), or prints
 # the exact command to run when it cannot.
 SWIFT ?= swift
-DEBIAN_PACKAGES := libssl-dev libsystemd-dev pkg-config protobuf-compiler openssl
+DEBIAN_PACKAGES := libssl-dev libsystemd-dev pkg-config protobuf-compiler libprotobuf-dev openssl
 FORMAT_PATHS := Package.swift Sources Tests
 
 .PHONY: deps build test run fmt lint clean

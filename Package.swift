@@ -18,7 +18,15 @@ let package = Package(
         .library(name: "SPIFFECrypto", targets: ["SPIFFECrypto"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // System OpenSSL 3: only SPIFFECrypto may import it.
@@ -31,12 +39,59 @@ let package = Package(
         .target(name: "SPIFFE", swiftSettings: swiftSettings),
         // Every cryptographic operation, over OpenSSL. No unsafe pointer leaves this module.
         .target(name: "SPIFFECrypto", dependencies: ["SPIFFE", "COpenSSL"], swiftSettings: swiftSettings),
+        // Generated code only: the Workload API (and later SDS and the SPIRE server API). See scripts/generate-protos.sh.
+        .target(
+            name: "LanyardProto",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["protos"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Who is calling: process pinning and workload attestors.
+        .target(name: "Attestation", dependencies: ["SPIFFE", "SPIFFECrypto"], swiftSettings: swiftSettings),
+        // The embedded CA (standalone mode) and, later, SPIRE Server as the upstream.
+        .target(name: "Upstream", dependencies: ["SPIFFE", "SPIFFECrypto"], swiftSettings: swiftSettings),
+        // Entries → SVIDs, rotation timing, JWT-SVID cache, subscriptions.
+        .target(
+            name: "IdentityCache",
+            dependencies: ["SPIFFE", "SPIFFECrypto", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // Workload API handlers and the peer-credential plumbing; declares the protocols it consumes.
+        .target(
+            name: "Endpoints",
+            dependencies: [
+                "SPIFFE", "LanyardProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Composition root: configuration, wiring, running.
+        .target(
+            name: "LanyardAgent",
+            dependencies: [
+                "SPIFFE", "SPIFFECrypto", "Attestation", "Upstream", "IdentityCache", "Endpoints", "LanyardProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The executable: argument parsing and dispatch only.
         .executableTarget(
             name: "lanyard",
             dependencies: [
-                "SPIFFE",
-                "SPIFFECrypto",
+                "LanyardAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -1,0 +1,29 @@
+/// Why a caller could not be attested. Messages name the process and the file, never secrets.
+public struct AttestationError: Error, Hashable, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        let name: String
+
+        /// The process is gone, or its PID now belongs to another process.
+        public static let processGone = Code(name: "process gone")
+        /// A `/proc` file could not be read or did not have the expected form.
+        public static let procUnreadable = Code(name: "proc unreadable")
+        /// The workload's executable is larger than the configured limit.
+        public static let workloadTooLarge = Code(name: "workload too large")
+
+        public var description: String { name }
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+}

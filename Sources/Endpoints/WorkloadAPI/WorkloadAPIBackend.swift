@@ -1,0 +1,111 @@
+public import Foundation
+public import SPIFFE
+
+/// What the Workload API handler needs from the rest of the agent, declared here by the consumer (as SPIRE's
+/// workload handler declares its `Manager`), so the handler is testable alone and depends on no other agent module.
+public protocol WorkloadAPIBackend: Sendable {
+    /// Attests the process behind a call. Throws ``WorkloadAPIError`` (`attestationFailed`, `callerGone`).
+    func attest(_ credentials: CallerCredentials) async throws -> AttestedCaller
+
+    /// The caller's identities and bundles now and after every change, until the stream is cancelled.
+    func updates(for caller: AttestedCaller) -> AsyncStream<WorkloadUpdate>
+
+    /// One JWT-SVID per matching identity (or only `spiffeID`'s).
+    func jwtSVIDs(for caller: AttestedCaller, audience: [String], spiffeID: SPIFFEID?) async throws -> [WorkloadJWTSVID]
+
+    /// Validates a JWT-SVID against the bundles the caller may see.
+    func validateJWTSVID(_ token: String, audience: String, for caller: AttestedCaller) async throws -> ValidatedJWTSVID
+}
+
+/// The kernel's credentials for the connection a call came on (`SO_PEERCRED`).
+public struct CallerCredentials: Hashable, Sendable, CustomStringConvertible {
+    public let pid: Int32
+    public let uid: UInt32
+    public let gid: UInt32
+
+    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+    }
+
+    public var description: String { "pid \(pid) uid \(uid) gid \(gid)" }
+}
+
+/// A caller after attestation: who it is and what the attestors proved.
+public struct AttestedCaller: Hashable, Sendable {
+    public let credentials: CallerCredentials
+    public let selectors: Set<Selector>
+
+    public init(credentials: CallerCredentials, selectors: Set<Selector>) {
+        self.credentials = credentials
+        self.selectors = selectors
+    }
+}
+
+/// One X509-SVID as the Workload API carries it.
+public struct WorkloadX509SVID: Hashable, Sendable {
+    public let spiffeID: SPIFFEID
+    /// DER certificates laid end to end, leaf first.
+    public let chainDER: Data
+    /// PKCS#8 DER private key.
+    public let privateKeyDER: Data
+    /// The trust domain's X.509 authorities, DER laid end to end.
+    public let bundleDER: Data
+    public let hint: String
+
+    public init(spiffeID: SPIFFEID, chainDER: Data, privateKeyDER: Data, bundleDER: Data, hint: String) {
+        self.spiffeID = spiffeID
+        self.chainDER = chainDER
+        self.privateKeyDER = privateKeyDER
+        self.bundleDER = bundleDER
+        self.hint = hint
+    }
+}
+
+/// Everything a caller may see at one moment; every Workload API stream derives its messages from it.
+public struct WorkloadUpdate: Hashable, Sendable {
+    /// The caller's identities, the default first. Empty means none.
+    public let svids: [WorkloadX509SVID]
+    /// X.509 authorities by trust domain: the local one and those the caller's entries federate with.
+    public let x509Bundles: [TrustDomain: Data]
+    /// JWT authorities as a standard JWKS document, by trust domain.
+    public let jwtBundles: [TrustDomain: Data]
+    public let localTrustDomain: TrustDomain
+
+    public init(
+        svids: [WorkloadX509SVID],
+        x509Bundles: [TrustDomain: Data],
+        jwtBundles: [TrustDomain: Data],
+        localTrustDomain: TrustDomain
+    ) {
+        self.svids = svids
+        self.x509Bundles = x509Bundles
+        self.jwtBundles = jwtBundles
+        self.localTrustDomain = localTrustDomain
+    }
+}
+
+/// One JWT-SVID answer.
+public struct WorkloadJWTSVID: Hashable, Sendable {
+    public let spiffeID: SPIFFEID
+    public let token: String
+    public let hint: String
+
+    public init(spiffeID: SPIFFEID, token: String, hint: String) {
+        self.spiffeID = spiffeID
+        self.token = token
+        self.hint = hint
+    }
+}
+
+/// What a validated token says.
+public struct ValidatedJWTSVID: Hashable, Sendable {
+    public let spiffeID: SPIFFEID
+    public let claims: [String: JSONValue]
+
+    public init(spiffeID: SPIFFEID, claims: [String: JSONValue]) {
+        self.spiffeID = spiffeID
+        self.claims = claims
+    }
+}

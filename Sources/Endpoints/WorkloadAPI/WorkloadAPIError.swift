@@ -1,0 +1,27 @@
+/// The failures a backend reports; only ``WorkloadAPIHandler`` turns them into gRPC status codes, with SPIRE's
+/// choices (see `code` below).
+public struct WorkloadAPIError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: Hashable, Sendable {
+        /// No entry matches the caller: `PERMISSION_DENIED`.
+        case noIdentity
+        /// Every attestor failed: `UNAVAILABLE`.
+        case attestationFailed
+        /// The caller exited or its PID was reused: `UNAUTHENTICATED`.
+        case callerGone
+        /// The request is malformed: `INVALID_ARGUMENT`.
+        case invalidRequest
+        /// The agent cannot serve yet or lost its upstream: `UNAVAILABLE`.
+        case unavailable
+    }
+
+    public let kind: Kind
+    /// Safe to send to the workload: no internal detail, no secrets.
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}

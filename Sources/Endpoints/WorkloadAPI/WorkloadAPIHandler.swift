@@ -1,0 +1,199 @@
+public import GRPCCore
+public import LanyardProto
+public import Logging
+public import SPIFFE
+import SwiftProtobuf
+
+/// The SPIFFE Workload API (`SpiffeWorkloadAPI`), wire-compatible with SPIRE Agent.
+///
+/// Every call needs the `workload.spiffe.io: true` header (`INVALID_ARGUMENT` otherwise), and the kernel's peer
+/// credentials injected by ``PeerCredentialHandler`` (the call fails closed without them). Status codes are SPIRE's:
+/// no identity → `PERMISSION_DENIED` "no identity issued", attestation failure → `UNAVAILABLE`, a caller that
+/// exited or whose PID was reused → `UNAUTHENTICATED`.
+public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
+    static let securityHeader = "workload.spiffe.io"
+
+    let backend: any WorkloadAPIBackend
+    let logger: Logger
+
+    public init(backend: any WorkloadAPIBackend, logger: Logger) {
+        self.backend = backend
+        self.logger = logger
+    }
+
+    public func fetchX509SVID(
+        request: ServerRequest<X509SVIDRequest>,
+        context: ServerContext
+    ) async throws -> StreamingServerResponse<X509SVIDResponse> {
+        let caller = try await attest(request.metadata)
+        let updates = backend.updates(for: caller)
+        return StreamingServerResponse { writer in
+            var last: X509SVIDResponse? = nil
+            for await update in updates {
+                guard !update.svids.isEmpty else { throw Self.noIdentity }
+                let response = Self.x509SVIDResponse(update)
+                guard response != last else { continue }
+                try await writer.write(response)
+                last = response
+            }
+            return [:]
+        }
+    }
+
+    public func fetchX509Bundles(
+        request: ServerRequest<X509BundlesRequest>,
+        context: ServerContext
+    ) async throws -> StreamingServerResponse<X509BundlesResponse> {
+        let caller = try await attest(request.metadata)
+        let updates = backend.updates(for: caller)
+        return StreamingServerResponse { writer in
+            var last: X509BundlesResponse? = nil
+            for await update in updates {
+                guard !update.svids.isEmpty else { throw Self.noIdentity }
+                var response = X509BundlesResponse()
+                response.bundles = Dictionary(uniqueKeysWithValues: update.x509Bundles.map { ($0.key.idString, $0.value) })
+                // Bundle streams send only on change, as SPIRE does.
+                guard response != last else { continue }
+                try await writer.write(response)
+                last = response
+            }
+            return [:]
+        }
+    }
+
+    public func fetchJWTBundles(
+        request: ServerRequest<JWTBundlesRequest>,
+        context: ServerContext
+    ) async throws -> StreamingServerResponse<JWTBundlesResponse> {
+        let caller = try await attest(request.metadata)
+        let updates = backend.updates(for: caller)
+        return StreamingServerResponse { writer in
+            var last: JWTBundlesResponse? = nil
+            for await update in updates {
+                guard !update.svids.isEmpty else { throw Self.noIdentity }
+                var response = JWTBundlesResponse()
+                response.bundles = Dictionary(uniqueKeysWithValues: update.jwtBundles.map { ($0.key.idString, $0.value) })
+                guard response != last else { continue }
+                try await writer.write(response)
+                last = response
+            }
+            return [:]
+        }
+    }
+
+    public func fetchJWTSVID(
+        request: ServerRequest<JWTSVIDRequest>,
+        context: ServerContext
+    ) async throws -> ServerResponse<JWTSVIDResponse> {
+        let caller = try await attest(request.metadata)
+        let message = request.message
+        guard !message.audience.isEmpty else {
+            throw RPCError(code: .invalidArgument, message: "audience must be specified")
+        }
+        var spiffeID: SPIFFEID? = nil
+        if !message.spiffeID.isEmpty {
+            do {
+                spiffeID = try SPIFFEID(message.spiffeID)
+            } catch {
+                throw RPCError(code: .invalidArgument, message: "invalid requested spiffe id: \(error)")
+            }
+        }
+        let svids = try await mapErrors { try await backend.jwtSVIDs(for: caller, audience: message.audience, spiffeID: spiffeID) }
+        guard !svids.isEmpty else { throw Self.noIdentity }
+        var response = JWTSVIDResponse()
+        response.svids = svids.map { svid in
+            var message = JWTSVID()
+            message.spiffeID = svid.spiffeID.description
+            message.svid = svid.token
+            message.hint = svid.hint
+            return message
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func validateJWTSVID(
+        request: ServerRequest<ValidateJWTSVIDRequest>,
+        context: ServerContext
+    ) async throws -> ServerResponse<ValidateJWTSVIDResponse> {
+        let caller = try await attest(request.metadata)
+        guard !request.message.audience.isEmpty else {
+            throw RPCError(code: .invalidArgument, message: "audience must be specified")
+        }
+        guard !request.message.svid.isEmpty else {
+            throw RPCError(code: .invalidArgument, message: "svid must be specified")
+        }
+        let validated = try await mapErrors {
+            try await backend.validateJWTSVID(request.message.svid, audience: request.message.audience, for: caller)
+        }
+        var response = ValidateJWTSVIDResponse()
+        response.spiffeID = validated.spiffeID.description
+        response.claims = Google_Protobuf_Struct(fields: validated.claims.mapValues(Self.protobufValue))
+        return ServerResponse(message: response)
+    }
+
+    // MARK: - Caller
+
+    /// Checks the security header, reads the kernel credentials and attests the caller.
+    private func attest(_ metadata: Metadata) async throws -> AttestedCaller {
+        let header = Array(metadata[stringValues: Self.securityHeader])
+        guard header == ["true"] else {
+            throw RPCError(code: .invalidArgument, message: "security header missing from request")
+        }
+        let values = Array(metadata[stringValues: PeerCredentialHandler.headerName])
+        guard values.count == 1, let credentials = PeerCredentialHandler.parse(values[0]) else {
+            logger.error("call without kernel peer credentials refused")
+            throw RPCError(code: .unauthenticated, message: "caller credentials are unavailable")
+        }
+        return try await mapErrors { try await backend.attest(credentials) }
+    }
+
+    private func mapErrors<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as WorkloadAPIError {
+            let code: RPCError.Code =
+                switch error.kind {
+                case .noIdentity: .permissionDenied
+                case .attestationFailed, .unavailable: .unavailable
+                case .callerGone: .unauthenticated
+                case .invalidRequest: .invalidArgument
+                }
+            throw RPCError(code: code, message: error.message)
+        } catch let error as RPCError {
+            throw error
+        } catch {
+            logger.error("workload api backend failed", metadata: ["error": "\(error)"])
+            throw RPCError(code: .internalError, message: "internal error")
+        }
+    }
+
+    static let noIdentity = RPCError(code: .permissionDenied, message: "no identity issued")
+
+    static func x509SVIDResponse(_ update: WorkloadUpdate) -> X509SVIDResponse {
+        var response = X509SVIDResponse()
+        response.svids = update.svids.map { svid in
+            var message = X509SVID()
+            message.spiffeID = svid.spiffeID.description
+            message.x509Svid = svid.chainDER
+            message.x509SvidKey = svid.privateKeyDER
+            message.bundle = svid.bundleDER
+            message.hint = svid.hint
+            return message
+        }
+        response.federatedBundles = Dictionary(
+            uniqueKeysWithValues: update.x509Bundles.filter { $0.key != update.localTrustDomain }.map { ($0.key.idString, $0.value) }
+        )
+        return response
+    }
+
+    static func protobufValue(_ value: JSONValue) -> Google_Protobuf_Value {
+        switch value {
+        case .null: Google_Protobuf_Value(nilLiteral: ())
+        case .bool(let bool): Google_Protobuf_Value(boolValue: bool)
+        case .number(let number): Google_Protobuf_Value(numberValue: number)
+        case .string(let string): Google_Protobuf_Value(stringValue: string)
+        case .array(let values): Google_Protobuf_Value(listValue: Google_Protobuf_ListValue(values: values.map(protobufValue)))
+        case .object(let fields): Google_Protobuf_Value(structValue: Google_Protobuf_Struct(fields: fields.mapValues(protobufValue)))
+        }
+    }
+}
