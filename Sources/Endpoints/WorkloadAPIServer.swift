@@ -13,18 +13,26 @@ import Glibc
 /// `srwxrwxrwx` from the first instant: any local process may connect, which the Workload API requires, and
 /// identity comes from the kernel, not from file permissions. A stale socket file is replaced; the file is
 /// removed when the server stops.
-public struct WorkloadAPIServer: Sendable {
+public final class WorkloadAPIServer: Sendable {
     public let socketPath: String
-    let handler: WorkloadAPIHandler
     let logger: Logger
+    let transport: HTTP2ServerTransport.Posix
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
 
     public init(socketPath: String, backend: any WorkloadAPIBackend, logger: Logger) {
         self.socketPath = socketPath
-        self.handler = WorkloadAPIHandler(backend: backend, logger: logger)
         self.logger = logger
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.channelDebuggingCallbacks.onAcceptHTTP2Stream = PeerCredentialHandler.installOnStream
+        transport = HTTP2ServerTransport.Posix(
+            address: .unixDomainSocket(path: socketPath),
+            transportSecurity: .plaintext,
+            config: config
+        )
+        server = GRPCServer(transport: transport, services: [WorkloadAPIHandler(backend: backend, logger: logger)])
     }
 
-    /// Serves until cancelled. `onListening` runs once the socket accepts connections.
+    /// Serves until ``beginShutdown()`` or cancellation. `onListening` runs once the socket accepts connections.
     public func run(onListening: @Sendable @escaping () -> Void = {}) async throws {
         let directory = (socketPath as NSString).deletingLastPathComponent
         if !directory.isEmpty {
@@ -34,23 +42,26 @@ public struct WorkloadAPIServer: Sendable {
                 attributes: [.posixPermissions: 0o755]
             )
         }
-        var config = HTTP2ServerTransport.Posix.Config.defaults
-        config.channelDebuggingCallbacks.onAcceptHTTP2Stream = PeerCredentialHandler.installOnStream
-        let transport = HTTP2ServerTransport.Posix(
-            address: .unixDomainSocket(path: socketPath),
-            transportSecurity: .plaintext,
-            config: config
-        )
-        let server = GRPCServer(transport: transport, services: [handler])
         defer { unlink(socketPath) }
         try await withThrowingDiscardingTaskGroup { group in
             // The umask is process-wide, so it is set only around the bind and restored once listening.
             let previous = umask(0o000)
-            group.addTask { try await server.serve() }
+            group.addTask { [server] in
+                do {
+                    try await server.serve()
+                } catch where Task.isCancelled {
+                    // Cancellation is how a stop without draining ends; it is not a failure.
+                }
+            }
             let address = try await transport.listeningAddress
             umask(previous)
             logger.info("workload api listening", metadata: ["socket": "\(address)"])
             onListening()
         }
+    }
+
+    /// Stops accepting calls and lets the ones in flight finish.
+    public func beginShutdown() {
+        server.beginGracefulShutdown()
     }
 }

@@ -1,11 +1,251 @@
 import ArgumentParser
+import Foundation
+import LanyardAgent
+import Logging
 
 /// The `lanyard` command: argument parsing and dispatch only; the work lives in the library modules.
+/// Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
 @main
 struct Lanyard: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lanyard",
         abstract: "A SPIFFE workload identity agent for Linux.",
-        version: "0.1.0-dev"
+        version: "0.1.0-dev",
+        subcommands: [Run.self, API.self, Healthcheck.self, Config.self]
     )
+
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            let message = fullMessage(for: error)
+            if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+            Foundation.exit(code == .validationFailure ? 2 : code.rawValue)
+        }
+    }
+}
+
+/// A failure with the exit code it should produce.
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    let code: Int32
+}
+
+extension Failure {
+    static func runtime(_ error: any Error) -> ExitCode {
+        FileHandle.standardError.write(Data("lanyard: \(ClientCommands.describe(error))\n".utf8))
+        return ExitCode(1)
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the agent.")
+
+    @Option(help: "The configuration file.")
+    var config: String = AgentConfig.defaultPath
+
+    func run() async throws {
+        let agentConfig: AgentConfig
+        do {
+            agentConfig = try AgentConfig.load(path: config)
+        } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let level = Logger.Level(rawValue: agentConfig.logLevel) ?? .info
+        let json = agentConfig.logFormat == "json"
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "lanyard")
+        do {
+            try await Agent(config: agentConfig, logger: logger).run()
+        } catch {
+            logger.critical("agent failed", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Config: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Work with configuration files.",
+        subcommands: [Check.self]
+    )
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate a configuration file; list every problem.")
+
+        @Argument(help: "The configuration file.")
+        var path: String
+
+        func run() throws {
+            do {
+                let config = try AgentConfig.load(path: path)
+                print("\(path): valid (trust domain \(config.trustDomain), \(config.entries.count) entries)")
+            } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
+    }
+}
+
+/// Options every client command shares.
+struct SocketOptions: ParsableArguments {
+    @Option(help: "The Workload API socket (default: $SPIFFE_ENDPOINT_SOCKET, else /run/lanyard/public/api.sock).")
+    var socket: String?
+
+    func client() throws -> WorkloadAPIClient {
+        do {
+            return WorkloadAPIClient(
+                socketPath: try WorkloadAPIClient.resolveSocketPath(explicit: socket, environment: ProcessInfo.processInfo.environment)
+            )
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+}
+
+struct Healthcheck: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Exit 0 when the agent answers on its socket.")
+
+    @OptionGroup var options: SocketOptions
+
+    func run() async throws {
+        let client = try options.client()
+        do {
+            try await client.ping()
+            print("agent is healthy")
+        } catch {
+            throw Failure.runtime(error)
+        }
+    }
+}
+
+struct API: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "api",
+        abstract: "Talk to the Workload API as a workload would.",
+        subcommands: [Fetch.self, Validate.self, Watch.self]
+    )
+
+    struct Fetch: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fetch SVIDs or bundles.",
+            subcommands: [X509.self, JWT.self, Bundles.self]
+        )
+    }
+
+    struct X509: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "x509", abstract: "Fetch X509-SVIDs.")
+
+        @OptionGroup var options: SocketOptions
+        @Option(help: "Write svid.N.pem, svid.N.key and bundle.N.pem into this directory.")
+        var write: String?
+        @Flag(help: "Print JSON (never the private key).")
+        var json = false
+
+        func run() async throws {
+            do {
+                print(try await ClientCommands.fetchX509(client: try options.client(), writeTo: write, json: json))
+            } catch let error as ValidationError {
+                throw error
+            } catch {
+                throw Failure.runtime(error)
+            }
+        }
+    }
+
+    struct JWT: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "jwt", abstract: "Fetch JWT-SVIDs.")
+
+        @OptionGroup var options: SocketOptions
+        @Option(help: "An audience; repeat for several.")
+        var audience: [String] = []
+        @Option(name: .customLong("spiffe-id"), help: "Only this identity.")
+        var spiffeID: String?
+
+        func validate() throws {
+            guard !audience.isEmpty else { throw ValidationError("at least one --audience is required") }
+        }
+
+        func run() async throws {
+            do {
+                print(try await ClientCommands.fetchJWT(client: try options.client(), audience: audience, spiffeID: spiffeID))
+            } catch let error as ValidationError {
+                throw error
+            } catch {
+                throw Failure.runtime(error)
+            }
+        }
+    }
+
+    struct Bundles: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Fetch the X.509 and JWT bundles.")
+
+        @OptionGroup var options: SocketOptions
+
+        func run() async throws {
+            do {
+                print(try await ClientCommands.fetchBundles(client: try options.client()))
+            } catch let error as ValidationError {
+                throw error
+            } catch {
+                throw Failure.runtime(error)
+            }
+        }
+    }
+
+    struct Validate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate SVIDs.", subcommands: [ValidateJWT.self])
+    }
+
+    struct ValidateJWT: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "jwt", abstract: "Validate a JWT-SVID.")
+
+        @OptionGroup var options: SocketOptions
+        @Option(help: "The audience the token must carry.")
+        var audience: String
+        @Option(help: "The token.")
+        var token: String
+
+        func run() async throws {
+            do {
+                print(try await ClientCommands.validateJWT(client: try options.client(), audience: audience, token: token))
+            } catch let error as ValidationError {
+                throw error
+            } catch {
+                throw Failure.runtime(error)
+            }
+        }
+    }
+
+    struct Watch: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print every X509-SVID update until interrupted.")
+
+        @OptionGroup var options: SocketOptions
+
+        func run() async throws {
+            do {
+                try await ClientCommands.watch(client: try options.client()) { print($0) }
+            } catch let error as ValidationError {
+                throw error
+            } catch {
+                throw Failure.runtime(error)
+            }
+        }
+    }
 }

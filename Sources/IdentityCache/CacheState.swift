@@ -1,0 +1,117 @@
+public import Foundation
+public import SPIFFE
+public import SPIFFECrypto
+
+/// The cache's whole state as a value: entries, bundles, one SVID per entry, and cached JWT-SVIDs. Every
+/// operation is a synchronous mutation, so it is unit-tested without threads or clocks.
+public struct CacheState: Sendable {
+    /// An SVID with the time it is due for renewal and the entry revision it was minted for.
+    public struct CachedSVID: Sendable {
+        public let svid: X509SVID
+        public let renewAt: Date
+        public let revision: Int64
+        public let dnsNames: [String]
+    }
+
+    /// JWT-SVIDs are cached by SPIFFE ID and sorted audience list.
+    public struct JWTKey: Hashable, Sendable {
+        public let spiffeID: SPIFFEID
+        public let audience: [String]
+
+        public init(spiffeID: SPIFFEID, audience: [String]) {
+            self.spiffeID = spiffeID
+            self.audience = Array(Set(audience)).sorted()
+        }
+    }
+
+    public private(set) var entries: [RegistrationEntry] = []
+    public private(set) var bundle: SPIFFEBundle? = nil
+    public private(set) var federatedBundles: [TrustDomain: SPIFFEBundle] = [:]
+    public private(set) var svids: [String: CachedSVID] = [:]
+    public private(set) var jwtSVIDs: [JWTKey: JWTSVID] = [:]
+
+    public init() {}
+
+    /// Applies what the upstream says. SVIDs of removed entries are dropped, and so are JWT-SVIDs of
+    /// identities no entry holds any more. Returns whether anything a workload sees changed.
+    public mutating func apply(_ state: UpstreamState) -> Bool {
+        let ids = Set(state.entries.map(\.id))
+        let removed = svids.keys.filter { !ids.contains($0) }
+        for id in removed { svids[id] = nil }
+        let spiffeIDs = Set(state.entries.map(\.spiffeID))
+        jwtSVIDs = jwtSVIDs.filter { spiffeIDs.contains($0.key.spiffeID) }
+        let changed = entries != state.entries || bundle != state.bundle || federatedBundles != state.federatedBundles
+            || !removed.isEmpty
+        entries = state.entries
+        bundle = state.bundle
+        federatedBundles = state.federatedBundles
+        return changed
+    }
+
+    /// Entries with no SVID, an SVID minted for an older revision or other DNS names, or one due for renewal.
+    public func entriesDue(at now: Date) -> [RegistrationEntry] {
+        entries.filter { entry in
+            guard let cached = svids[entry.id] else { return true }
+            return cached.revision != entry.revision || cached.dnsNames != entry.dnsNames || now >= cached.renewAt
+        }
+    }
+
+    /// The earliest renewal time among the cached SVIDs.
+    public var nextRenewal: Date? { svids.values.map(\.renewAt).min() }
+
+    public mutating func store(_ svid: X509SVID, for entry: RegistrationEntry, renewAt: Date) {
+        guard entries.contains(where: { $0.id == entry.id }) else { return }
+        svids[entry.id] = CachedSVID(svid: svid, renewAt: renewAt, revision: entry.revision, dnsNames: entry.dnsNames)
+    }
+
+    public func cachedJWTSVID(_ key: JWTKey, at now: Date, policy: RenewalPolicy) -> JWTSVID? {
+        guard let svid = jwtSVIDs[key], let issuedAt = svid.issuedAt,
+            policy.isJWTReusable(issuedAt: issuedAt, expiresAt: svid.expiresAt, at: now)
+        else { return nil }
+        return svid
+    }
+
+    public mutating func storeJWTSVID(_ svid: JWTSVID, for key: JWTKey) {
+        jwtSVIDs[key] = svid
+    }
+
+    /// Whether the bundle is known and every entry has its SVID: the agent is ready to serve.
+    public var isPrimed: Bool { bundle != nil && entries.allSatisfy { svids[$0.id] != nil } }
+
+    /// What a caller with `selectors` sees: its identities in entry order (SVIDs with a hint already used by an
+    /// earlier identity are left out, since clients keep only the first), the bundle, and the federated bundles
+    /// its entries federate with.
+    public func view(for selectors: Set<Selector>) -> CallerView {
+        var identities: [CallerView.Identity] = []
+        var hints: Set<String> = []
+        var federated: [TrustDomain: SPIFFEBundle] = [:]
+        for entry in entries where entry.matches(selectors) {
+            guard let cached = svids[entry.id] else { continue }
+            if !entry.hint.isEmpty {
+                guard hints.insert(entry.hint).inserted else { continue }
+            }
+            identities.append(CallerView.Identity(entry: entry, svid: cached.svid))
+            for trustDomain in entry.federatesWith {
+                if let bundle = federatedBundles[trustDomain] { federated[trustDomain] = bundle }
+            }
+        }
+        return CallerView(identities: identities, bundle: bundle, federatedBundles: federated)
+    }
+
+    /// Entries matching `selectors`, whether or not their SVID is minted yet.
+    public func matchingEntries(_ selectors: Set<Selector>) -> [RegistrationEntry] {
+        entries.filter { $0.matches(selectors) }
+    }
+}
+
+/// Everything one caller may see at one moment.
+public struct CallerView: Sendable {
+    public struct Identity: Sendable {
+        public let entry: RegistrationEntry
+        public let svid: X509SVID
+    }
+
+    public let identities: [Identity]
+    public let bundle: SPIFFEBundle?
+    public let federatedBundles: [TrustDomain: SPIFFEBundle]
+}

@@ -1,0 +1,77 @@
+public import Foundation
+public import SPIFFE
+public import SPIFFECrypto
+import Synchronization
+
+/// The agent's one source of identities: ``CacheState`` behind a `Mutex`, and the streams subscribed to it.
+///
+/// Every change is pushed at once to every subscriber as a full view; a subscriber that reads slowly sees only
+/// the newest view, never a backlog.
+public final class IdentityCache: Sendable {
+    private struct Subscriber {
+        let selectors: Set<Selector>
+        let deliver: @Sendable (CallerView) -> Void
+        let finish: @Sendable () -> Void
+    }
+
+    private struct Guarded {
+        var state = CacheState()
+        var subscribers: [UInt64: Subscriber] = [:]
+        var nextSubscriberID: UInt64 = 0
+    }
+
+    private let guarded = Mutex(Guarded())
+    public let policy: RenewalPolicy
+
+    public init(policy: RenewalPolicy = RenewalPolicy()) {
+        self.policy = policy
+    }
+
+    /// A copy of the state, for reads that need several fields at once.
+    public var state: CacheState { guarded.withLock { $0.state } }
+
+    /// Runs `body` on the state and notifies subscribers if it says something changed.
+    public func update(_ body: (inout CacheState) -> Bool) {
+        let notifications: [(@Sendable (CallerView) -> Void, CallerView)] = guarded.withLock { guarded in
+            guard body(&guarded.state) else { return [] }
+            let state = guarded.state
+            return guarded.subscribers.values.map { ($0.deliver, state.view(for: $0.selectors)) }
+        }
+        for (deliver, view) in notifications { deliver(view) }
+    }
+
+    /// A stream of the caller's view, shaped by `transform`: the current one at once, then one after every change.
+    public func subscribe<Element: Sendable>(
+        selectors: Set<Selector>,
+        transform: @escaping @Sendable (CallerView) -> Element
+    ) -> AsyncStream<Element> {
+        let (stream, continuation) = AsyncStream.makeStream(of: Element.self, bufferingPolicy: .bufferingNewest(1))
+        let subscriber = Subscriber(
+            selectors: selectors,
+            deliver: { continuation.yield(transform($0)) },
+            finish: { continuation.finish() }
+        )
+        let id: UInt64 = guarded.withLock { guarded in
+            let id = guarded.nextSubscriberID
+            guarded.nextSubscriberID += 1
+            guarded.subscribers[id] = subscriber
+            subscriber.deliver(guarded.state.view(for: selectors))
+            return id
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.guarded.withLock { $0.subscribers.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    public var subscriberCount: Int { guarded.withLock { $0.subscribers.count } }
+
+    /// Ends every stream, for shutdown.
+    public func finishAll() {
+        let subscribers = guarded.withLock { guarded in
+            defer { guarded.subscribers.removeAll() }
+            return Array(guarded.subscribers.values)
+        }
+        for subscriber in subscribers { subscriber.finish() }
+    }
+}

@@ -1,0 +1,96 @@
+public import Foundation
+public import Logging
+public import SPIFFE
+public import SPIFFECrypto
+
+/// Keeps the cache current: syncs entries and bundles from the upstream, and mints an SVID for every entry that
+/// lacks one or is due for renewal (a fresh key and CSR each time; the key never leaves the agent).
+public struct SVIDRotator: Sendable {
+    public let cache: IdentityCache
+    public let upstream: any IdentityUpstream
+    public let keyType: KeyType
+    /// How often entries and bundles are re-read even when no renewal is due.
+    public let syncInterval: Duration
+    let logger: Logger
+    let now: @Sendable () -> Date
+
+    public init(
+        cache: IdentityCache,
+        upstream: any IdentityUpstream,
+        keyType: KeyType = .ecP256,
+        syncInterval: Duration = .seconds(5),
+        logger: Logger,
+        now: @escaping @Sendable () -> Date = Date.init
+    ) {
+        self.cache = cache
+        self.upstream = upstream
+        self.keyType = keyType
+        self.syncInterval = syncInterval
+        self.logger = logger
+        self.now = now
+    }
+
+    /// One pass: sync, then mint what is due. Errors are logged and retried on the next pass; cached SVIDs keep
+    /// being served meanwhile. Returns how many SVIDs were minted.
+    @discardableResult
+    public func syncOnce(at time: Date) async -> Int {
+        do {
+            let state = try await upstream.state(at: time)
+            cache.update { $0.apply(state) }
+        } catch {
+            logger.warning("upstream sync failed; serving cached identities", metadata: ["error": "\(error)"])
+            return 0
+        }
+        var minted = 0
+        for entry in cache.state.entriesDue(at: time) {
+            do {
+                let key = try PrivateKey(generating: keyType)
+                let csr = try CertificateSigningRequest(privateKey: key, spiffeID: entry.spiffeID, dnsNames: entry.dnsNames)
+                let chain = try await upstream.signX509SVID(csr: csr, for: entry, at: time)
+                let svid = try X509SVID(certificates: chain, privateKey: key)
+                // Lifetimes count from issuance: the certificate's backdated start would bring renewal forward.
+                let renewAt = cache.policy.renewalTime(
+                    notBefore: max(svid.leaf.notBefore, time),
+                    notAfter: svid.leaf.notAfter,
+                    jitter: Double.random(in: 0...1)
+                )
+                cache.update { state in
+                    state.store(svid, for: entry, renewAt: renewAt)
+                    return true
+                }
+                minted += 1
+                logger.debug(
+                    "x509-svid minted",
+                    metadata: ["spiffe.id": "\(entry.spiffeID)", "svid.serial": "\(svid.leaf.serialNumberHex)",
+                        "svid.expires_at": "\(svid.expiresAt)", "svid.renew_at": "\(renewAt)"]
+                )
+            } catch {
+                logger.error("x509-svid minting failed", metadata: ["spiffe.id": "\(entry.spiffeID)", "error": "\(error)"])
+            }
+        }
+        return minted
+    }
+
+    /// Passes until cancelled, sleeping until the next renewal or the sync interval, whichever comes first.
+    /// Cancellation is the normal way to stop and returns without error.
+    public func run() async {
+        while !Task.isCancelled {
+            let started = now()
+            await syncOnce(at: started)
+            var wait = syncInterval.timeInterval
+            if let next = cache.state.nextRenewal { wait = min(wait, max(0.05, next.timeIntervalSince(now()))) }
+            do {
+                try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+            } catch {
+                return
+            }
+        }
+    }
+}
+
+extension Duration {
+    var timeInterval: TimeInterval {
+        let (seconds, attoseconds) = components
+        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,145 @@
+import Attestation
+import Endpoints
+import Foundation
+import IdentityCache
+import Logging
+import SPIFFE
+import SPIFFECrypto
+
+/// Connects the Workload API handler to attestation, the identity cache and the upstream.
+struct WorkloadBackend: WorkloadAPIBackend {
+    let cache: IdentityCache
+    let attestors: [any WorkloadAttestor]
+    let upstream: any IdentityUpstream
+    let trustDomain: TrustDomain
+    let validator = JWTSVIDValidator()
+    let logger: Logger
+    let procRoot: String
+    let now: @Sendable () -> Date
+
+    /// Runs every attestor concurrently and takes the union of what succeeded. The process is pinned before and
+    /// checked after, so a PID recycled in between never receives the old process's identity.
+    func attest(_ credentials: CallerCredentials) async throws -> AttestedCaller {
+        let pin: ProcessPin
+        do {
+            pin = try ProcessPin(pid: credentials.pid, procRoot: procRoot)
+        } catch {
+            throw WorkloadAPIError(.callerGone, "caller process is gone")
+        }
+        let results = await withTaskGroup(of: (String, Result<[Selector], any Error>).self) { group in
+            for attestor in attestors {
+                group.addTask {
+                    do {
+                        return (attestor.name, .success(try await attestor.attest(pid: credentials.pid)))
+                    } catch {
+                        return (attestor.name, .failure(error))
+                    }
+                }
+            }
+            var results: [(String, Result<[Selector], any Error>)] = []
+            for await result in group { results.append(result) }
+            return results
+        }
+        var selectors: Set<Selector> = []
+        var failures = 0
+        for (name, result) in results {
+            switch result {
+            case .success(let found): selectors.formUnion(found)
+            case .failure(let error):
+                failures += 1
+                logger.warning(
+                    "workload attestor failed",
+                    metadata: ["attestor.name": "\(name)", "caller.pid": "\(credentials.pid)", "error": "\(error)"]
+                )
+            }
+        }
+        guard pin.isCurrent else {
+            logger.warning("caller exited or its pid was reused during attestation", metadata: ["caller.pid": "\(credentials.pid)"])
+            throw WorkloadAPIError(.callerGone, "caller process is gone")
+        }
+        if !attestors.isEmpty && failures == attestors.count {
+            throw WorkloadAPIError(.attestationFailed, "workload attestation failed")
+        }
+        logger.debug(
+            "caller attested",
+            metadata: ["caller.pid": "\(credentials.pid)", "caller.uid": "\(credentials.uid)", "selectors": "\(selectors.sorted())"]
+        )
+        return AttestedCaller(credentials: credentials, selectors: selectors)
+    }
+
+    func updates(for caller: AttestedCaller) -> AsyncStream<WorkloadUpdate> {
+        let trustDomain = trustDomain
+        return cache.subscribe(selectors: caller.selectors) { view in Self.update(view, trustDomain: trustDomain) }
+    }
+
+    static func update(_ view: CallerView, trustDomain: TrustDomain) -> WorkloadUpdate {
+        let localDER = view.bundle?.concatenatedX509Authorities ?? Data()
+        let svids = view.identities.compactMap { identity -> WorkloadX509SVID? in
+            guard let key = try? identity.svid.privateKey.pkcs8DER else { return nil }
+            return WorkloadX509SVID(
+                spiffeID: identity.entry.spiffeID,
+                chainDER: identity.svid.concatenatedDER,
+                privateKeyDER: key,
+                bundleDER: localDER,
+                hint: identity.entry.hint
+            )
+        }
+        var x509Bundles: [TrustDomain: Data] = [:]
+        var jwtBundles: [TrustDomain: Data] = [:]
+        for bundle in ([view.bundle].compactMap { $0 } + view.federatedBundles.values) {
+            x509Bundles[bundle.trustDomain] = bundle.concatenatedX509Authorities
+            jwtBundles[bundle.trustDomain] = try? bundle.jwksData(format: .standardJWTAuthorities)
+        }
+        return WorkloadUpdate(svids: svids, x509Bundles: x509Bundles, jwtBundles: jwtBundles, localTrustDomain: trustDomain)
+    }
+
+    /// One token per identity the caller holds (or only `spiffeID`'s), reused from the cache until half-life.
+    func jwtSVIDs(for caller: AttestedCaller, audience: [String], spiffeID: SPIFFEID?) async throws -> [WorkloadJWTSVID] {
+        var seen: Set<SPIFFEID> = []
+        let entries = cache.state.matchingEntries(caller.selectors).filter { entry in
+            (spiffeID == nil || entry.spiffeID == spiffeID) && seen.insert(entry.spiffeID).inserted
+        }
+        var answers: [WorkloadJWTSVID] = []
+        for entry in entries {
+            let key = CacheState.JWTKey(spiffeID: entry.spiffeID, audience: audience)
+            let time = now()
+            if let cached = cache.state.cachedJWTSVID(key, at: time, policy: cache.policy) {
+                answers.append(WorkloadJWTSVID(spiffeID: entry.spiffeID, token: cached.token, hint: entry.hint))
+                continue
+            }
+            let svid: JWTSVID
+            do {
+                svid = try await upstream.signJWTSVID(for: entry, audience: key.audience, at: time)
+            } catch {
+                logger.error("jwt-svid signing failed", metadata: ["spiffe.id": "\(entry.spiffeID)", "error": "\(error)"])
+                throw WorkloadAPIError(.unavailable, "could not mint a jwt-svid; try again")
+            }
+            cache.update { state in
+                state.storeJWTSVID(svid, for: key)
+                return false
+            }
+            answers.append(WorkloadJWTSVID(spiffeID: entry.spiffeID, token: svid.token, hint: entry.hint))
+        }
+        return answers
+    }
+
+    /// Validates against the bundles the caller may see: the local one, and those its entries federate with.
+    /// Tokens from a foreign trust domain return only `sub`, `aud` and `exp`, as SPIRE does.
+    func validateJWTSVID(_ token: String, audience: String, for caller: AttestedCaller) async throws -> ValidatedJWTSVID {
+        let view = cache.state.view(for: caller.selectors)
+        var bundles = view.federatedBundles
+        if let local = cache.state.bundle { bundles[local.trustDomain] = local }
+        let svid: JWTSVID
+        do {
+            svid = try validator.validate(token, audience: audience, bundles: { bundles[$0] }, at: now())
+        } catch {
+            throw WorkloadAPIError(.invalidRequest, error.message)
+        }
+        var claims = svid.claims
+        if svid.spiffeID.trustDomain != trustDomain {
+            claims = claims.filter { ["sub", "aud", "exp"].contains($0.key) }
+        }
+        if case .string(let single)? = claims["aud"] { claims["aud"] = .array([.string(single)]) }
+        return ValidatedJWTSVID(spiffeID: svid.spiffeID, claims: claims)
+    }
+}

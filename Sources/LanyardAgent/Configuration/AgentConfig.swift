@@ -1,0 +1,353 @@
+public import Foundation
+public import SPIFFE
+public import SPIFFECrypto
+
+/// The agent's configuration, read from one TOML file and checked completely before anything starts.
+///
+/// Keys follow SPIRE's names where SPIRE has one. Unknown keys are errors, so a typo never silently falls back to a
+/// default; `config/lanyard.toml` documents every key.
+public struct AgentConfig: Sendable {
+    public var trustDomain: TrustDomain
+    public var dataDirectory: String
+    public var logLevel: String
+    public var logFormat: String
+    public var socketPath: String
+    public var allowUnauthenticatedVerifiers: Bool
+    public var caKeyType: KeyType
+    public var caTTL: Duration
+    public var x509SVIDTTL: Duration
+    public var jwtSVIDTTL: Duration
+    public var unixAttestorEnabled: Bool
+    public var discoverWorkloadPath: Bool
+    public var workloadSizeLimit: Int64
+    public var entries: [RegistrationEntry]
+    public var federatedBundles: [TrustDomain: SPIFFEBundle]
+
+    public static let defaultPath = "/etc/lanyard/lanyard.toml"
+    static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+    /// `sun_path` holds 108 bytes including the terminating NUL.
+    static let maximumSocketPathLength = 107
+
+    /// Reads and checks the file at `path`, reporting every problem at once.
+    public static func load(path: String) throws(ConfigError) -> AgentConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(path: path, problems: [.init(key: "", message: "cannot read the file")])
+        }
+        return try parse(String(decoding: data, as: UTF8.self), path: path)
+    }
+
+    /// Parses configuration text; `path` names the file in messages and anchors relative `bundle_path`s.
+    public static func parse(_ text: String, path: String) throws(ConfigError) -> AgentConfig {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable.parse(text)
+        } catch {
+            throw ConfigError(path: path, problems: [.init(key: "", message: error.description)])
+        }
+        var reader = ConfigReader(baseDirectory: (path as NSString).deletingLastPathComponent)
+        let config = reader.read(root)
+        guard reader.problems.isEmpty, let config else {
+            throw ConfigError(path: path, problems: reader.problems)
+        }
+        return config
+    }
+}
+
+/// Walks the TOML tree, collecting problems instead of stopping at the first.
+private struct ConfigReader {
+    let baseDirectory: String
+    var problems: [ConfigError.Problem] = []
+
+    mutating func problem(_ key: String, _ message: String) {
+        problems.append(.init(key: key, message: message))
+    }
+
+    mutating func read(_ root: TOMLTable) -> AgentConfig? {
+        check(root, prefix: "", allowed: ["trust_domain", "data_dir", "log_level", "log_format", "workload_api", "upstream", "attestors", "entries", "federation"])
+        var trustDomain: TrustDomain? = nil
+        if let name = string(root, "trust_domain", prefix: "") {
+            do { trustDomain = try TrustDomain(name) } catch { problem("trust_domain", "\(error)") }
+        } else if root["trust_domain"] == nil {
+            problem("trust_domain", "is required")
+        }
+        let dataDirectory = string(root, "data_dir", prefix: "") ?? "/var/lib/lanyard"
+        if !dataDirectory.hasPrefix("/") { problem("data_dir", "must be an absolute path") }
+        let logLevel = string(root, "log_level", prefix: "") ?? "info"
+        if !AgentConfig.logLevels.contains(logLevel) {
+            problem("log_level", "must be one of \(AgentConfig.logLevels.joined(separator: ", "))")
+        }
+        let logFormat = string(root, "log_format", prefix: "") ?? "text"
+        if !["text", "json"].contains(logFormat) { problem("log_format", "must be text or json") }
+
+        let api = table(root, "workload_api", prefix: "")
+        check(api, prefix: "workload_api.", allowed: ["socket_path", "allow_unauthenticated_verifiers"])
+        let socketPath = string(api, "socket_path", prefix: "workload_api.") ?? "/run/lanyard/public/api.sock"
+        checkSocketPath(socketPath)
+        let allowVerifiers = bool(api, "allow_unauthenticated_verifiers", prefix: "workload_api.") ?? false
+
+        let upstream = table(root, "upstream", prefix: "")
+        check(upstream, prefix: "upstream.", allowed: ["kind", "local"])
+        let kind = string(upstream, "kind", prefix: "upstream.") ?? "local"
+        if kind != "local" {
+            problem("upstream.kind", "\"\(kind)\" is not supported by this version; use \"local\"")
+        }
+        let local = table(upstream, "local", prefix: "upstream.")
+        let localPrefix = "upstream.local."
+        check(local, prefix: localPrefix, allowed: ["ca_key_type", "ca_ttl", "x509_svid_ttl", "jwt_svid_ttl"])
+        var caKeyType = KeyType.ecP256
+        if let name = string(local, "ca_key_type", prefix: localPrefix) {
+            if let type = KeyType(rawValue: name) {
+                caKeyType = type
+            } else {
+                problem(localPrefix + "ca_key_type", "must be one of \(KeyType.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        let caTTL = duration(local, "ca_ttl", prefix: localPrefix) ?? .seconds(8760 * 3600)
+        let x509TTL = duration(local, "x509_svid_ttl", prefix: localPrefix) ?? .seconds(3600)
+        let jwtTTL = duration(local, "jwt_svid_ttl", prefix: localPrefix) ?? .seconds(300)
+        if x509TTL >= caTTL { problem(localPrefix + "x509_svid_ttl", "must be shorter than ca_ttl") }
+
+        let attestors = table(root, "attestors", prefix: "")
+        check(attestors, prefix: "attestors.", allowed: ["unix"])
+        let unix = table(attestors, "unix", prefix: "attestors.")
+        let unixPrefix = "attestors.unix."
+        check(unix, prefix: unixPrefix, allowed: ["enabled", "discover_workload_path", "workload_size_limit"])
+        let unixEnabled = bool(unix, "enabled", prefix: unixPrefix) ?? true
+        let discover = bool(unix, "discover_workload_path", prefix: unixPrefix) ?? false
+        let sizeLimit = integer(unix, "workload_size_limit", prefix: unixPrefix) ?? 0
+        if sizeLimit < 0 { problem(unixPrefix + "workload_size_limit", "cannot be negative") }
+
+        let federated = federation(root)
+        let entries = trustDomain.map { readEntries(root, trustDomain: $0, federated: federated) } ?? []
+
+        guard let trustDomain, problems.isEmpty else { return nil }
+        return AgentConfig(
+            trustDomain: trustDomain,
+            dataDirectory: dataDirectory,
+            logLevel: logLevel,
+            logFormat: logFormat,
+            socketPath: socketPath,
+            allowUnauthenticatedVerifiers: allowVerifiers,
+            caKeyType: caKeyType,
+            caTTL: caTTL,
+            x509SVIDTTL: x509TTL,
+            jwtSVIDTTL: jwtTTL,
+            unixAttestorEnabled: unixEnabled,
+            discoverWorkloadPath: discover,
+            workloadSizeLimit: sizeLimit,
+            entries: entries,
+            federatedBundles: federated
+        )
+    }
+
+    mutating func readEntries(_ root: TOMLTable, trustDomain: TrustDomain, federated: [TrustDomain: SPIFFEBundle]) -> [RegistrationEntry] {
+        var entries: [RegistrationEntry] = []
+        for (index, table) in tables(root, "entries").enumerated() {
+            let prefix = "entries[\(index)]."
+            check(table, prefix: prefix, allowed: ["spiffe_id", "selectors", "x509_svid_ttl", "jwt_svid_ttl", "dns_names", "hint", "federates_with"])
+            var spiffeID: SPIFFEID? = nil
+            if let text = string(table, "spiffe_id", prefix: prefix) {
+                do {
+                    let id = try SPIFFEID(text)
+                    if id.trustDomain != trustDomain {
+                        problem(prefix + "spiffe_id", "\(id) is not in trust domain \(trustDomain)")
+                    } else if id.path.isEmpty {
+                        problem(prefix + "spiffe_id", "a workload identity needs a path")
+                    } else {
+                        spiffeID = id
+                    }
+                } catch {
+                    problem(prefix + "spiffe_id", "\(error)")
+                }
+            } else if table["spiffe_id"] == nil {
+                problem(prefix + "spiffe_id", "is required")
+            }
+            var selectors: Set<Selector> = []
+            for text in strings(table, "selectors", prefix: prefix) ?? [] {
+                do { selectors.insert(try Selector(text)) } catch { problem(prefix + "selectors", "\(error)") }
+            }
+            if selectors.isEmpty { problem(prefix + "selectors", "needs at least one selector") }
+            let x509TTL = duration(table, "x509_svid_ttl", prefix: prefix)
+            let jwtTTL = duration(table, "jwt_svid_ttl", prefix: prefix)
+            let dnsNames = strings(table, "dns_names", prefix: prefix) ?? []
+            let hint = string(table, "hint", prefix: prefix) ?? ""
+            if hint.utf8.count > 1024 { problem(prefix + "hint", "is longer than 1024 bytes") }
+            var federatesWith: [TrustDomain] = []
+            for name in strings(table, "federates_with", prefix: prefix) ?? [] {
+                do {
+                    let domain = try TrustDomain(name)
+                    if federated[domain] == nil {
+                        problem(prefix + "federates_with", "no [[federation]] bundle is configured for \(domain)")
+                    }
+                    federatesWith.append(domain)
+                } catch {
+                    problem(prefix + "federates_with", "\(error)")
+                }
+            }
+            guard let spiffeID else { continue }
+            var entry = RegistrationEntry(
+                id: "",
+                spiffeID: spiffeID,
+                selectors: selectors,
+                x509SVIDTTL: x509TTL,
+                jwtSVIDTTL: jwtTTL,
+                dnsNames: dnsNames,
+                hint: hint,
+                federatesWith: federatesWith
+            )
+            entry.id = Self.entryID(entry)
+            entry.revision = Self.revision(entry)
+            if entries.contains(where: { $0.id == entry.id }) {
+                problem(prefix + "spiffe_id", "the same identity and selectors are already in another entry")
+            }
+            entries.append(entry)
+        }
+        return entries
+    }
+
+    /// A stable ID from the identity and selectors, so an entry keeps its ID across restarts and reloads.
+    static func entryID(_ entry: RegistrationEntry) -> String {
+        let key = entry.spiffeID.description + "\n" + entry.selectors.map(\.description).sorted().joined(separator: "\n")
+        return "local-" + Digest.sha256(Data(key.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Changes whenever anything in the entry changes, so the cache re-mints.
+    static func revision(_ entry: RegistrationEntry) -> Int64 {
+        let text = [
+            entry.id, entry.dnsNames.joined(separator: ","), entry.hint,
+            entry.federatesWith.map(\.name).joined(separator: ","),
+            "\(String(describing: entry.x509SVIDTTL))", "\(String(describing: entry.jwtSVIDTTL))",
+        ].joined(separator: "\n")
+        let digest = Digest.sha256(Data(text.utf8))
+        return digest.prefix(8).reduce(Int64(0)) { ($0 << 8) | Int64($1) } & Int64.max
+    }
+
+    mutating func federation(_ root: TOMLTable) -> [TrustDomain: SPIFFEBundle] {
+        var bundles: [TrustDomain: SPIFFEBundle] = [:]
+        for (index, table) in tables(root, "federation").enumerated() {
+            let prefix = "federation[\(index)]."
+            check(table, prefix: prefix, allowed: ["trust_domain", "bundle_path"])
+            guard let name = string(table, "trust_domain", prefix: prefix) else {
+                if table["trust_domain"] == nil { problem(prefix + "trust_domain", "is required") }
+                continue
+            }
+            guard let trustDomain = try? TrustDomain(name) else {
+                problem(prefix + "trust_domain", "\"\(name)\" is not a valid trust domain")
+                continue
+            }
+            guard let path = string(table, "bundle_path", prefix: prefix) else {
+                if table["bundle_path"] == nil { problem(prefix + "bundle_path", "is required") }
+                continue
+            }
+            let resolved = path.hasPrefix("/") ? path : baseDirectory + "/" + path
+            do {
+                bundles[trustDomain] = try FederationBundleLoader.load(path: resolved, trustDomain: trustDomain)
+            } catch {
+                problem(prefix + "bundle_path", "\(error)")
+            }
+        }
+        return bundles
+    }
+
+    mutating func checkSocketPath(_ path: String) {
+        let key = "workload_api.socket_path"
+        guard path.hasPrefix("/") else { return problem(key, "must be an absolute path") }
+        guard path.utf8.count <= AgentConfig.maximumSocketPathLength else {
+            return problem(key, "is \(path.utf8.count) bytes; a unix socket path holds at most \(AgentConfig.maximumSocketPathLength)")
+        }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            let type = (try? FileManager.default.attributesOfItem(atPath: path)[.type]) as? FileAttributeType
+            if isDirectory.boolValue || (type != nil && type != .typeSocket) {
+                problem(key, "\(path) exists and is not a socket")
+            }
+        }
+    }
+
+    // MARK: - Typed access
+
+    mutating func check(_ table: TOMLTable?, prefix: String, allowed: Set<String>) {
+        guard let table else { return }
+        for key in table.keys where !allowed.contains(key) {
+            problem(prefix + key, "unknown key (line \(table.line(of: key) ?? 0))")
+        }
+    }
+
+    mutating func table(_ parent: TOMLTable?, _ key: String, prefix: String) -> TOMLTable? {
+        switch parent?[key] {
+        case nil: return nil
+        case .table(let table)?: return table
+        case let other?:
+            problem(prefix + key, "must be a table, not \(other.typeName)")
+            return nil
+        }
+    }
+
+    mutating func tables(_ parent: TOMLTable, _ key: String) -> [TOMLTable] {
+        switch parent[key] {
+        case nil: return []
+        case .tables(let tables)?: return tables
+        case let other?:
+            problem(key, "must be an array of tables ([[\(key)]]), not \(other.typeName)")
+            return []
+        }
+    }
+
+    mutating func string(_ table: TOMLTable?, _ key: String, prefix: String) -> String? {
+        switch table?[key] {
+        case nil: return nil
+        case .string(let value)?: return value
+        case let other?:
+            problem(prefix + key, "must be a string, not \(other.typeName)")
+            return nil
+        }
+    }
+
+    mutating func bool(_ table: TOMLTable?, _ key: String, prefix: String) -> Bool? {
+        switch table?[key] {
+        case nil: return nil
+        case .bool(let value)?: return value
+        case let other?:
+            problem(prefix + key, "must be true or false, not \(other.typeName)")
+            return nil
+        }
+    }
+
+    mutating func integer(_ table: TOMLTable?, _ key: String, prefix: String) -> Int64? {
+        switch table?[key] {
+        case nil: return nil
+        case .integer(let value)?: return value
+        case let other?:
+            problem(prefix + key, "must be an integer, not \(other.typeName)")
+            return nil
+        }
+    }
+
+    mutating func strings(_ table: TOMLTable?, _ key: String, prefix: String) -> [String]? {
+        switch table?[key] {
+        case nil: return nil
+        case .array(let values)?:
+            var strings: [String] = []
+            for value in values {
+                guard case .string(let string) = value else {
+                    problem(prefix + key, "must be an array of strings")
+                    return nil
+                }
+                strings.append(string)
+            }
+            return strings
+        case let other?:
+            problem(prefix + key, "must be an array of strings, not \(other.typeName)")
+            return nil
+        }
+    }
+
+    mutating func duration(_ table: TOMLTable?, _ key: String, prefix: String) -> Duration? {
+        guard let text = string(table, key, prefix: prefix) else { return nil }
+        guard let duration = DurationParser.parse(text), duration > .zero else {
+            problem(prefix + key, "\"\(text)\" is not a positive duration such as \"90s\", \"5m\" or \"1h\"")
+            return nil
+        }
+        return duration
+    }
+}

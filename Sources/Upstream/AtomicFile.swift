@@ -1,0 +1,47 @@
+public import Foundation
+
+#if canImport(Glibc)
+public import Glibc
+#endif
+
+/// Writes files so that a reader, or a restart after a crash, sees either the old content or the new, never a mix.
+///
+/// The bytes go to a fresh temporary file in the same directory, created with the final mode (so a private key is
+/// never readable by others, even for an instant), flushed with `fsync`, renamed over the target, and the directory
+/// is synced so the rename survives a power loss. On any failure the temporary file is removed and the old file is
+/// untouched.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String, mode: mode_t) throws(UpstreamError) {
+        let directory = (path as NSString).deletingLastPathComponent
+        let temporary = "\(path).tmp-\(UInt64.random(in: 0...UInt64.max))"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard descriptor >= 0 else { throw failure("cannot create \(temporary)") }
+        var written = 0
+        let ok = data.withUnsafeBytes { raw -> Bool in
+            while written < raw.count {
+                let result = Glibc.write(descriptor, raw.baseAddress! + written, raw.count - written)
+                if result < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                written += result
+            }
+            return fchmod(descriptor, mode) == 0 && fsync(descriptor) == 0
+        }
+        let closed = close(descriptor) == 0
+        guard ok, closed, rename(temporary, path) == 0 else {
+            let error = failure("cannot write \(path)")
+            unlink(temporary)
+            throw error
+        }
+        let directoryDescriptor = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryDescriptor >= 0 {
+            fsync(directoryDescriptor)
+            close(directoryDescriptor)
+        }
+    }
+
+    private static func failure(_ message: String) -> UpstreamError {
+        UpstreamError(.storage, "\(message): \(String(cString: strerror(errno)))")
+    }
+}
