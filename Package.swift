@@ -99,6 +99,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SPIFFETests", dependencies: ["SPIFFE"], swiftSettings: swiftSettings),
+        .testTarget(name: "AttestationTests", dependencies: ["Attestation", "SPIFFE"], swiftSettings: swiftSettings),
+        .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "SPIFFE", "SPIFFECrypto"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IdentityCacheTests",
+            dependencies: ["IdentityCache", "SPIFFE", "SPIFFECrypto", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LanyardAgentTests",
+            dependencies: [
+                "LanyardAgent", "LanyardProto", "SPIFFE", "SPIFFECrypto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "SPIFFECryptoTests",
             dependencies: ["SPIFFECrypto", "SPIFFE"],

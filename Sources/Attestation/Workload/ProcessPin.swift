@@ -11,6 +11,12 @@ public struct ProcessPin: Hashable, Sendable {
     public let startTime: UInt64
     let procRoot: String
 
+    init(pid: Int32, startTime: UInt64, procRoot: String) {
+        self.pid = pid
+        self.startTime = startTime
+        self.procRoot = procRoot
+    }
+
     /// Reads the start time of `pid` now.
     public init(pid: Int32, procRoot: String = "/proc") throws(AttestationError) {
         self.pid = pid

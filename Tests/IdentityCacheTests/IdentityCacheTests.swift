@@ -1,0 +1,160 @@
+import Foundation
+import Logging
+import SPIFFE
+import SPIFFECrypto
+import Synchronization
+import Testing
+
+@testable import IdentityCache
+
+/// An upstream backed by an in-memory CA, counting what it signs.
+final class FakeUpstream: IdentityUpstream, Sendable {
+    let authority: CertificateAuthority
+    let signed = Mutex(0)
+    let current: Mutex<UpstreamState>
+
+    init(entries: [RegistrationEntry], now: Date) throws {
+        let trustDomain = try TrustDomain("example.org")
+        authority = try CertificateAuthority.makeRoot(trustDomain: trustDomain, keyType: .ecP256, ttl: .seconds(86_400), now: now)
+        current = Mutex(
+            UpstreamState(
+                entries: entries,
+                bundle: SPIFFEBundle(trustDomain: trustDomain, x509Authorities: [authority.certificate.derEncoded]),
+                federatedBundles: [:]
+            )
+        )
+    }
+
+    func set(entries: [RegistrationEntry]) { current.withLock { $0.entries = entries } }
+
+    func state(at now: Date) async throws -> UpstreamState { current.withLock { $0 } }
+
+    func signX509SVID(csr: CertificateSigningRequest, for entry: RegistrationEntry, at now: Date) async throws -> [Certificate] {
+        signed.withLock { $0 += 1 }
+        return try authority.issueX509SVID(csr: csr, spiffeID: entry.spiffeID, ttl: entry.x509SVIDTTL ?? .seconds(100), now: now)
+    }
+
+    func signJWTSVID(for entry: RegistrationEntry, audience: [String], at now: Date) async throws -> JWTSVID {
+        throw CryptoError(.issuanceRefused, "not used")
+    }
+}
+
+func entry(_ path: String, _ selectors: [String], hint: String = "", revision: Int64 = 0) throws -> RegistrationEntry {
+    RegistrationEntry(
+        id: path,
+        spiffeID: try SPIFFEID("spiffe://example.org\(path)"),
+        selectors: Set(try selectors.map { try Selector($0) }),
+        hint: hint,
+        revision: revision
+    )
+}
+
+@Suite("Identity cache and rotation")
+struct IdentityCacheTests {
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+    let logger = Logger(label: "test")
+
+    @Test("renewal falls between 40% and 50% of the lifetime, counted from issuance")
+    func renewalTiming() {
+        let policy = RenewalPolicy()
+        let start = Self.now
+        let end = start + 100
+        #expect(policy.renewalTime(notBefore: start, notAfter: end, jitter: 0) == start + 40)
+        #expect(policy.renewalTime(notBefore: start, notAfter: end, jitter: 1) == start + 50)
+        #expect(policy.renewalTime(notBefore: start, notAfter: end, jitter: 0.5) == start + 45)
+        #expect(policy.isJWTReusable(issuedAt: start, expiresAt: end, at: start + 49))
+        #expect(!policy.isJWTReusable(issuedAt: start, expiresAt: end, at: start + 50))
+    }
+
+    @Test("the rotator mints what is missing, nothing before renewal, and renews after it")
+    func rotation() async throws {
+        let upstream = try FakeUpstream(entries: [try entry("/a", ["unix:uid:1"]), try entry("/b", ["unix:uid:2"])], now: Self.now)
+        let cache = IdentityCache()
+        let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger)
+        #expect(await rotator.syncOnce(at: Self.now) == 2)
+        #expect(cache.state.isPrimed)
+        #expect(await rotator.syncOnce(at: Self.now + 39) == 0)
+        let renewal = try #require(cache.state.nextRenewal)
+        #expect(renewal >= Self.now + 40 && renewal <= Self.now + 50)
+        #expect(await rotator.syncOnce(at: Self.now + 50) == 2)
+        #expect(upstream.signed.withLock { $0 } == 4)
+    }
+
+    @Test("a changed revision re-mints; a removed entry disappears from the cache and from subscribers")
+    func entryChanges() async throws {
+        let a = try entry("/a", ["unix:uid:1"])
+        let upstream = try FakeUpstream(entries: [a], now: Self.now)
+        let cache = IdentityCache()
+        let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger)
+        await rotator.syncOnce(at: Self.now)
+        let stream = cache.subscribe(selectors: [try Selector("unix:uid:1")]) { $0.identities.map(\.entry.spiffeID.path) }
+        var iterator = stream.makeAsyncIterator()
+        #expect(await iterator.next() == ["/a"])
+
+        var changed = a
+        changed.revision = 7
+        upstream.set(entries: [changed])
+        #expect(await rotator.syncOnce(at: Self.now + 1) == 1)
+        upstream.set(entries: [])
+        await rotator.syncOnce(at: Self.now + 2)
+        // The newest view wins for a slow reader: the entry is gone.
+        #expect(await iterator.next() == [])
+        #expect(cache.state.svids.isEmpty)
+    }
+
+    @Test("a caller sees only matching identities, in entry order, with repeated hints left out")
+    func viewsAndHints() async throws {
+        let entries = [
+            try entry("/first", ["unix:uid:1"], hint: "web"),
+            try entry("/second", ["unix:uid:1", "unix:gid:1"], hint: "web"),
+            try entry("/third", ["unix:uid:1"], hint: "db"),
+            try entry("/other", ["unix:uid:2"]),
+        ]
+        let upstream = try FakeUpstream(entries: entries, now: Self.now)
+        let cache = IdentityCache()
+        await SVIDRotator(cache: cache, upstream: upstream, logger: logger).syncOnce(at: Self.now)
+        let view = cache.state.view(for: [try Selector("unix:uid:1"), try Selector("unix:gid:1")])
+        #expect(view.identities.map(\.entry.spiffeID.path) == ["/first", "/third"])
+        #expect(cache.state.view(for: [try Selector("unix:uid:3")]).identities.isEmpty)
+        #expect(cache.state.matchingEntries([try Selector("unix:uid:1")]).count == 2)
+    }
+
+    @Test("JWT-SVIDs are cached by SPIFFE ID and sorted audience, until half their lifetime")
+    func jwtCacheKeys() throws {
+        let id = try SPIFFEID("spiffe://example.org/a")
+        #expect(CacheState.JWTKey(spiffeID: id, audience: ["b", "a"]) == CacheState.JWTKey(spiffeID: id, audience: ["a", "b", "a"]))
+        #expect(CacheState.JWTKey(spiffeID: id, audience: ["a"]) != CacheState.JWTKey(spiffeID: id, audience: ["a", "b"]))
+        var state = CacheState()
+        _ = state.apply(
+            UpstreamState(
+                entries: [try entry("/a", ["unix:uid:1"])],
+                bundle: SPIFFEBundle(trustDomain: id.trustDomain),
+                federatedBundles: [:]
+            )
+        )
+        let svid = JWTSVID(token: "t", spiffeID: id, audience: ["a"], expiresAt: Self.now + 100, issuedAt: Self.now, claims: [:])
+        let key = CacheState.JWTKey(spiffeID: id, audience: ["a"])
+        state.storeJWTSVID(svid, for: key)
+        #expect(state.cachedJWTSVID(key, at: Self.now + 10, policy: RenewalPolicy()) == svid)
+        #expect(state.cachedJWTSVID(key, at: Self.now + 50, policy: RenewalPolicy()) == nil)
+        // Removing the identity forgets its tokens.
+        _ = state.apply(UpstreamState(entries: [], bundle: SPIFFEBundle(trustDomain: id.trustDomain), federatedBundles: [:]))
+        #expect(state.cachedJWTSVID(key, at: Self.now + 10, policy: RenewalPolicy()) == nil)
+    }
+
+    @Test("every subscriber gets every change, and finishing ends the streams")
+    func fanOut() async throws {
+        let upstream = try FakeUpstream(entries: [try entry("/a", ["unix:uid:1"])], now: Self.now)
+        let cache = IdentityCache()
+        let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger)
+        let streams = try (0..<5).map { _ in cache.subscribe(selectors: [try Selector("unix:uid:1")]) { $0.identities.count } }
+        #expect(cache.subscriberCount == 5)
+        await rotator.syncOnce(at: Self.now)
+        cache.finishAll()
+        for stream in streams {
+            var last = -1
+            for await count in stream { last = count }
+            #expect(last == 1)
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+import SPIFFE
+import SPIFFECrypto
+import Testing
+
+@testable import LanyardAgent
+
+@Suite("Configuration")
+struct ConfigTests {
+    let minimal = """
+        trust_domain = "example.org"
+        data_dir = "/var/lib/lanyard"
+        [workload_api]
+        socket_path = "/tmp/lanyard-test/api.sock"
+        """
+
+    @Test("a full file parses into typed settings with stable entry ids")
+    func parsesFull() throws {
+        let text = minimal + """
+
+            log_level = "debug"
+
+            [upstream]
+            kind = "local"
+
+            [upstream.local]
+            ca_key_type = "ec-p384"   # comment after a value
+            ca_ttl = "48h"
+            x509_svid_ttl = "1h30m"
+            jwt_svid_ttl = "90s"
+
+            [attestors.unix]
+            discover_workload_path = true
+            workload_size_limit = 1_000_000
+
+            [[entries]]
+            spiffe_id = "spiffe://example.org/web"
+            selectors = [
+                "unix:uid:1000",   # the web user
+                "unix:gid:1000",
+            ]
+            dns_names = ["web.local"]
+            hint = "web # not a comment"
+
+            [[entries]]
+            spiffe_id = 'spiffe://example.org/db'
+            selectors = ["unix:user:postgres"]
+            x509_svid_ttl = "10m"
+            """
+        // log_level after a table header belongs to that table: it must be reported, not silently moved.
+        #expect(throws: ConfigError.self) { try AgentConfig.parse(text, path: "t.toml") }
+        let fixed = text.replacingOccurrences(of: "\nlog_level = \"debug\"\n", with: "\n")
+        let config = try AgentConfig.parse(fixed, path: "t.toml")
+        #expect(config.trustDomain.name == "example.org")
+        #expect(config.caKeyType == .ecP384)
+        #expect(config.caTTL == .seconds(48 * 3600))
+        #expect(config.x509SVIDTTL == .seconds(5400))
+        #expect(config.jwtSVIDTTL == .seconds(90))
+        #expect(config.discoverWorkloadPath && config.workloadSizeLimit == 1_000_000)
+        #expect(config.entries.count == 2)
+        #expect(config.entries[0].selectors.count == 2)
+        #expect(config.entries[0].hint == "web # not a comment")
+        #expect(config.entries[1].x509SVIDTTL == .seconds(600))
+        let again = try AgentConfig.parse(fixed, path: "t.toml")
+        #expect(again.entries.map(\.id) == config.entries.map(\.id))
+        #expect(again.entries.map(\.revision) == config.entries.map(\.revision))
+    }
+
+    static let problems: [(String, String)] = [
+        ("data_dir = \"/x\"", "trust_domain: is required"),
+        ("trust_domain = \"Example.org\"", "trust_domain: trust domain must be lowercase"),
+        ("trust_domain = \"example.org\"\ncolour = \"blue\"", "colour: unknown key"),
+        ("trust_domain = \"example.org\"\n[workload_api]\nsocket_path = \"relative.sock\"", "workload_api.socket_path: must be an absolute path"),
+        ("trust_domain = \"example.org\"\n[workload_api]\nsocket_path = \"/\(String(repeating: "a", count: 120))\"", "a unix socket path holds at most 107"),
+        ("trust_domain = \"example.org\"\n[workload_api]\nsocket_path = \"/tmp\"", "exists and is not a socket"),
+        ("trust_domain = \"example.org\"\n[upstream.local]\nx509_svid_ttl = \"1 hour\"", "upstream.local.x509_svid_ttl: \"1 hour\" is not a positive duration"),
+        ("trust_domain = \"example.org\"\n[upstream.local]\nca_ttl = \"0s\"", "upstream.local.ca_ttl"),
+        ("trust_domain = \"example.org\"\n[upstream.local]\nca_key_type = \"dsa\"", "upstream.local.ca_key_type: must be one of"),
+        ("trust_domain = \"example.org\"\n[upstream]\nkind = \"spire\"", "upstream.kind"),
+        ("trust_domain = \"example.org\"\nlog_level = \"loud\"", "log_level: must be one of"),
+        ("trust_domain = \"example.org\"\n[attestors.unix]\nenabled = \"yes\"", "attestors.unix.enabled: must be true or false"),
+        ("trust_domain = \"example.org\"\n[[entries]]\nselectors = [\"unix:uid:1\"]", "entries[0].spiffe_id: is required"),
+        ("trust_domain = \"example.org\"\n[[entries]]\nspiffe_id = \"spiffe://other.org/x\"\nselectors = [\"unix:uid:1\"]", "is not in trust domain example.org"),
+        ("trust_domain = \"example.org\"\n[[entries]]\nspiffe_id = \"spiffe://example.org/x\"\nselectors = []", "entries[0].selectors: needs at least one selector"),
+        ("trust_domain = \"example.org\"\n[[entries]]\nspiffe_id = \"spiffe://example.org/x\"\nselectors = [\"nocolon\"]", "must have the form type:value"),
+        ("trust_domain = \"example.org\"\n[[entries]]\nspiffe_id = \"spiffe://example.org/x\"\nselectors = [\"unix:uid:1\"]\nfederates_with = [\"partner.org\"]", "no [[federation]] bundle is configured for partner.org"),
+        ("trust_domain = \"example.org\"\n[[federation]]\ntrust_domain = \"partner.org\"\nbundle_path = \"/nonexistent/bundle.json\"", "federation[0].bundle_path: bundle: cannot read"),
+        ("trust_domain = \"example.org\"\ntrust_domain = \"example.com\"", "line 2: key \"trust_domain\" is defined twice"),
+        ("trust_domain = example.org", "line 1: unsupported value"),
+        ("trust_domain = \"example.org", "line 1: unterminated string"),
+        ("[workload_api\nsocket_path = \"/a\"", "line 1: malformed [table] header"),
+        ("x = { a = 1 }", "inline tables are not supported"),
+        ("x = 1.5", "unsupported value"),
+        ("a.b = 1", "dotted keys are not supported"),
+        ("[a]\n[a]", "table [a] is defined twice"),
+        ("x = [1, 2", "unterminated array"),
+        ("x = \"\\q\"", "invalid escape"),
+    ]
+
+    @Test("every problem is reported under its key, with the line for syntax errors", arguments: problems)
+    func reportsProblems(text: String, expected: String) {
+        do {
+            _ = try AgentConfig.parse(text, path: "t.toml")
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect(error.description.contains(expected), "\(error.description)")
+        }
+    }
+
+    @Test("all problems of a file come back together")
+    func reportsAll() {
+        let text = "trust_domain = \"example.org\"\nlog_level = \"x\"\nlog_format = \"xml\"\nbogus = 1\n"
+        do {
+            _ = try AgentConfig.parse(text, path: "t.toml")
+        } catch {
+            #expect(error.problems.map(\.key).sorted() == ["bogus", "log_format", "log_level"])
+        }
+    }
+
+    @Test("durations follow Go's notation")
+    func durations() {
+        #expect(DurationParser.parse("90s") == .seconds(90))
+        #expect(DurationParser.parse("1h30m") == .seconds(5400))
+        #expect(DurationParser.parse("500ms") == .milliseconds(500))
+        #expect(DurationParser.parse("5") == nil)
+        #expect(DurationParser.parse("5d") == nil)
+        #expect(DurationParser.parse("-5s") == nil)
+        #expect(DurationParser.parse("") == nil)
+    }
+
+    @Test("SPIFFE_ENDPOINT_SOCKET is read as a unix URI")
+    func socketAddress() throws {
+        #expect(try WorkloadAPIClient.resolveSocketPath(explicit: "/a.sock", environment: ["SPIFFE_ENDPOINT_SOCKET": "unix:///b"]) == "/a.sock")
+        #expect(try WorkloadAPIClient.resolveSocketPath(explicit: nil, environment: ["SPIFFE_ENDPOINT_SOCKET": "unix:///run/x/api.sock"]) == "/run/x/api.sock")
+        #expect(try WorkloadAPIClient.resolveSocketPath(explicit: nil, environment: [:]) == WorkloadAPIClient.defaultSocketPath)
+        #expect(throws: ClientError.self) { try WorkloadAPIClient.resolveSocketPath(explicit: nil, environment: ["SPIFFE_ENDPOINT_SOCKET": "tcp://127.0.0.1:1"]) }
+        #expect(throws: ClientError.self) { try WorkloadAPIClient.resolveSocketPath(explicit: nil, environment: ["SPIFFE_ENDPOINT_SOCKET": "unix:///a?b=c"]) }
+    }
+}
