@@ -110,6 +110,7 @@ let package = Package(
             name: "LanyardAgentTests",
             dependencies: [
                 "LanyardAgent", "LanyardProto", "SPIFFE", "SPIFFECrypto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),

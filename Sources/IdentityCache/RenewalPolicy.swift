@@ -1,13 +1,13 @@
 public import Foundation
 
-/// When to renew an SVID: at a point drawn between 40% and 50% of its lifetime, so renewals of many SVIDs
+/// When to renew an SVID: at a point drawn between 40% and 48% of its lifetime, so renewals of many SVIDs
 /// spread out instead of arriving together, and a fresh SVID always reaches workloads before the old one
 /// passes half-life.
 public struct RenewalPolicy: Sendable {
     /// The earliest and latest fractions of the lifetime at which renewal happens.
     public var window: ClosedRange<Double>
 
-    public init(window: ClosedRange<Double> = 0.4...0.5) {
+    public init(window: ClosedRange<Double> = 0.4...0.48) {
         self.window = window
     }
 

@@ -54,14 +54,14 @@ struct IdentityCacheTests {
     static let now = Date(timeIntervalSince1970: 1_800_000_000)
     let logger = Logger(label: "test")
 
-    @Test("renewal falls between 40% and 50% of the lifetime, counted from issuance")
+    @Test("renewal falls between 40% and 48% of the lifetime, counted from issuance")
     func renewalTiming() {
         let policy = RenewalPolicy()
         let start = Self.now
         let end = start + 100
         #expect(policy.renewalTime(notBefore: start, notAfter: end, jitter: 0) == start + 40)
-        #expect(policy.renewalTime(notBefore: start, notAfter: end, jitter: 1) == start + 50)
-        #expect(policy.renewalTime(notBefore: start, notAfter: end, jitter: 0.5) == start + 45)
+        #expect(policy.renewalTime(notBefore: start, notAfter: end, jitter: 1) == start + 48)
+        #expect(policy.renewalTime(notBefore: start, notAfter: end, jitter: 0.5) == start + 44)
         #expect(policy.isJWTReusable(issuedAt: start, expiresAt: end, at: start + 49))
         #expect(!policy.isJWTReusable(issuedAt: start, expiresAt: end, at: start + 50))
     }
@@ -75,7 +75,7 @@ struct IdentityCacheTests {
         #expect(cache.state.isPrimed)
         #expect(await rotator.syncOnce(at: Self.now + 39) == 0)
         let renewal = try #require(cache.state.nextRenewal)
-        #expect(renewal >= Self.now + 40 && renewal <= Self.now + 50)
+        #expect(renewal >= Self.now + 40 && renewal <= Self.now + 48)
         #expect(await rotator.syncOnce(at: Self.now + 50) == 2)
         #expect(upstream.signed.withLock { $0 } == 4)
     }

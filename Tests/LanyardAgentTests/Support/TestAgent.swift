@@ -1,0 +1,129 @@
+import Foundation
+import LanyardAgent
+import Logging
+
+/// A real agent on a temporary socket, started in this process, for integration tests.
+final class TestAgent: Sendable {
+    let directory: String
+    let socketPath: String
+    let configPath: String
+    private let task: Task<Void, any Error>
+
+    var client: WorkloadAPIClient { WorkloadAPIClient(socketPath: socketPath) }
+
+    /// Starts an agent whose config is `body` (entries, federation…) below the common header.
+    static func start(_ body: String, x509SVIDTTL: String = "1h", directory: String? = nil) async throws -> TestAgent {
+        let directory = directory ?? TestAgent.makeDirectory()
+        let socketPath = directory + "/api.sock"
+        let configPath = directory + "/lanyard.toml"
+        let config = """
+            trust_domain = "example.org"
+            data_dir = "\(directory)/data"
+            log_level = "warning"
+
+            [workload_api]
+            socket_path = "\(socketPath)"
+
+            [upstream.local]
+            x509_svid_ttl = "\(x509SVIDTTL)"
+
+            \(body)
+            """
+        try Data(config.utf8).write(to: URL(fileURLWithPath: configPath))
+        let agentConfig = try AgentConfig.load(path: configPath)
+        let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
+        var logger = Logger(label: "test-agent")
+        logger.logLevel = .warning
+        let agentLogger = logger
+        let task = Task {
+            defer { readyContinuation.finish() }
+            try await Agent(config: agentConfig, logger: agentLogger).run { readyContinuation.yield() }
+        }
+        var iterator = ready.makeAsyncIterator()
+        guard await iterator.next() != nil else {
+            _ = try await task.value
+            throw TestAgentError("the agent stopped before it was ready")
+        }
+        return TestAgent(directory: directory, socketPath: socketPath, configPath: configPath, task: task)
+    }
+
+    private init(directory: String, socketPath: String, configPath: String, task: Task<Void, any Error>) {
+        self.directory = directory
+        self.socketPath = socketPath
+        self.configPath = configPath
+        self.task = task
+    }
+
+    /// Stops the agent and waits until it has.
+    func stop() async {
+        task.cancel()
+        _ = try? await task.value
+    }
+
+    /// A fresh directory that other uids can traverse (for their client processes).
+    static func makeDirectory() -> String {
+        let path = "/tmp/lanyard-it-\(UUID().uuidString.prefix(8))"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        return path
+    }
+
+    func removeDirectory() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+struct TestAgentError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs the built `lanyard` binary, optionally under another uid with setpriv, and captures its output in files
+/// (pipes could leak into other children and stall the read).
+struct LanyardCLI {
+    let binary: String
+
+    /// Copies the binary next to the tests into `directory`, so processes under other uids can execute it.
+    init(copyInto directory: String) throws {
+        var source = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("lanyard").path
+        if !FileManager.default.fileExists(atPath: source) {
+            source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../.build/debug/lanyard").standardized.path
+        }
+        binary = directory + "/lanyard"
+        try? FileManager.default.removeItem(atPath: binary)
+        try FileManager.default.copyItem(atPath: source, toPath: binary)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: binary)
+    }
+
+    func run(_ arguments: [String], uid: UInt32? = nil, gid: UInt32? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        let directory = (binary as NSString).deletingLastPathComponent
+        let out = directory + "/out-\(UUID().uuidString)"
+        let err = directory + "/err-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: out, contents: nil)
+        FileManager.default.createFile(atPath: err, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(atPath: out)
+            try? FileManager.default.removeItem(atPath: err)
+        }
+        let outHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+        let process = Process()
+        if let uid, let gid {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid", "\(uid)", "--regid", "\(gid)", "--clear-groups", binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+        }
+        process.standardOutput = outHandle
+        process.standardError = errHandle
+        try process.run()
+        process.waitUntilExit()
+        try outHandle.close()
+        try errHandle.close()
+        return (
+            process.terminationStatus,
+            String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self),
+            String(decoding: FileManager.default.contents(atPath: err) ?? Data(), as: UTF8.self)
+        )
+    }
+}
