@@ -4,7 +4,7 @@ SWIFT ?= swift
 DEBIAN_PACKAGES := libssl-dev libsystemd-dev pkg-config protobuf-compiler libprotobuf-dev openssl
 FORMAT_PATHS := Package.swift Sources Tests
 
-.PHONY: deps build test run fmt lint clean
+.PHONY: deps build test run protos fmt lint clean
 
 deps:
 	@missing=""; \
@@ -29,9 +29,21 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
-# The agent itself arrives with the Workload API issue; until then this builds the CLI and shows what it offers.
+RUN_DIR := $(CURDIR)/run
+
+# Starts the agent in standalone mode with a development config under ./run and an entry for the current user.
+# In a second terminal: .build/debug/lanyard api fetch x509 --socket run/api.sock
 run: build
-	$(SWIFT) run lanyard --help
+	@mkdir -p $(RUN_DIR)
+	@sed -e "s|@DIR@|$(RUN_DIR)|g" -e "s|@UID@|$$(id -u)|g" -e "s|@USER@|$$(id -un)|g" config/dev.toml.in > $(RUN_DIR)/dev.toml
+	@echo "agent config: $(RUN_DIR)/dev.toml; socket: $(RUN_DIR)/api.sock"
+	@echo "in another terminal: .build/debug/lanyard api fetch x509 --socket run/api.sock"
+	$(SWIFT) build --product lanyard >/dev/null
+	exec .build/debug/lanyard run --config $(RUN_DIR)/dev.toml
+
+# Regenerates the committed protobuf and gRPC code from Sources/LanyardProto/protos.
+protos: deps
+	bash scripts/generate-protos.sh
 
 fmt:
 	$(SWIFT) format format --in-place --recursive $(FORMAT_PATHS)
