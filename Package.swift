@@ -100,7 +100,11 @@ let package = Package(
         ),
         .testTarget(name: "SPIFFETests", dependencies: ["SPIFFE"], swiftSettings: swiftSettings),
         .testTarget(name: "AttestationTests", dependencies: ["Attestation", "SPIFFE"], swiftSettings: swiftSettings),
-        .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "SPIFFE", "SPIFFECrypto"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "UpstreamTests",
+            dependencies: ["Upstream", "SPIFFE", "SPIFFECrypto"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "IdentityCacheTests",
             dependencies: ["IdentityCache", "SPIFFE", "SPIFFECrypto", .product(name: "Logging", package: "swift-log")],
@@ -109,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "LanyardAgentTests",
             dependencies: [
-                "LanyardAgent", "LanyardProto", "SPIFFE", "SPIFFECrypto",
+                "LanyardAgent", "LanyardProto", "SPIFFE", "SPIFFECrypto", "Attestation", "Endpoints", "IdentityCache",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

@@ -1,10 +1,10 @@
 import Foundation
-public import GRPCCore
+import GRPCCore
 import GRPCNIOTransportHTTP2
 public import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Serves the Workload API on a Unix socket, with the peer-credential plumbing installed on its listener.
@@ -19,7 +19,12 @@ public final class WorkloadAPIServer: Sendable {
     let transport: HTTP2ServerTransport.Posix
     let server: GRPCServer<HTTP2ServerTransport.Posix>
 
-    public init(socketPath: String, backend: any WorkloadAPIBackend, logger: Logger) {
+    public init(
+        socketPath: String,
+        backend: any WorkloadAPIBackend,
+        logger: Logger,
+        allowUnauthenticatedVerifiers: Bool = false
+    ) {
         self.socketPath = socketPath
         self.logger = logger
         var config = HTTP2ServerTransport.Posix.Config.defaults
@@ -29,7 +34,12 @@ public final class WorkloadAPIServer: Sendable {
             transportSecurity: .plaintext,
             config: config
         )
-        server = GRPCServer(transport: transport, services: [WorkloadAPIHandler(backend: backend, logger: logger)])
+        let handler = WorkloadAPIHandler(
+            backend: backend,
+            logger: logger,
+            allowUnauthenticatedVerifiers: allowUnauthenticatedVerifiers
+        )
+        server = GRPCServer(transport: transport, services: [handler])
     }
 
     /// Serves until ``beginShutdown()`` or cancellation. `onListening` runs once the socket accepts connections.
@@ -49,7 +59,7 @@ public final class WorkloadAPIServer: Sendable {
             group.addTask { [server] in
                 do {
                     try await server.serve()
-                } catch where Task.isCancelled {
+                } catch  where Task.isCancelled {
                     // Cancellation is how a stop without draining ends; it is not a failure.
                 }
             }

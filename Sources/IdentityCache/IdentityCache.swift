@@ -1,6 +1,6 @@
-public import Foundation
+import Foundation
 public import SPIFFE
-public import SPIFFECrypto
+import SPIFFECrypto
 import Synchronization
 
 /// The agent's one source of identities: ``CacheState`` behind a `Mutex`, and the streams subscribed to it.
@@ -18,6 +18,8 @@ public final class IdentityCache: Sendable {
         var state = CacheState()
         var subscribers: [UInt64: Subscriber] = [:]
         var nextSubscriberID: UInt64 = 0
+        /// Set by ``finishAll()``: later subscribers get a stream that ends at once, so shutdown cannot hang on them.
+        var isFinished = false
     }
 
     private let guarded = Mutex(Guarded())
@@ -51,12 +53,17 @@ public final class IdentityCache: Sendable {
             deliver: { continuation.yield(transform($0)) },
             finish: { continuation.finish() }
         )
-        let id: UInt64 = guarded.withLock { guarded in
+        let id: UInt64? = guarded.withLock { guarded in
+            guard !guarded.isFinished else { return nil }
             let id = guarded.nextSubscriberID
             guarded.nextSubscriberID += 1
             guarded.subscribers[id] = subscriber
             subscriber.deliver(guarded.state.view(for: selectors))
             return id
+        }
+        guard let id else {
+            continuation.finish()
+            return stream
         }
         continuation.onTermination = { [weak self] _ in
             _ = self?.guarded.withLock { $0.subscribers.removeValue(forKey: id) }
@@ -66,9 +73,10 @@ public final class IdentityCache: Sendable {
 
     public var subscriberCount: Int { guarded.withLock { $0.subscribers.count } }
 
-    /// Ends every stream, for shutdown.
+    /// Ends every stream, and every later one at once, for shutdown.
     public func finishAll() {
         let subscribers = guarded.withLock { guarded in
+            guarded.isFinished = true
             defer { guarded.subscribers.removeAll() }
             return Array(guarded.subscribers.values)
         }

@@ -43,7 +43,10 @@ struct WorkloadAPIIntegrationTests {
         #expect(svid.spiffeID == "spiffe://example.org/root-workload")
         #expect(svid.hint == "root")
         let chain = try Certificate.chain(derConcatenated: svid.x509Svid)
-        let bundle = X509Bundle(trustDomain: try TrustDomain("example.org"), authorities: try Certificate.chain(derConcatenated: svid.bundle))
+        let bundle = X509Bundle(
+            trustDomain: try TrustDomain("example.org"),
+            authorities: try Certificate.chain(derConcatenated: svid.bundle)
+        )
         #expect(try X509SVIDVerifier.verify(chain, bundle: bundle, at: Date()).description == svid.spiffeID)
         let parsed = try X509SVID(certificates: chain, privateKey: try PrivateKey(pkcs8DER: svid.x509SvidKey))
         #expect(parsed.spiffeID.path == "/root-workload")
@@ -70,7 +73,10 @@ struct WorkloadAPIIntegrationTests {
         let written = agent.directory + "/out"
         let write = try cli.run(["api", "fetch", "x509", "--socket", agent.socketPath, "--write", written])
         #expect(write.status == 0, "\(write.stderr)")
-        #expect(try FileManager.default.attributesOfItem(atPath: written + "/svid.0.key")[.posixPermissions] as? Int == 0o600)
+        #expect(
+            try FileManager.default.attributesOfItem(atPath: written + "/svid.0.key")[.posixPermissions] as? Int
+                == 0o600
+        )
         #expect(FileManager.default.fileExists(atPath: written + "/bundle.0.pem"))
         await agent.stop()
     }
@@ -89,7 +95,9 @@ struct WorkloadAPIIntegrationTests {
         defer { agent.removeDirectory() }
         let response = try await agent.client.fetchX509SVID()
         await agent.stop()
-        #expect(response.svids.map(\.spiffeID) == ["spiffe://example.org/root-workload", "spiffe://example.org/also-root"])
+        #expect(
+            response.svids.map(\.spiffeID) == ["spiffe://example.org/root-workload", "spiffe://example.org/also-root"]
+        )
     }
 
     @Test("a call without the security header gets INVALID_ARGUMENT")
@@ -170,7 +178,12 @@ struct WorkloadAPIIntegrationTests {
             #expect(error.code == .invalidArgument)
         }
         let foreign = try JWTSVIDSigner(privateKey: try PrivateKey(generating: .ecP256), keyID: "foreign")
-            .sign(spiffeID: try SPIFFEID("spiffe://example.org/root-workload"), audience: ["db"], expiresAt: Date() + 60, issuedAt: Date())
+            .sign(
+                spiffeID: try SPIFFEID("spiffe://example.org/root-workload"),
+                audience: ["db"],
+                expiresAt: Date() + 60,
+                issuedAt: Date()
+            )
         do {
             _ = try await client.validateJWTSVID(token: foreign.token, audience: "db")
             Issue.record("a token signed by a foreign key was accepted")
@@ -181,7 +194,10 @@ struct WorkloadAPIIntegrationTests {
         let bundles = try await client.fetchJWTBundles()
         let jwks = try #require(bundles.bundles["spiffe://example.org"])
         let bundle = try SPIFFEBundle(trustDomain: try TrustDomain("example.org"), jwksData: jwks)
-        let kid = try JSONDecoder().decode([String: String].self, from: Data(base64URLEncoded: token.split(separator: ".")[0])!)["kid"]
+        let kid = try JSONDecoder().decode(
+            [String: String].self,
+            from: Data(base64URLEncoded: token.split(separator: ".")[0])!
+        )["kid"]
         // The standard JWKS has no "use": the SPIFFE parser skips such keys, so read the raw JSON.
         #expect(bundle.jwtAuthorities.isEmpty)
         let raw = try JSONSerialization.jsonObject(with: jwks) as? [String: Any]
@@ -221,6 +237,33 @@ struct WorkloadAPIIntegrationTests {
         await agent.stop()
     }
 
+    @Test("bundle streams refuse callers without an identity unless allow_unauthenticated_verifiers is set")
+    func unauthenticatedVerifiers() async throws {
+        guard isRoot() else { return }
+        let denied = try await TestAgent.start(Self.nobodyEntry)
+        defer { denied.removeDirectory() }
+        await #expect(throws: RPCError.self) { try await denied.client.fetchX509Bundles() }
+        await denied.stop()
+
+        let directory = TestAgent.makeDirectory()
+        let allowed = try await TestAgent.start(
+            Self.nobodyEntry,
+            directory: directory,
+            allowUnauthenticatedVerifiers: true
+        )
+        defer { allowed.removeDirectory() }
+        let bundles = try await allowed.client.fetchX509Bundles()
+        #expect(Array(bundles.bundles.keys) == ["spiffe://example.org"])
+        _ = try await allowed.client.fetchJWTBundles()
+        do {
+            _ = try await allowed.client.fetchX509SVID()
+            Issue.record("a caller without an entry received an SVID")
+        } catch let error as RPCError {
+            #expect(error.code == .permissionDenied)
+        }
+        await allowed.stop()
+    }
+
     @Test("a restart keeps the CA and the bundle")
     func restartKeepsAuthority() async throws {
         guard isRoot() else { return }
@@ -246,7 +289,9 @@ struct WorkloadAPIIntegrationTests {
         #expect(try cli.run(["config", "check", agent.configPath]).status == 0)
         await agent.stop()
         #expect(try cli.run(["healthcheck", "--socket", agent.socketPath]).status == 1)
-        try Data("trust_domain = \"Bad\"\nnope = 1\n".utf8).write(to: URL(fileURLWithPath: agent.directory + "/bad.toml"))
+        try Data("trust_domain = \"Bad\"\nnope = 1\n".utf8).write(
+            to: URL(fileURLWithPath: agent.directory + "/bad.toml")
+        )
         let bad = try cli.run(["config", "check", agent.directory + "/bad.toml"])
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("trust_domain: trust domain must be lowercase"))

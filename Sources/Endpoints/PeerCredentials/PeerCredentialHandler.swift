@@ -4,7 +4,7 @@ import NIOHPACK
 import NIOHTTP2
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Carries the kernel's peer credentials into each RPC as a private header, and removes any copy a client sent.
@@ -33,7 +33,10 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
         if case .headers(var headers) = payload {
             headers.headers.remove(name: Self.headerName)
             if !injected, let credentials {
-                headers.headers.add(name: Self.headerName, value: "\(credentials.pid),\(credentials.uid),\(credentials.gid)")
+                headers.headers.add(
+                    name: Self.headerName,
+                    value: "\(credentials.pid),\(credentials.uid),\(credentials.gid)"
+                )
                 injected = true
             }
             payload = .headers(headers)
@@ -62,11 +65,14 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
         let socket = channel.parent as? any SocketOptionProvider
         let credentials: EventLoopFuture<CallerCredentials?>
         if let socket {
-            credentials = socket.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
-                .map { (kernel: KernelCredentials) -> CallerCredentials? in
-                    kernel.pid > 0 ? CallerCredentials(pid: kernel.pid, uid: kernel.uid, gid: kernel.gid) : nil
-                }
-                .recover { _ in nil }
+            credentials = socket.unsafeGetSocketOption(
+                level: SocketOptionLevel(SOL_SOCKET),
+                name: SocketOptionName(SO_PEERCRED)
+            )
+            .map { (kernel: KernelCredentials) -> CallerCredentials? in
+                kernel.pid > 0 ? CallerCredentials(pid: kernel.pid, uid: kernel.uid, gid: kernel.gid) : nil
+            }
+            .recover { _ in nil }
         } else {
             credentials = channel.eventLoop.makeSucceededFuture(nil)
         }

@@ -1,7 +1,7 @@
 public import GRPCCore
 public import LanyardProto
 public import Logging
-public import SPIFFE
+import SPIFFE
 import SwiftProtobuf
 
 /// The SPIFFE Workload API (`SpiffeWorkloadAPI`), wire-compatible with SPIRE Agent.
@@ -15,10 +15,13 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
 
     let backend: any WorkloadAPIBackend
     let logger: Logger
+    /// Lets callers without an identity read the bundles (`allow_unauthenticated_verifiers`), as SPIRE does.
+    let allowUnauthenticatedVerifiers: Bool
 
-    public init(backend: any WorkloadAPIBackend, logger: Logger) {
+    public init(backend: any WorkloadAPIBackend, logger: Logger, allowUnauthenticatedVerifiers: Bool = false) {
         self.backend = backend
         self.logger = logger
+        self.allowUnauthenticatedVerifiers = allowUnauthenticatedVerifiers
     }
 
     public func fetchX509SVID(
@@ -26,18 +29,7 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
         context: ServerContext
     ) async throws -> StreamingServerResponse<X509SVIDResponse> {
         let caller = try await attest(request.metadata)
-        let updates = backend.updates(for: caller)
-        return StreamingServerResponse { writer in
-            var last: X509SVIDResponse? = nil
-            for await update in updates {
-                guard !update.svids.isEmpty else { throw Self.noIdentity }
-                let response = Self.x509SVIDResponse(update)
-                guard response != last else { continue }
-                try await writer.write(response)
-                last = response
-            }
-            return [:]
-        }
+        return Self.stream(backend.updates(for: caller), requireIdentity: true, Self.x509SVIDResponse)
     }
 
     public func fetchX509Bundles(
@@ -45,19 +37,10 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
         context: ServerContext
     ) async throws -> StreamingServerResponse<X509BundlesResponse> {
         let caller = try await attest(request.metadata)
-        let updates = backend.updates(for: caller)
-        return StreamingServerResponse { writer in
-            var last: X509BundlesResponse? = nil
-            for await update in updates {
-                guard !update.svids.isEmpty else { throw Self.noIdentity }
-                var response = X509BundlesResponse()
-                response.bundles = Dictionary(uniqueKeysWithValues: update.x509Bundles.map { ($0.key.idString, $0.value) })
-                // Bundle streams send only on change, as SPIRE does.
-                guard response != last else { continue }
-                try await writer.write(response)
-                last = response
-            }
-            return [:]
+        return Self.stream(backend.updates(for: caller), requireIdentity: !allowUnauthenticatedVerifiers) { update in
+            var response = X509BundlesResponse()
+            response.bundles = Dictionary(uniqueKeysWithValues: update.x509Bundles.map { ($0.key.idString, $0.value) })
+            return response
         }
     }
 
@@ -66,13 +49,26 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
         context: ServerContext
     ) async throws -> StreamingServerResponse<JWTBundlesResponse> {
         let caller = try await attest(request.metadata)
-        let updates = backend.updates(for: caller)
-        return StreamingServerResponse { writer in
-            var last: JWTBundlesResponse? = nil
+        return Self.stream(backend.updates(for: caller), requireIdentity: !allowUnauthenticatedVerifiers) { update in
+            var response = JWTBundlesResponse()
+            response.bundles = Dictionary(uniqueKeysWithValues: update.jwtBundles.map { ($0.key.idString, $0.value) })
+            return response
+        }
+    }
+
+    /// A server stream that sends `makeResponse(update)` for every update, skipping a message equal to the last
+    /// one sent (as SPIRE does for bundles), and ends with `PERMISSION_DENIED` when the caller has no identity and
+    /// one is required.
+    private static func stream<Response: SwiftProtobuf.Message & Equatable>(
+        _ updates: AsyncStream<WorkloadUpdate>,
+        requireIdentity: Bool,
+        _ makeResponse: @escaping @Sendable (WorkloadUpdate) -> Response
+    ) -> StreamingServerResponse<Response> {
+        StreamingServerResponse { writer in
+            var last: Response? = nil
             for await update in updates {
-                guard !update.svids.isEmpty else { throw Self.noIdentity }
-                var response = JWTBundlesResponse()
-                response.bundles = Dictionary(uniqueKeysWithValues: update.jwtBundles.map { ($0.key.idString, $0.value) })
+                guard !requireIdentity || !update.svids.isEmpty else { throw noIdentity }
+                let response = makeResponse(update)
                 guard response != last else { continue }
                 try await writer.write(response)
                 last = response
@@ -98,7 +94,9 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
                 throw RPCError(code: .invalidArgument, message: "invalid requested spiffe id: \(error)")
             }
         }
-        let svids = try await mapErrors { try await backend.jwtSVIDs(for: caller, audience: message.audience, spiffeID: spiffeID) }
+        let svids = try await mapErrors {
+            try await backend.jwtSVIDs(for: caller, audience: message.audience, spiffeID: spiffeID)
+        }
         guard !svids.isEmpty else { throw Self.noIdentity }
         var response = JWTSVIDResponse()
         response.svids = svids.map { svid in
@@ -181,7 +179,9 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
             return message
         }
         response.federatedBundles = Dictionary(
-            uniqueKeysWithValues: update.x509Bundles.filter { $0.key != update.localTrustDomain }.map { ($0.key.idString, $0.value) }
+            uniqueKeysWithValues: update.x509Bundles.filter { $0.key != update.localTrustDomain }.map {
+                ($0.key.idString, $0.value)
+            }
         )
         return response
     }
@@ -192,8 +192,10 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
         case .bool(let bool): Google_Protobuf_Value(boolValue: bool)
         case .number(let number): Google_Protobuf_Value(numberValue: number)
         case .string(let string): Google_Protobuf_Value(stringValue: string)
-        case .array(let values): Google_Protobuf_Value(listValue: Google_Protobuf_ListValue(values: values.map(protobufValue)))
-        case .object(let fields): Google_Protobuf_Value(structValue: Google_Protobuf_Struct(fields: fields.mapValues(protobufValue)))
+        case .array(let values):
+            Google_Protobuf_Value(listValue: Google_Protobuf_ListValue(values: values.map(protobufValue)))
+        case .object(let fields):
+            Google_Protobuf_Value(structValue: Google_Protobuf_Struct(fields: fields.mapValues(protobufValue)))
         }
     }
 }

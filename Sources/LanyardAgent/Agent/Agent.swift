@@ -1,11 +1,11 @@
 import Attestation
 import Endpoints
-public import Foundation
+import Foundation
 import IdentityCache
 public import Logging
+import SPIFFE
 import ServiceLifecycle
 import UnixSignals
-import SPIFFE
 import Upstream
 
 /// The composition root: builds the authority, cache, attestors and endpoints from the configuration and runs
@@ -33,20 +33,29 @@ public struct Agent: Sendable {
             ),
             now: now()
         )
-        let upstream = LocalUpstream(authority: authority, entries: config.entries, federatedBundles: config.federatedBundles)
+        let upstream = LocalUpstream(
+            authority: authority,
+            entries: config.entries,
+            federatedBundles: config.federatedBundles
+        )
         let cache = IdentityCache()
         let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger, now: now)
         // Prime the cache before the socket opens, so the first caller already finds its SVIDs.
         let minted = await rotator.syncOnce(at: now())
         logger.info(
             "identity cache primed",
-            metadata: ["entries": "\(config.entries.count)", "svids": "\(minted)", "trust_domain": "\(config.trustDomain)"]
+            metadata: [
+                "entries": "\(config.entries.count)", "svids": "\(minted)", "trust_domain": "\(config.trustDomain)",
+            ]
         )
         var attestors: [any WorkloadAttestor] = []
         if config.unixAttestorEnabled {
             attestors.append(
                 UnixAttestor(
-                    config: .init(discoverWorkloadPath: config.discoverWorkloadPath, workloadSizeLimit: config.workloadSizeLimit)
+                    config: .init(
+                        discoverWorkloadPath: config.discoverWorkloadPath,
+                        workloadSizeLimit: config.workloadSizeLimit
+                    )
                 )
             )
         }
@@ -59,7 +68,12 @@ public struct Agent: Sendable {
             procRoot: "/proc",
             now: now
         )
-        let server = WorkloadAPIServer(socketPath: config.socketPath, backend: backend, logger: logger)
+        let server = WorkloadAPIServer(
+            socketPath: config.socketPath,
+            backend: backend,
+            logger: logger,
+            allowUnauthenticatedVerifiers: config.allowUnauthenticatedVerifiers
+        )
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [

@@ -12,7 +12,12 @@ final class TestAgent: Sendable {
     var client: WorkloadAPIClient { WorkloadAPIClient(socketPath: socketPath) }
 
     /// Starts an agent whose config is `body` (entries, federation…) below the common header.
-    static func start(_ body: String, x509SVIDTTL: String = "1h", directory: String? = nil) async throws -> TestAgent {
+    static func start(
+        _ body: String,
+        x509SVIDTTL: String = "1h",
+        directory: String? = nil,
+        allowUnauthenticatedVerifiers: Bool = false
+    ) async throws -> TestAgent {
         let directory = directory ?? TestAgent.makeDirectory()
         let socketPath = directory + "/api.sock"
         let configPath = directory + "/lanyard.toml"
@@ -23,6 +28,7 @@ final class TestAgent: Sendable {
 
             [workload_api]
             socket_path = "\(socketPath)"
+            allow_unauthenticated_verifiers = \(allowUnauthenticatedVerifiers)
 
             [upstream.local]
             x509_svid_ttl = "\(x509SVIDTTL)"
@@ -63,7 +69,11 @@ final class TestAgent: Sendable {
     /// A fresh directory that other uids can traverse (for their client processes).
     static func makeDirectory() -> String {
         let path = "/tmp/lanyard-it-\(UUID().uuidString.prefix(8))"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        try? FileManager.default.createDirectory(
+            atPath: path,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o755]
+        )
         return path
     }
 
@@ -84,9 +94,14 @@ struct LanyardCLI {
 
     /// Copies the binary next to the tests into `directory`, so processes under other uids can execute it.
     init(copyInto directory: String) throws {
-        var source = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("lanyard").path
+        var source = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
+            "lanyard"
+        ).path
         if !FileManager.default.fileExists(atPath: source) {
-            source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../.build/debug/lanyard").standardized.path
+            source =
+                URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+                    "../../../.build/debug/lanyard"
+                ).standardized.path
         }
         binary = directory + "/lanyard"
         try? FileManager.default.removeItem(atPath: binary)
@@ -94,12 +109,16 @@ struct LanyardCLI {
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: binary)
     }
 
-    func run(_ arguments: [String], uid: UInt32? = nil, gid: UInt32? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    func run(
+        _ arguments: [String],
+        uid: UInt32? = nil,
+        gid: UInt32? = nil
+    ) throws -> (status: Int32, stdout: String, stderr: String) {
         let directory = (binary as NSString).deletingLastPathComponent
         let out = directory + "/out-\(UUID().uuidString)"
         let err = directory + "/err-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: out, contents: nil)
-        FileManager.default.createFile(atPath: err, contents: nil)
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        _ = FileManager.default.createFile(atPath: err, contents: nil)
         defer {
             try? FileManager.default.removeItem(atPath: out)
             try? FileManager.default.removeItem(atPath: err)

@@ -1,0 +1,94 @@
+import Attestation
+import Endpoints
+import Foundation
+import IdentityCache
+import Logging
+import SPIFFE
+import SPIFFECrypto
+import Testing
+
+@testable import LanyardAgent
+
+/// An attestor that lets its caller die mid-attestation, as a process that exits (and whose PID could be
+/// recycled) while the agent is still looking at it.
+struct KillingAttestor: WorkloadAttestor {
+    let victim: Process
+    var name: String { "killing" }
+
+    func attest(pid: Int32) async throws -> [Selector] {
+        kill(victim.processIdentifier, SIGKILL)
+        victim.waitUntilExit()
+        return [try Selector("unix:uid:0")]
+    }
+}
+
+struct FailingAttestor: WorkloadAttestor {
+    var name: String { "failing" }
+    func attest(pid: Int32) async throws -> [Selector] { throw AttestationError(.procUnreadable, "cannot read") }
+}
+
+struct NoUpstream: IdentityUpstream {
+    func state(at now: Date) async throws -> UpstreamState { throw CryptoError(.issuanceRefused, "none") }
+    func signX509SVID(
+        csr: CertificateSigningRequest,
+        for entry: RegistrationEntry,
+        at now: Date
+    ) async throws -> [Certificate] { [] }
+    func signJWTSVID(for entry: RegistrationEntry, audience: [String], at now: Date) async throws -> JWTSVID {
+        throw CryptoError(.issuanceRefused, "none")
+    }
+}
+
+@Suite("Workload backend: caller pinning and attestor failures", .serialized)
+struct WorkloadBackendTests {
+    func backend(_ attestors: [any WorkloadAttestor]) throws -> WorkloadBackend {
+        WorkloadBackend(
+            cache: IdentityCache(),
+            attestors: attestors,
+            upstream: NoUpstream(),
+            trustDomain: try TrustDomain("example.org"),
+            logger: Logger(label: "test"),
+            procRoot: "/proc",
+            now: Date.init
+        )
+    }
+
+    func sleeper() throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        process.arguments = ["30"]
+        try process.run()
+        return process
+    }
+
+    @Test("a caller that exits during attestation is refused as gone, never given the selectors")
+    func callerExitsDuringAttestation() async throws {
+        let child = try sleeper()
+        let backend = try backend([KillingAttestor(victim: child)])
+        let credentials = CallerCredentials(pid: child.processIdentifier, uid: 0, gid: 0)
+        await #expect(throws: WorkloadAPIError(.callerGone, "caller process is gone")) {
+            try await backend.attest(credentials)
+        }
+    }
+
+    @Test("a caller that is already gone is refused before attestation")
+    func callerAlreadyGone() async throws {
+        let child = try sleeper()
+        kill(child.processIdentifier, SIGKILL)
+        child.waitUntilExit()
+        let backend = try backend([UnixAttestor()])
+        await #expect(throws: WorkloadAPIError(.callerGone, "caller process is gone")) {
+            try await backend.attest(CallerCredentials(pid: child.processIdentifier, uid: 0, gid: 0))
+        }
+    }
+
+    @Test("every attestor failing is an attestation failure; one succeeding is enough")
+    func attestorFailures() async throws {
+        let me = CallerCredentials(pid: getpid(), uid: getuid(), gid: getgid())
+        await #expect(throws: WorkloadAPIError(.attestationFailed, "workload attestation failed")) {
+            try await backend([FailingAttestor()]).attest(me)
+        }
+        let caller = try await backend([FailingAttestor(), UnixAttestor()]).attest(me)
+        #expect(caller.selectors.contains(try Selector("unix:uid:\(geteuid())")))
+    }
+}
