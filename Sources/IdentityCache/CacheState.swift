@@ -40,7 +40,8 @@ public struct CacheState: Sendable {
         for id in removed { svids[id] = nil }
         let spiffeIDs = Set(state.entries.map(\.spiffeID))
         jwtSVIDs = jwtSVIDs.filter { spiffeIDs.contains($0.key.spiffeID) }
-        let changed = entries != state.entries || bundle != state.bundle || federatedBundles != state.federatedBundles
+        let changed =
+            entries != state.entries || bundle != state.bundle || federatedBundles != state.federatedBundles
             || !removed.isEmpty
         entries = state.entries
         bundle = state.bundle

@@ -9,7 +9,11 @@ public protocol IdentityUpstream: Sendable {
     func state(at now: Date) async throws -> UpstreamState
 
     /// Signs the agent's CSR for `entry`, returning the chain leaf first.
-    func signX509SVID(csr: CertificateSigningRequest, for entry: RegistrationEntry, at now: Date) async throws -> [Certificate]
+    func signX509SVID(
+        csr: CertificateSigningRequest,
+        for entry: RegistrationEntry,
+        at now: Date
+    ) async throws -> [Certificate]
 
     /// Mints a JWT-SVID for `entry` and `audience`.
     func signJWTSVID(for entry: RegistrationEntry, audience: [String], at now: Date) async throws -> JWTSVID

@@ -1,6 +1,6 @@
 public import Foundation
 public import Logging
-public import SPIFFE
+import SPIFFE
 public import SPIFFECrypto
 
 /// Keeps the cache current: syncs entries and bundles from the upstream, and mints an SVID for every entry that
@@ -45,7 +45,11 @@ public struct SVIDRotator: Sendable {
         for entry in cache.state.entriesDue(at: time) {
             do {
                 let key = try PrivateKey(generating: keyType)
-                let csr = try CertificateSigningRequest(privateKey: key, spiffeID: entry.spiffeID, dnsNames: entry.dnsNames)
+                let csr = try CertificateSigningRequest(
+                    privateKey: key,
+                    spiffeID: entry.spiffeID,
+                    dnsNames: entry.dnsNames
+                )
                 let chain = try await upstream.signX509SVID(csr: csr, for: entry, at: time)
                 let svid = try X509SVID(certificates: chain, privateKey: key)
                 // Lifetimes count from issuance: the certificate's backdated start would bring renewal forward.
@@ -61,11 +65,16 @@ public struct SVIDRotator: Sendable {
                 minted += 1
                 logger.debug(
                     "x509-svid minted",
-                    metadata: ["spiffe.id": "\(entry.spiffeID)", "svid.serial": "\(svid.leaf.serialNumberHex)",
-                        "svid.expires_at": "\(svid.expiresAt)", "svid.renew_at": "\(renewAt)"]
+                    metadata: [
+                        "spiffe.id": "\(entry.spiffeID)", "svid.serial": "\(svid.leaf.serialNumberHex)",
+                        "svid.expires_at": "\(svid.expiresAt)", "svid.renew_at": "\(renewAt)",
+                    ]
                 )
             } catch {
-                logger.error("x509-svid minting failed", metadata: ["spiffe.id": "\(entry.spiffeID)", "error": "\(error)"])
+                logger.error(
+                    "x509-svid minting failed",
+                    metadata: ["spiffe.id": "\(entry.spiffeID)", "error": "\(error)"]
+                )
             }
         }
         return minted
@@ -85,12 +94,5 @@ public struct SVIDRotator: Sendable {
                 return
             }
         }
-    }
-}
-
-extension Duration {
-    var timeInterval: TimeInterval {
-        let (seconds, attoseconds) = components
-        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
     }
 }

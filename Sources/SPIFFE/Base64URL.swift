@@ -1,4 +1,4 @@
-public import Foundation
+package import Foundation
 
 extension Data {
     /// Decodes unpadded base64url (RFC 4648 §5), as JWS and JWK use it. Padding and any other alphabet are refused.

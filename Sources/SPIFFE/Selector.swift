@@ -1,6 +1,6 @@
 /// One fact an attestor proved about a caller, spelled `type:value` as SPIRE does: `unix:uid:1000`,
 /// `k8s:ns:payments`, `k8s:pod-label:app:web`. Only the first colon separates; the value may hold more.
-public struct Selector: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+public struct Selector: Hashable, Comparable, Sendable, CustomStringConvertible, Codable, StringCodable {
     public let type: String
     public let value: String
 
@@ -22,20 +22,5 @@ public struct Selector: Hashable, Comparable, Sendable, CustomStringConvertible,
 
     public static func < (lhs: Selector, rhs: Selector) -> Bool {
         (lhs.type, lhs.value) < (rhs.type, rhs.value)
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let string = try container.decode(String.self)
-        do {
-            try self.init(string)
-        } catch {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
     }
 }

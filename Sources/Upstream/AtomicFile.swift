@@ -1,7 +1,7 @@
 public import Foundation
 
 #if canImport(Glibc)
-public import Glibc
+    import Glibc
 #endif
 
 /// Writes files so that a reader, or a restart after a crash, sees either the old content or the new, never a mix.

@@ -130,7 +130,12 @@ public final class LocalAuthority: Sendable {
     }
 
     /// Signs a JWT-SVID, never valid past the signing generation's root.
-    public func signJWTSVID(spiffeID: SPIFFEID, audience: [String], ttl: Duration?, now: Date) throws(UpstreamError) -> JWTSVID {
+    public func signJWTSVID(
+        spiffeID: SPIFFEID,
+        audience: [String],
+        ttl: Duration?,
+        now: Date
+    ) throws(UpstreamError) -> JWTSVID {
         let generation = signingGeneration(at: now)
         let lifetime = (ttl ?? config.jwtSVIDTTL).timeInterval
         do {
@@ -192,7 +197,10 @@ public final class LocalAuthority: Sendable {
                         "\(base).pem is for trust domain \(authority.trustDomain), not \(config.trustDomain); move data_dir aside to start over"
                     )
                 }
-                let signer = try JWTSVIDSigner(privateKey: jwtKey, keyID: JWTSVIDSigner.keyID(for: try jwtKey.publicKey))
+                let signer = try JWTSVIDSigner(
+                    privateKey: jwtKey,
+                    keyID: JWTSVIDSigner.keyID(for: try jwtKey.publicKey)
+                )
                 let generation = Generation(authority: authority, jwtSigner: signer)
                 if generation.notAfter <= now {
                     removeFiles(of: generation)
@@ -228,13 +236,5 @@ public final class LocalAuthority: Sendable {
         } catch {
             throw UpstreamError(.storage, "cannot create \(path): \(error.localizedDescription)")
         }
-    }
-}
-
-extension Duration {
-    /// Seconds as a `TimeInterval`, for date arithmetic.
-    public var timeInterval: TimeInterval {
-        let (seconds, attoseconds) = components
-        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
     }
 }

@@ -35,13 +35,8 @@ struct Lanyard: AsyncParsableCommand {
     }
 }
 
-/// A failure with the exit code it should produce.
-struct Failure: Error, CustomStringConvertible {
-    let description: String
-    let code: Int32
-}
-
-extension Failure {
+/// Reports a runtime failure (a call that failed, an agent that is down) and gives exit code 1.
+enum Failure {
     static func runtime(_ error: any Error) -> ExitCode {
         FileHandle.standardError.write(Data("lanyard: \(ClientCommands.describe(error))\n".utf8))
         return ExitCode(1)
@@ -65,7 +60,8 @@ struct Run: AsyncParsableCommand {
         let level = Logger.Level(rawValue: agentConfig.logLevel) ?? .info
         let json = agentConfig.logFormat == "json"
         LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler =
+                json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
@@ -111,7 +107,10 @@ struct SocketOptions: ParsableArguments {
     func client() throws -> WorkloadAPIClient {
         do {
             return WorkloadAPIClient(
-                socketPath: try WorkloadAPIClient.resolveSocketPath(explicit: socket, environment: ProcessInfo.processInfo.environment)
+                socketPath: try WorkloadAPIClient.resolveSocketPath(
+                    explicit: socket,
+                    environment: ProcessInfo.processInfo.environment
+                )
             )
         } catch {
             throw ValidationError("\(error)")
@@ -184,7 +183,13 @@ struct API: ParsableCommand {
 
         func run() async throws {
             do {
-                print(try await ClientCommands.fetchJWT(client: try options.client(), audience: audience, spiffeID: spiffeID))
+                print(
+                    try await ClientCommands.fetchJWT(
+                        client: try options.client(),
+                        audience: audience,
+                        spiffeID: spiffeID
+                    )
+                )
             } catch let error as ValidationError {
                 throw error
             } catch {
@@ -224,7 +229,9 @@ struct API: ParsableCommand {
 
         func run() async throws {
             do {
-                print(try await ClientCommands.validateJWT(client: try options.client(), audience: audience, token: token))
+                print(
+                    try await ClientCommands.validateJWT(client: try options.client(), audience: audience, token: token)
+                )
             } catch let error as ValidationError {
                 throw error
             } catch {

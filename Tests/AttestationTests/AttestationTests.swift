@@ -37,7 +37,9 @@ struct AttestationTests {
         #expect(status.supplementaryGIDs == [4, 24, 27])
         #expect(throws: AttestationError.self) { try ProcStatus(parsing: "Uid:\t1\t2\n", path: "status") }
         #expect(throws: AttestationError.self) { try ProcStatus(parsing: "Name:\tx\n", path: "status") }
-        #expect(throws: AttestationError.self) { try ProcStatus(parsing: "Uid:\t1\t2\t3\t4\nGid:\t1\t2\t3\t4\nGroups:\tx\n", path: "s") }
+        #expect(throws: AttestationError.self) {
+            try ProcStatus(parsing: "Uid:\t1\t2\t3\t4\nGid:\t1\t2\t3\t4\nGroups:\tx\n", path: "s")
+        }
     }
 
     @Test("a pinned process that exits is reported gone; a live one is current")
@@ -62,7 +64,10 @@ struct AttestationTests {
     @Test("the command name may hold spaces and parentheses")
     func statWithOddName() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("proc-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root.appendingPathComponent("42"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: root.appendingPathComponent("42"),
+            withIntermediateDirectories: true
+        )
         defer { try? FileManager.default.removeItem(at: root) }
         let fields = (3...52).map { $0 == 22 ? "987654" : "0" }.joined(separator: " ")
         try Data("42 (evil) (name 1) \(fields)\n".utf8).write(to: root.appendingPathComponent("42/stat"))
@@ -84,14 +89,18 @@ struct AttestationTests {
     func attestsPath() async throws {
         let child = try spawn(["/bin/sleep", "30"])
         defer { stop(child) }
-        let selectors = try await UnixAttestor(config: .init(discoverWorkloadPath: true)).attest(pid: child.processIdentifier)
+        let selectors = try await UnixAttestor(config: .init(discoverWorkloadPath: true)).attest(
+            pid: child.processIdentifier
+        )
         let path = try #require(selectors.first { $0.value.hasPrefix("path:") })
         #expect(path.value.hasSuffix("sleep"))
         let digest = try #require(selectors.first { $0.value.hasPrefix("sha256:") })
         let expected = try shellOutput(["/usr/bin/sha256sum", String(path.value.dropFirst(5))]).prefix(64)
         #expect(digest.value == "sha256:" + expected)
         await #expect(throws: AttestationError(.workloadTooLarge, "")) {
-            try await UnixAttestor(config: .init(discoverWorkloadPath: true, workloadSizeLimit: 10)).attest(pid: child.processIdentifier)
+            try await UnixAttestor(config: .init(discoverWorkloadPath: true, workloadSizeLimit: 10)).attest(
+                pid: child.processIdentifier
+            )
         }
     }
 
@@ -130,7 +139,7 @@ enum ProcessPinProbe {
 /// tests start at the same moment, and then reading it waits for them to exit.
 func shellOutput(_ arguments: [String]) throws -> String {
     let output = FileManager.default.temporaryDirectory.appendingPathComponent("out-\(UUID().uuidString)")
-    FileManager.default.createFile(atPath: output.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: output.path, contents: nil)
     defer { try? FileManager.default.removeItem(at: output) }
     let handle = try FileHandle(forWritingTo: output)
     let process = Process()

@@ -15,7 +15,12 @@ final class FakeUpstream: IdentityUpstream, Sendable {
 
     init(entries: [RegistrationEntry], now: Date) throws {
         let trustDomain = try TrustDomain("example.org")
-        authority = try CertificateAuthority.makeRoot(trustDomain: trustDomain, keyType: .ecP256, ttl: .seconds(86_400), now: now)
+        authority = try CertificateAuthority.makeRoot(
+            trustDomain: trustDomain,
+            keyType: .ecP256,
+            ttl: .seconds(86_400),
+            now: now
+        )
         current = Mutex(
             UpstreamState(
                 entries: entries,
@@ -29,9 +34,18 @@ final class FakeUpstream: IdentityUpstream, Sendable {
 
     func state(at now: Date) async throws -> UpstreamState { current.withLock { $0 } }
 
-    func signX509SVID(csr: CertificateSigningRequest, for entry: RegistrationEntry, at now: Date) async throws -> [Certificate] {
+    func signX509SVID(
+        csr: CertificateSigningRequest,
+        for entry: RegistrationEntry,
+        at now: Date
+    ) async throws -> [Certificate] {
         signed.withLock { $0 += 1 }
-        return try authority.issueX509SVID(csr: csr, spiffeID: entry.spiffeID, ttl: entry.x509SVIDTTL ?? .seconds(100), now: now)
+        return try authority.issueX509SVID(
+            csr: csr,
+            spiffeID: entry.spiffeID,
+            ttl: entry.x509SVIDTTL ?? .seconds(100),
+            now: now
+        )
     }
 
     func signJWTSVID(for entry: RegistrationEntry, audience: [String], at now: Date) async throws -> JWTSVID {
@@ -68,7 +82,10 @@ struct IdentityCacheTests {
 
     @Test("the rotator mints what is missing, nothing before renewal, and renews after it")
     func rotation() async throws {
-        let upstream = try FakeUpstream(entries: [try entry("/a", ["unix:uid:1"]), try entry("/b", ["unix:uid:2"])], now: Self.now)
+        let upstream = try FakeUpstream(
+            entries: [try entry("/a", ["unix:uid:1"]), try entry("/b", ["unix:uid:2"])],
+            now: Self.now
+        )
         let cache = IdentityCache()
         let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger)
         #expect(await rotator.syncOnce(at: Self.now) == 2)
@@ -87,7 +104,9 @@ struct IdentityCacheTests {
         let cache = IdentityCache()
         let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger)
         await rotator.syncOnce(at: Self.now)
-        let stream = cache.subscribe(selectors: [try Selector("unix:uid:1")]) { $0.identities.map(\.entry.spiffeID.path) }
+        let stream = cache.subscribe(selectors: [try Selector("unix:uid:1")]) {
+            $0.identities.map(\.entry.spiffeID.path)
+        }
         var iterator = stream.makeAsyncIterator()
         #expect(await iterator.next() == ["/a"])
 
@@ -122,8 +141,13 @@ struct IdentityCacheTests {
     @Test("JWT-SVIDs are cached by SPIFFE ID and sorted audience, until half their lifetime")
     func jwtCacheKeys() throws {
         let id = try SPIFFEID("spiffe://example.org/a")
-        #expect(CacheState.JWTKey(spiffeID: id, audience: ["b", "a"]) == CacheState.JWTKey(spiffeID: id, audience: ["a", "b", "a"]))
-        #expect(CacheState.JWTKey(spiffeID: id, audience: ["a"]) != CacheState.JWTKey(spiffeID: id, audience: ["a", "b"]))
+        #expect(
+            CacheState.JWTKey(spiffeID: id, audience: ["b", "a"])
+                == CacheState.JWTKey(spiffeID: id, audience: ["a", "b", "a"])
+        )
+        #expect(
+            CacheState.JWTKey(spiffeID: id, audience: ["a"]) != CacheState.JWTKey(spiffeID: id, audience: ["a", "b"])
+        )
         var state = CacheState()
         _ = state.apply(
             UpstreamState(
@@ -132,13 +156,22 @@ struct IdentityCacheTests {
                 federatedBundles: [:]
             )
         )
-        let svid = JWTSVID(token: "t", spiffeID: id, audience: ["a"], expiresAt: Self.now + 100, issuedAt: Self.now, claims: [:])
+        let svid = JWTSVID(
+            token: "t",
+            spiffeID: id,
+            audience: ["a"],
+            expiresAt: Self.now + 100,
+            issuedAt: Self.now,
+            claims: [:]
+        )
         let key = CacheState.JWTKey(spiffeID: id, audience: ["a"])
         state.storeJWTSVID(svid, for: key)
         #expect(state.cachedJWTSVID(key, at: Self.now + 10, policy: RenewalPolicy()) == svid)
         #expect(state.cachedJWTSVID(key, at: Self.now + 50, policy: RenewalPolicy()) == nil)
         // Removing the identity forgets its tokens.
-        _ = state.apply(UpstreamState(entries: [], bundle: SPIFFEBundle(trustDomain: id.trustDomain), federatedBundles: [:]))
+        _ = state.apply(
+            UpstreamState(entries: [], bundle: SPIFFEBundle(trustDomain: id.trustDomain), federatedBundles: [:])
+        )
         #expect(state.cachedJWTSVID(key, at: Self.now + 10, policy: RenewalPolicy()) == nil)
     }
 
@@ -147,7 +180,9 @@ struct IdentityCacheTests {
         let upstream = try FakeUpstream(entries: [try entry("/a", ["unix:uid:1"])], now: Self.now)
         let cache = IdentityCache()
         let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger)
-        let streams = try (0..<5).map { _ in cache.subscribe(selectors: [try Selector("unix:uid:1")]) { $0.identities.count } }
+        let streams = try (0..<5).map { _ in
+            cache.subscribe(selectors: [try Selector("unix:uid:1")]) { $0.identities.count }
+        }
         #expect(cache.subscriberCount == 5)
         await rotator.syncOnce(at: Self.now)
         cache.finishAll()

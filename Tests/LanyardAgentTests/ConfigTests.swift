@@ -16,37 +16,38 @@ struct ConfigTests {
 
     @Test("a full file parses into typed settings with stable entry ids")
     func parsesFull() throws {
-        let text = minimal + """
+        let text =
+            minimal + """
 
-            log_level = "debug"
+                log_level = "debug"
 
-            [upstream]
-            kind = "local"
+                [upstream]
+                kind = "local"
 
-            [upstream.local]
-            ca_key_type = "ec-p384"   # comment after a value
-            ca_ttl = "48h"
-            x509_svid_ttl = "1h30m"
-            jwt_svid_ttl = "90s"
+                [upstream.local]
+                ca_key_type = "ec-p384"   # comment after a value
+                ca_ttl = "48h"
+                x509_svid_ttl = "1h30m"
+                jwt_svid_ttl = "90s"
 
-            [attestors.unix]
-            discover_workload_path = true
-            workload_size_limit = 1_000_000
+                [attestors.unix]
+                discover_workload_path = true
+                workload_size_limit = 1_000_000
 
-            [[entries]]
-            spiffe_id = "spiffe://example.org/web"
-            selectors = [
-                "unix:uid:1000",   # the web user
-                "unix:gid:1000",
-            ]
-            dns_names = ["web.local"]
-            hint = "web # not a comment"
+                [[entries]]
+                spiffe_id = "spiffe://example.org/web"
+                selectors = [
+                    "unix:uid:1000",   # the web user
+                    "unix:gid:1000",
+                ]
+                dns_names = ["web.local"]
+                hint = "web # not a comment"
 
-            [[entries]]
-            spiffe_id = 'spiffe://example.org/db'
-            selectors = ["unix:user:postgres"]
-            x509_svid_ttl = "10m"
-            """
+                [[entries]]
+                spiffe_id = 'spiffe://example.org/db'
+                selectors = ["unix:user:postgres"]
+                x509_svid_ttl = "10m"
+                """
         // log_level after a table header belongs to that table: it must be reported, not silently moved.
         #expect(throws: ConfigError.self) { try AgentConfig.parse(text, path: "t.toml") }
         let fixed = text.replacingOccurrences(of: "\nlog_level = \"debug\"\n", with: "\n")
@@ -70,22 +71,58 @@ struct ConfigTests {
         ("data_dir = \"/x\"", "trust_domain: is required"),
         ("trust_domain = \"Example.org\"", "trust_domain: trust domain must be lowercase"),
         ("trust_domain = \"example.org\"\ncolour = \"blue\"", "colour: unknown key"),
-        ("trust_domain = \"example.org\"\n[workload_api]\nsocket_path = \"relative.sock\"", "workload_api.socket_path: must be an absolute path"),
-        ("trust_domain = \"example.org\"\n[workload_api]\nsocket_path = \"/\(String(repeating: "a", count: 120))\"", "a unix socket path holds at most 107"),
+        (
+            "trust_domain = \"example.org\"\n[workload_api]\nsocket_path = \"relative.sock\"",
+            "workload_api.socket_path: must be an absolute path"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[workload_api]\nsocket_path = \"/\(String(repeating: "a", count: 120))\"",
+            "a unix socket path holds at most 107"
+        ),
         ("trust_domain = \"example.org\"\n[workload_api]\nsocket_path = \"/tmp\"", "exists and is not a socket"),
-        ("trust_domain = \"example.org\"\n[upstream.local]\nx509_svid_ttl = \"1 hour\"", "upstream.local.x509_svid_ttl: \"1 hour\" is not a positive duration"),
+        (
+            "trust_domain = \"example.org\"\n[upstream.local]\nx509_svid_ttl = \"1 hour\"",
+            "upstream.local.x509_svid_ttl: \"1 hour\" is not a positive duration"
+        ),
         ("trust_domain = \"example.org\"\n[upstream.local]\nca_ttl = \"0s\"", "upstream.local.ca_ttl"),
-        ("trust_domain = \"example.org\"\n[upstream.local]\nca_key_type = \"dsa\"", "upstream.local.ca_key_type: must be one of"),
+        (
+            "trust_domain = \"example.org\"\n[upstream.local]\nca_key_type = \"dsa\"",
+            "upstream.local.ca_key_type: must be one of"
+        ),
         ("trust_domain = \"example.org\"\n[upstream]\nkind = \"spire\"", "upstream.kind"),
         ("trust_domain = \"example.org\"\nlog_level = \"loud\"", "log_level: must be one of"),
-        ("trust_domain = \"example.org\"\n[attestors.unix]\nenabled = \"yes\"", "attestors.unix.enabled: must be true or false"),
-        ("trust_domain = \"example.org\"\n[[entries]]\nselectors = [\"unix:uid:1\"]", "entries[0].spiffe_id: is required"),
-        ("trust_domain = \"example.org\"\n[[entries]]\nspiffe_id = \"spiffe://other.org/x\"\nselectors = [\"unix:uid:1\"]", "is not in trust domain example.org"),
-        ("trust_domain = \"example.org\"\n[[entries]]\nspiffe_id = \"spiffe://example.org/x\"\nselectors = []", "entries[0].selectors: needs at least one selector"),
-        ("trust_domain = \"example.org\"\n[[entries]]\nspiffe_id = \"spiffe://example.org/x\"\nselectors = [\"nocolon\"]", "must have the form type:value"),
-        ("trust_domain = \"example.org\"\n[[entries]]\nspiffe_id = \"spiffe://example.org/x\"\nselectors = [\"unix:uid:1\"]\nfederates_with = [\"partner.org\"]", "no [[federation]] bundle is configured for partner.org"),
-        ("trust_domain = \"example.org\"\n[[federation]]\ntrust_domain = \"partner.org\"\nbundle_path = \"/nonexistent/bundle.json\"", "federation[0].bundle_path: bundle: cannot read"),
-        ("trust_domain = \"example.org\"\ntrust_domain = \"example.com\"", "line 2: key \"trust_domain\" is defined twice"),
+        (
+            "trust_domain = \"example.org\"\n[attestors.unix]\nenabled = \"yes\"",
+            "attestors.unix.enabled: must be true or false"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[[entries]]\nselectors = [\"unix:uid:1\"]",
+            "entries[0].spiffe_id: is required"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[[entries]]\nspiffe_id = \"spiffe://other.org/x\"\nselectors = [\"unix:uid:1\"]",
+            "is not in trust domain example.org"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[[entries]]\nspiffe_id = \"spiffe://example.org/x\"\nselectors = []",
+            "entries[0].selectors: needs at least one selector"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[[entries]]\nspiffe_id = \"spiffe://example.org/x\"\nselectors = [\"nocolon\"]",
+            "must have the form type:value"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[[entries]]\nspiffe_id = \"spiffe://example.org/x\"\nselectors = [\"unix:uid:1\"]\nfederates_with = [\"partner.org\"]",
+            "no [[federation]] bundle is configured for partner.org"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[[federation]]\ntrust_domain = \"partner.org\"\nbundle_path = \"/nonexistent/bundle.json\"",
+            "federation[0].bundle_path: bundle: cannot read"
+        ),
+        (
+            "trust_domain = \"example.org\"\ntrust_domain = \"example.com\"",
+            "line 2: key \"trust_domain\" is defined twice"
+        ),
         ("trust_domain = example.org", "line 1: unsupported value"),
         ("trust_domain = \"example.org", "line 1: unterminated string"),
         ("[workload_api\nsocket_path = \"/a\"", "line 1: malformed [table] header"),
@@ -130,10 +167,33 @@ struct ConfigTests {
 
     @Test("SPIFFE_ENDPOINT_SOCKET is read as a unix URI")
     func socketAddress() throws {
-        #expect(try WorkloadAPIClient.resolveSocketPath(explicit: "/a.sock", environment: ["SPIFFE_ENDPOINT_SOCKET": "unix:///b"]) == "/a.sock")
-        #expect(try WorkloadAPIClient.resolveSocketPath(explicit: nil, environment: ["SPIFFE_ENDPOINT_SOCKET": "unix:///run/x/api.sock"]) == "/run/x/api.sock")
-        #expect(try WorkloadAPIClient.resolveSocketPath(explicit: nil, environment: [:]) == WorkloadAPIClient.defaultSocketPath)
-        #expect(throws: ClientError.self) { try WorkloadAPIClient.resolveSocketPath(explicit: nil, environment: ["SPIFFE_ENDPOINT_SOCKET": "tcp://127.0.0.1:1"]) }
-        #expect(throws: ClientError.self) { try WorkloadAPIClient.resolveSocketPath(explicit: nil, environment: ["SPIFFE_ENDPOINT_SOCKET": "unix:///a?b=c"]) }
+        #expect(
+            try WorkloadAPIClient.resolveSocketPath(
+                explicit: "/a.sock",
+                environment: ["SPIFFE_ENDPOINT_SOCKET": "unix:///b"]
+            ) == "/a.sock"
+        )
+        #expect(
+            try WorkloadAPIClient.resolveSocketPath(
+                explicit: nil,
+                environment: ["SPIFFE_ENDPOINT_SOCKET": "unix:///run/x/api.sock"]
+            ) == "/run/x/api.sock"
+        )
+        #expect(
+            try WorkloadAPIClient.resolveSocketPath(explicit: nil, environment: [:])
+                == WorkloadAPIClient.defaultSocketPath
+        )
+        #expect(throws: ClientError.self) {
+            try WorkloadAPIClient.resolveSocketPath(
+                explicit: nil,
+                environment: ["SPIFFE_ENDPOINT_SOCKET": "tcp://127.0.0.1:1"]
+            )
+        }
+        #expect(throws: ClientError.self) {
+            try WorkloadAPIClient.resolveSocketPath(
+                explicit: nil,
+                environment: ["SPIFFE_ENDPOINT_SOCKET": "unix:///a?b=c"]
+            )
+        }
     }
 }

@@ -17,7 +17,12 @@ struct LocalAuthorityTests {
     }
 
     func config(_ directory: String, caTTL: Duration = .seconds(1000)) -> LocalAuthority.Config {
-        LocalAuthority.Config(trustDomain: trustDomain, dataDirectory: directory, caTTL: caTTL, x509SVIDTTL: .seconds(60))
+        LocalAuthority.Config(
+            trustDomain: trustDomain,
+            dataDirectory: directory,
+            caTTL: caTTL,
+            x509SVIDTTL: .seconds(60)
+        )
     }
 
     @Test("the CA is created once, with private files 0600, and reused after a restart")
@@ -31,10 +36,13 @@ struct LocalAuthorityTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: directory + "/authority").sorted()
         #expect(files.count == 3)
         for file in files {
-            let mode = try FileManager.default.attributesOfItem(atPath: "\(directory)/authority/\(file)")[.posixPermissions] as? Int
+            let mode =
+                try FileManager.default.attributesOfItem(atPath: "\(directory)/authority/\(file)")[.posixPermissions]
+                as? Int
             #expect(mode == (file.hasSuffix(".pem") ? 0o644 : 0o600), "\(file)")
         }
-        let directoryMode = try FileManager.default.attributesOfItem(atPath: directory + "/authority")[.posixPermissions] as? Int
+        let directoryMode =
+            try FileManager.default.attributesOfItem(atPath: directory + "/authority")[.posixPermissions] as? Int
         #expect(directoryMode == 0o700)
         let second = try LocalAuthority(config: config(directory), now: Self.start + 10)
         #expect(second.bundle(at: Self.start + 10) == bundle)
@@ -82,14 +90,31 @@ struct LocalAuthorityTests {
         let authority = try LocalAuthority(config: config(directory), now: Self.start)
         let id = try SPIFFEID("spiffe://example.org/w")
         let csr = try CertificateSigningRequest(privateKey: try PrivateKey(generating: .ecP256), spiffeID: nil)
-        let chain = try authority.signX509SVID(csr: csr, spiffeID: id, ttl: .seconds(5000), dnsNames: [], now: Self.start)
+        let chain = try authority.signX509SVID(
+            csr: csr,
+            spiffeID: id,
+            ttl: .seconds(5000),
+            dnsNames: [],
+            now: Self.start
+        )
         #expect(chain[0].notAfter == Date(timeIntervalSince1970: Self.start.timeIntervalSince1970 + 1000))
         let jwt = try authority.signJWTSVID(spiffeID: id, audience: ["a"], ttl: nil, now: Self.start)
         let bundle = authority.bundle(at: Self.start)
-        let validated = try JWTSVIDValidator().validate(jwt.token, audience: "a", bundles: { _ in bundle }, at: Self.start)
+        let validated = try JWTSVIDValidator().validate(
+            jwt.token,
+            audience: "a",
+            bundles: { _ in bundle },
+            at: Self.start
+        )
         #expect(validated.spiffeID == id)
         #expect(throws: UpstreamError.self) {
-            try authority.signX509SVID(csr: csr, spiffeID: try SPIFFEID("spiffe://other.org/w"), ttl: nil, dnsNames: [], now: Self.start)
+            try authority.signX509SVID(
+                csr: csr,
+                spiffeID: try SPIFFEID("spiffe://other.org/w"),
+                ttl: nil,
+                dnsNames: [],
+                now: Self.start
+            )
         }
     }
 
@@ -102,7 +127,9 @@ struct LocalAuthorityTests {
         other.trustDomain = try TrustDomain("other.org")
         #expect(throws: UpstreamError(.corruptState, "")) { try LocalAuthority(config: other, now: Self.start) }
         try Data("garbage".utf8).write(to: URL(fileURLWithPath: directory + "/authority/ca-1.pem"))
-        #expect(throws: UpstreamError(.corruptState, "")) { try LocalAuthority(config: config(directory), now: Self.start) }
+        #expect(throws: UpstreamError(.corruptState, "")) {
+            try LocalAuthority(config: config(directory), now: Self.start)
+        }
     }
 
     @Test("atomic writes set the mode from the start and replace whole files")

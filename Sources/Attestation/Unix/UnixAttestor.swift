@@ -3,7 +3,7 @@ public import SPIFFE
 import SPIFFECrypto
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The `unix` attestor: effective uid and gid, supplementary groups, their names, and optionally the executable's
@@ -33,7 +33,9 @@ public struct UnixAttestor: WorkloadAttestor {
 
     public func attest(pid: Int32) async throws -> [Selector] {
         let status = try ProcStatus(pid: pid, procRoot: config.procRoot)
-        var selectors: [(String, String)] = [("uid", String(status.effectiveUID)), ("gid", String(status.effectiveGID))]
+        var selectors: [(String, String)] = [
+            ("uid", String(status.effectiveUID)), ("gid", String(status.effectiveGID)),
+        ]
         if let user = Self.userName(uid: status.effectiveUID) { selectors.append(("user", user)) }
         if let group = Self.groupName(gid: status.effectiveGID) { selectors.append(("group", group)) }
         for gid in status.supplementaryGIDs {

@@ -15,8 +15,18 @@ struct LocalUpstream: IdentityUpstream {
         return UpstreamState(entries: entries, bundle: authority.bundle(at: now), federatedBundles: federatedBundles)
     }
 
-    func signX509SVID(csr: CertificateSigningRequest, for entry: RegistrationEntry, at now: Date) async throws -> [Certificate] {
-        try authority.signX509SVID(csr: csr, spiffeID: entry.spiffeID, ttl: entry.x509SVIDTTL, dnsNames: entry.dnsNames, now: now)
+    func signX509SVID(
+        csr: CertificateSigningRequest,
+        for entry: RegistrationEntry,
+        at now: Date
+    ) async throws -> [Certificate] {
+        try authority.signX509SVID(
+            csr: csr,
+            spiffeID: entry.spiffeID,
+            ttl: entry.x509SVIDTTL,
+            dnsNames: entry.dnsNames,
+            now: now
+        )
     }
 
     func signJWTSVID(for entry: RegistrationEntry, audience: [String], at now: Date) async throws -> JWTSVID {

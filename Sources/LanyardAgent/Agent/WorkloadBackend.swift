@@ -54,7 +54,10 @@ struct WorkloadBackend: WorkloadAPIBackend {
             }
         }
         guard pin.isCurrent else {
-            logger.warning("caller exited or its pid was reused during attestation", metadata: ["caller.pid": "\(credentials.pid)"])
+            logger.warning(
+                "caller exited or its pid was reused during attestation",
+                metadata: ["caller.pid": "\(credentials.pid)"]
+            )
             throw WorkloadAPIError(.callerGone, "caller process is gone")
         }
         if !attestors.isEmpty && failures == attestors.count {
@@ -62,7 +65,10 @@ struct WorkloadBackend: WorkloadAPIBackend {
         }
         logger.debug(
             "caller attested",
-            metadata: ["caller.pid": "\(credentials.pid)", "caller.uid": "\(credentials.uid)", "selectors": "\(selectors.sorted())"]
+            metadata: [
+                "caller.pid": "\(credentials.pid)", "caller.uid": "\(credentials.uid)",
+                "selectors": "\(selectors.sorted())",
+            ]
         )
         return AttestedCaller(credentials: credentials, selectors: selectors)
     }
@@ -90,11 +96,17 @@ struct WorkloadBackend: WorkloadAPIBackend {
             x509Bundles[bundle.trustDomain] = bundle.concatenatedX509Authorities
             jwtBundles[bundle.trustDomain] = try? bundle.jwksData(format: .standardJWTAuthorities)
         }
-        return WorkloadUpdate(svids: svids, x509Bundles: x509Bundles, jwtBundles: jwtBundles, localTrustDomain: trustDomain)
+        return WorkloadUpdate(
+            svids: svids,
+            x509Bundles: x509Bundles,
+            jwtBundles: jwtBundles,
+            localTrustDomain: trustDomain
+        )
     }
 
     /// One token per identity the caller holds (or only `spiffeID`'s), reused from the cache until half-life.
-    func jwtSVIDs(for caller: AttestedCaller, audience: [String], spiffeID: SPIFFEID?) async throws -> [WorkloadJWTSVID] {
+    func jwtSVIDs(for caller: AttestedCaller, audience: [String], spiffeID: SPIFFEID?) async throws -> [WorkloadJWTSVID]
+    {
         var seen: Set<SPIFFEID> = []
         let entries = cache.state.matchingEntries(caller.selectors).filter { entry in
             (spiffeID == nil || entry.spiffeID == spiffeID) && seen.insert(entry.spiffeID).inserted
@@ -111,7 +123,10 @@ struct WorkloadBackend: WorkloadAPIBackend {
             do {
                 svid = try await upstream.signJWTSVID(for: entry, audience: key.audience, at: time)
             } catch {
-                logger.error("jwt-svid signing failed", metadata: ["spiffe.id": "\(entry.spiffeID)", "error": "\(error)"])
+                logger.error(
+                    "jwt-svid signing failed",
+                    metadata: ["spiffe.id": "\(entry.spiffeID)", "error": "\(error)"]
+                )
                 throw WorkloadAPIError(.unavailable, "could not mint a jwt-svid; try again")
             }
             cache.update { state in
@@ -125,7 +140,8 @@ struct WorkloadBackend: WorkloadAPIBackend {
 
     /// Validates against the bundles the caller may see: the local one, and those its entries federate with.
     /// Tokens from a foreign trust domain return only `sub`, `aud` and `exp`, as SPIRE does.
-    func validateJWTSVID(_ token: String, audience: String, for caller: AttestedCaller) async throws -> ValidatedJWTSVID {
+    func validateJWTSVID(_ token: String, audience: String, for caller: AttestedCaller) async throws -> ValidatedJWTSVID
+    {
         let view = cache.state.view(for: caller.selectors)
         var bundles = view.federatedBundles
         if let local = cache.state.bundle { bundles[local.trustDomain] = local }

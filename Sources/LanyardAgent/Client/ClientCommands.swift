@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import GRPCCore
 import LanyardProto
 import SPIFFE
@@ -16,7 +16,11 @@ public enum ClientCommands {
     }
 
     /// `lanyard api fetch x509`: prints the SVIDs, and with `directory` writes them like `spire-agent api fetch -write`.
-    public static func fetchX509(client: WorkloadAPIClient, writeTo directory: String?, json: Bool) async throws -> String {
+    public static func fetchX509(
+        client: WorkloadAPIClient,
+        writeTo directory: String?,
+        json: Bool
+    ) async throws -> String {
         let started = Date()
         let response = try await client.fetchX509SVID()
         let elapsed = Date().timeIntervalSince(started) * 1000
@@ -37,7 +41,10 @@ public enum ClientCommands {
                 lines += ["Intermediate #\(index + 1) Valid Until:\t\(certificate.notAfter)"]
             }
             for (index, certificate) in bundle.enumerated() {
-                lines += ["CA #\(index + 1) Valid After:\t\(certificate.notBefore)", "CA #\(index + 1) Valid Until:\t\(certificate.notAfter)"]
+                lines += [
+                    "CA #\(index + 1) Valid After:\t\(certificate.notBefore)",
+                    "CA #\(index + 1) Valid Until:\t\(certificate.notAfter)",
+                ]
             }
             lines.append("")
             svids.append([
@@ -54,7 +61,10 @@ public enum ClientCommands {
         if let directory { lines.append("Writing SVIDs to \(directory)") }
         guard json else { return lines.joined(separator: "\n") }
         let object: [String: Any] = ["svids": svids, "federated_bundles": response.federatedBundles.keys.sorted()]
-        return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
+        return String(
+            decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]),
+            as: UTF8.self
+        )
     }
 
     /// Files named as spire-agent's `-write` names them: `svid.N.pem`, `svid.N.key` (0600), `bundle.N.pem`,
@@ -65,11 +75,21 @@ public enum ClientCommands {
             let chain = try Certificate.chain(derConcatenated: svid.x509Svid)
             let key = try PrivateKey(pkcs8DER: svid.x509SvidKey)
             let bundle = try Certificate.chain(derConcatenated: svid.bundle)
-            try AtomicFile.write(Data(chain.map(\.pemEncoded).joined().utf8), to: "\(directory)/svid.\(index).pem", mode: 0o644)
+            try AtomicFile.write(
+                Data(chain.map(\.pemEncoded).joined().utf8),
+                to: "\(directory)/svid.\(index).pem",
+                mode: 0o644
+            )
             try AtomicFile.write(Data(try key.pemEncoded.utf8), to: "\(directory)/svid.\(index).key", mode: 0o600)
-            try AtomicFile.write(Data(bundle.map(\.pemEncoded).joined().utf8), to: "\(directory)/bundle.\(index).pem", mode: 0o644)
+            try AtomicFile.write(
+                Data(bundle.map(\.pemEncoded).joined().utf8),
+                to: "\(directory)/bundle.\(index).pem",
+                mode: 0o644
+            )
             for (federatedIndex, trustDomain) in response.federatedBundles.keys.sorted().enumerated() {
-                let certificates = try Certificate.chain(derConcatenated: response.federatedBundles[trustDomain] ?? Data())
+                let certificates = try Certificate.chain(
+                    derConcatenated: response.federatedBundles[trustDomain] ?? Data()
+                )
                 try AtomicFile.write(
                     Data(certificates.map(\.pemEncoded).joined().utf8),
                     to: "\(directory)/federated_bundle.\(index).\(federatedIndex).pem",
@@ -80,7 +100,8 @@ public enum ClientCommands {
     }
 
     /// `lanyard api fetch jwt`: prints each token with its identity (the token is what the user asked for).
-    public static func fetchJWT(client: WorkloadAPIClient, audience: [String], spiffeID: String?) async throws -> String {
+    public static func fetchJWT(client: WorkloadAPIClient, audience: [String], spiffeID: String?) async throws -> String
+    {
         let response = try await client.fetchJWTSVID(audience: audience, spiffeID: spiffeID)
         return response.svids.map { "token(\($0.spiffeID)):\n\t\($0.svid)" }.joined(separator: "\n")
     }
@@ -95,7 +116,9 @@ public enum ClientCommands {
             lines += ["x509 bundle (\(trustDomain)):", certificates.map(\.pemEncoded).joined()]
         }
         for trustDomain in jwt.bundles.keys.sorted() {
-            lines += ["jwt bundle (\(trustDomain)):", String(decoding: jwt.bundles[trustDomain] ?? Data(), as: UTF8.self), ""]
+            lines += [
+                "jwt bundle (\(trustDomain)):", String(decoding: jwt.bundles[trustDomain] ?? Data(), as: UTF8.self), "",
+            ]
         }
         return lines.joined(separator: "\n")
     }

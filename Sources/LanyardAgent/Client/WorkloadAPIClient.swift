@@ -1,5 +1,5 @@
-public import Foundation
-public import GRPCCore
+import Foundation
+import GRPCCore
 public import GRPCNIOTransportHTTP2
 public import LanyardProto
 import SPIFFE
@@ -55,7 +55,10 @@ public struct WorkloadAPIClient: Sendable {
     }
 
     /// The first `count` X509-SVID responses of one stream.
-    public func watchX509SVID(count: Int, onMessage: @Sendable @escaping (X509SVIDResponse) -> Void = { _ in }) async throws -> [X509SVIDResponse] {
+    public func watchX509SVID(
+        count: Int,
+        onMessage: @Sendable @escaping (X509SVIDResponse) -> Void = { _ in }
+    ) async throws -> [X509SVIDResponse] {
         try await withClient { api in
             try await api.fetchX509SVID(X509SVIDRequest(), metadata: Self.securityMetadata) { response in
                 var messages: [X509SVIDResponse] = []
@@ -73,7 +76,9 @@ public struct WorkloadAPIClient: Sendable {
     public func ping() async throws {
         do {
             _ = try await fetchX509Bundles()
-        } catch let error as RPCError where [.permissionDenied, .invalidArgument, .unauthenticated].contains(error.code) {
+        } catch let error as RPCError
+            where [.permissionDenied, .invalidArgument, .unauthenticated].contains(error.code)
+        {
             return
         }
     }

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import SPIFFE
 public import SPIFFECrypto
 
@@ -63,7 +63,14 @@ private struct ConfigReader {
     }
 
     mutating func read(_ root: TOMLTable) -> AgentConfig? {
-        check(root, prefix: "", allowed: ["trust_domain", "data_dir", "log_level", "log_format", "workload_api", "upstream", "attestors", "entries", "federation"])
+        check(
+            root,
+            prefix: "",
+            allowed: [
+                "trust_domain", "data_dir", "log_level", "log_format", "workload_api", "upstream", "attestors",
+                "entries", "federation",
+            ]
+        )
         var trustDomain: TrustDomain? = nil
         if let name = string(root, "trust_domain", prefix: "") {
             do { trustDomain = try TrustDomain(name) } catch { problem("trust_domain", "\(error)") }
@@ -99,7 +106,10 @@ private struct ConfigReader {
             if let type = KeyType(rawValue: name) {
                 caKeyType = type
             } else {
-                problem(localPrefix + "ca_key_type", "must be one of \(KeyType.allCases.map(\.rawValue).joined(separator: ", "))")
+                problem(
+                    localPrefix + "ca_key_type",
+                    "must be one of \(KeyType.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
         }
         let caTTL = duration(local, "ca_ttl", prefix: localPrefix) ?? .seconds(8760 * 3600)
@@ -140,11 +150,21 @@ private struct ConfigReader {
         )
     }
 
-    mutating func readEntries(_ root: TOMLTable, trustDomain: TrustDomain, federated: [TrustDomain: SPIFFEBundle]) -> [RegistrationEntry] {
+    mutating func readEntries(
+        _ root: TOMLTable,
+        trustDomain: TrustDomain,
+        federated: [TrustDomain: SPIFFEBundle]
+    ) -> [RegistrationEntry] {
         var entries: [RegistrationEntry] = []
         for (index, table) in tables(root, "entries").enumerated() {
             let prefix = "entries[\(index)]."
-            check(table, prefix: prefix, allowed: ["spiffe_id", "selectors", "x509_svid_ttl", "jwt_svid_ttl", "dns_names", "hint", "federates_with"])
+            check(
+                table,
+                prefix: prefix,
+                allowed: [
+                    "spiffe_id", "selectors", "x509_svid_ttl", "jwt_svid_ttl", "dns_names", "hint", "federates_with",
+                ]
+            )
             var spiffeID: SPIFFEID? = nil
             if let text = string(table, "spiffe_id", prefix: prefix) {
                 do {
@@ -207,7 +227,8 @@ private struct ConfigReader {
 
     /// A stable ID from the identity and selectors, so an entry keeps its ID across restarts and reloads.
     static func entryID(_ entry: RegistrationEntry) -> String {
-        let key = entry.spiffeID.description + "\n" + entry.selectors.map(\.description).sorted().joined(separator: "\n")
+        let key =
+            entry.spiffeID.description + "\n" + entry.selectors.map(\.description).sorted().joined(separator: "\n")
         return "local-" + Digest.sha256(Data(key.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
     }
 
@@ -253,7 +274,10 @@ private struct ConfigReader {
         let key = "workload_api.socket_path"
         guard path.hasPrefix("/") else { return problem(key, "must be an absolute path") }
         guard path.utf8.count <= AgentConfig.maximumSocketPathLength else {
-            return problem(key, "is \(path.utf8.count) bytes; a unix socket path holds at most \(AgentConfig.maximumSocketPathLength)")
+            return problem(
+                key,
+                "is \(path.utf8.count) bytes; a unix socket path holds at most \(AgentConfig.maximumSocketPathLength)"
+            )
         }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The part of TOML a Lanyard configuration uses: tables, arrays of tables, strings, integers, booleans and
 /// arrays of those. Anything else (floats, dates, inline tables, multi-line strings, dotted keys) is refused with
 /// its line number rather than half-understood.
@@ -75,11 +77,15 @@ private struct TOMLParser {
                 index += 1
             }
             if statement.hasPrefix("[[") {
-                guard statement.hasSuffix("]]") else { throw TOMLError(line: number, message: "malformed [[table]] header") }
+                guard statement.hasSuffix("]]") else {
+                    throw TOMLError(line: number, message: "malformed [[table]] header")
+                }
                 let path = try Self.keyPath(String(statement.dropFirst(2).dropLast(2)), line: number)
                 current = try appendTable(at: path, line: number)
             } else if statement.hasPrefix("[") {
-                guard statement.hasSuffix("]") else { throw TOMLError(line: number, message: "malformed [table] header") }
+                guard statement.hasSuffix("]") else {
+                    throw TOMLError(line: number, message: "malformed [table] header")
+                }
                 let path = try Self.keyPath(String(statement.dropFirst().dropLast()), line: number)
                 current = try table(at: path, line: number, explicit: true)
             } else {
@@ -92,8 +98,13 @@ private struct TOMLParser {
                     throw TOMLError(line: number, message: "dotted keys are not supported; use a [table] header")
                 }
                 let key = path[0]
-                guard current[key] == nil else { throw TOMLError(line: number, message: "key \"\(key)\" is defined twice") }
-                var cursor = ValueCursor(text: Array(String(statement[statement.index(after: equals)...]).utf8), line: number)
+                guard current[key] == nil else {
+                    throw TOMLError(line: number, message: "key \"\(key)\" is defined twice")
+                }
+                var cursor = ValueCursor(
+                    text: Array(String(statement[statement.index(after: equals)...]).utf8),
+                    line: number
+                )
                 let value = try cursor.parseValue()
                 try cursor.expectEnd()
                 current.set(key, value, line: number)
@@ -175,7 +186,13 @@ private struct TOMLParser {
         for index in text.indices {
             let character = text[index]
             if let open = quote {
-                if escaped { escaped = false } else if character == "\\" && open == "\"" { escaped = true } else if character == open { quote = nil }
+                if escaped {
+                    escaped = false
+                } else if character == "\\" && open == "\"" {
+                    escaped = true
+                } else if character == open {
+                    quote = nil
+                }
             } else if character == "\"" || character == "'" {
                 quote = character
             } else if character == target {
@@ -191,7 +208,13 @@ private struct TOMLParser {
         var escaped = false
         for character in text {
             if let open = quote {
-                if escaped { escaped = false } else if character == "\\" && open == "\"" { escaped = true } else if character == open { quote = nil }
+                if escaped {
+                    escaped = false
+                } else if character == "\\" && open == "\"" {
+                    escaped = true
+                } else if character == open {
+                    quote = nil
+                }
             } else if character == "\"" || character == "'" {
                 quote = character
             } else if character == "[" {
@@ -229,12 +252,16 @@ private struct ValueCursor {
         guard position < text.count else { throw error("missing value") }
         switch text[position] {
         case UInt8(ascii: "\""):
-            if text[position...].starts(with: Array("\"\"\"".utf8)) { throw error("multi-line strings are not supported") }
+            if text[position...].starts(with: Array("\"\"\"".utf8)) {
+                throw error("multi-line strings are not supported")
+            }
             return .string(try parseBasicString())
         case UInt8(ascii: "'"):
             if text[position...].starts(with: Array("'''".utf8)) { throw error("multi-line strings are not supported") }
             position += 1
-            guard let end = text[position...].firstIndex(of: UInt8(ascii: "'")) else { throw error("unterminated string") }
+            guard let end = text[position...].firstIndex(of: UInt8(ascii: "'")) else {
+                throw error("unterminated string")
+            }
             defer { position = end + 1 }
             return .string(String(decoding: text[position..<end], as: UTF8.self))
         case UInt8(ascii: "["):
@@ -268,7 +295,10 @@ private struct ValueCursor {
                 case UInt8(ascii: "u"), UInt8(ascii: "U"):
                     let width = escape == UInt8(ascii: "u") ? 4 : 8
                     guard position + width <= text.count,
-                        let scalarValue = UInt32(String(decoding: text[position..<position + width], as: UTF8.self), radix: 16),
+                        let scalarValue = UInt32(
+                            String(decoding: text[position..<position + width], as: UTF8.self),
+                            radix: 16
+                        ),
                         let scalar = Unicode.Scalar(scalarValue)
                     else { throw error("invalid unicode escape") }
                     bytes += Array(String(Character(scalar)).utf8)
@@ -307,7 +337,9 @@ private struct ValueCursor {
 
     mutating func parseScalar() throws(TOMLError) -> TOMLTable.Value {
         let start = position
-        while position < text.count, ![UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: " "), UInt8(ascii: "\t")].contains(text[position]) {
+        while position < text.count,
+            ![UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: " "), UInt8(ascii: "\t")].contains(text[position])
+        {
             position += 1
         }
         let token = String(decoding: text[start..<position], as: UTF8.self)
@@ -327,8 +359,10 @@ private struct ValueCursor {
 
 extension StringProtocol {
     var trimmed: String {
-        String(self.drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed())
+        String(
+            self.drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed().drop {
+                $0 == " " || $0 == "\t" || $0 == "\r"
+            }.reversed()
+        )
     }
 }
-
-import Foundation

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import Logging
 
 /// One JSON object per line on standard error (`log_format = "json"`), for log shippers.

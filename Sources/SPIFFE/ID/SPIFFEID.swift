@@ -3,7 +3,7 @@
 /// The path is either empty (the trust domain's own ID) or a sequence of `/segment`s of `[A-Za-z0-9._-]`
 /// with no empty, `.` or `..` segment and no trailing slash. IDs longer than 2048 bytes are refused: the spec
 /// requires accepting up to that length and tells implementations not to make longer ones.
-public struct SPIFFEID: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+public struct SPIFFEID: Hashable, Comparable, Sendable, CustomStringConvertible, Codable, StringCodable {
     public static let schemePrefix = "spiffe://"
     public static let maximumLength = 2048
 
@@ -88,23 +88,5 @@ public struct SPIFFEID: Hashable, Comparable, Sendable, CustomStringConvertible,
         default:
             false
         }
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let string = try container.decode(String.self)
-        do {
-            try self.init(string)
-        } catch {
-            throw DecodingError.dataCorruptedError(
-                in: container,
-                debugDescription: "invalid spiffe id \"\(string)\": \(error)"
-            )
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
     }
 }

@@ -1,7 +1,7 @@
 /// A SPIFFE trust domain: the lowercase authority part of a SPIFFE ID, such as `example.org`.
 ///
 /// Construction validates every rule of the SPIFFE-ID spec, so holding a `TrustDomain` proves the name is valid.
-public struct TrustDomain: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+public struct TrustDomain: Hashable, Comparable, Sendable, CustomStringConvertible, Codable, StringCodable {
     /// The spec caps a trust domain at 255 bytes (the DNS name limit).
     public static let maximumLength = 255
 
@@ -57,23 +57,5 @@ public struct TrustDomain: Hashable, Comparable, Sendable, CustomStringConvertib
         default:
             false
         }
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let string = try container.decode(String.self)
-        do {
-            try self.init(string)
-        } catch {
-            throw DecodingError.dataCorruptedError(
-                in: container,
-                debugDescription: "invalid trust domain \"\(string)\": \(error)"
-            )
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(name)
     }
 }

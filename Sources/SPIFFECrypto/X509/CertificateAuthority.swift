@@ -44,7 +44,7 @@ public struct CertificateAuthority: Sendable {
         now: Date
     ) throws(CryptoError) -> CertificateAuthority {
         let key = try PrivateKey(generating: keyType)
-        let template = caTemplate(trustDomain: trustDomain, notBefore: now - backdate, notAfter: now + ttl.seconds)
+        let template = caTemplate(trustDomain: trustDomain, notBefore: now - backdate, notAfter: now + ttl.timeInterval)
         let certificate = try template.sign(subjectKey: try key.publicKey, issuer: nil, issuerKey: key)
         return try CertificateAuthority(certificate: certificate, privateKey: key)
     }
@@ -57,7 +57,7 @@ public struct CertificateAuthority: Sendable {
         let template = Self.caTemplate(
             trustDomain: trustDomain,
             notBefore: max(now - Self.backdate, certificate.notBefore),
-            notAfter: min(now + ttl.seconds, certificate.notAfter)
+            notAfter: min(now + ttl.timeInterval, certificate.notAfter)
         )
         let signed = try template.sign(subjectKey: try key.publicKey, issuer: certificate, issuerKey: privateKey)
         return try CertificateAuthority(
@@ -105,7 +105,7 @@ public struct CertificateAuthority: Sendable {
         let template = CertificateTemplate(
             subject: [("C", "US"), ("O", "Lanyard")],
             notBefore: max(now - Self.backdate, certificate.notBefore),
-            notAfter: min(now + ttl.seconds, certificate.notAfter),
+            notAfter: min(now + ttl.timeInterval, certificate.notAfter),
             isCA: false,
             keyUsage: [.digitalSignature, .keyEncipherment, .keyAgreement],
             extendedKeyUsage: [.serverAuth, .clientAuth],
@@ -153,13 +153,5 @@ public struct CertificateAuthority: Sendable {
                     }
                 }
         }
-    }
-}
-
-extension Duration {
-    /// The duration in seconds, for date arithmetic.
-    var seconds: TimeInterval {
-        let (seconds, attoseconds) = components
-        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
     }
 }
