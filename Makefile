@@ -3,6 +3,8 @@
 SWIFT ?= swift
 DEBIAN_PACKAGES := libssl-dev libsystemd-dev pkg-config protobuf-compiler libprotobuf-dev openssl
 FORMAT_PATHS := Package.swift Sources Tests
+# py-spiffe, the SPIFFE project's Python client: the interop tests drive the agent with it.
+PYTHON_TEST_PACKAGES := spiffe==0.3.2
 
 .PHONY: deps build test run protos fmt lint clean
 
@@ -21,6 +23,7 @@ deps:
 			exit 1; \
 		fi; \
 	fi
+	@python3 -c "import spiffe" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check $(PYTHON_TEST_PACKAGES)
 
 build: deps
 	$(SWIFT) build

@@ -5,6 +5,7 @@ import LanyardProto
 import SPIFFE
 import SPIFFECrypto
 import SwiftProtobuf
+import Synchronization
 import Testing
 
 @testable import LanyardAgent
@@ -140,17 +141,21 @@ struct WorkloadAPIIntegrationTests {
     @Test("an open stream receives a renewed SVID before the old one passes half-life")
     func rotationReachesStreams() async throws {
         guard isRoot() else { return }
-        let agent = try await TestAgent.start(Self.rootEntry, x509SVIDTTL: "10s")
+        // The agent is started after `started`, so the first SVID was issued no earlier: its true half-life,
+        // halfway between issuance and notAfter, is no earlier than halfway between `started` and notAfter.
+        let started = Date()
+        let agent = try await TestAgent.start(Self.rootEntry, x509SVIDTTL: "20s")
         defer { agent.removeDirectory() }
-        let messages = try await agent.client.watchX509SVID(count: 2)
-        let received = Date()
+        let arrivals = Mutex<[Date]>([])
+        let messages = try await agent.client.watchX509SVID(count: 2) { _ in arrivals.withLock { $0.append(Date()) } }
         await agent.stop()
         let first = try Certificate.chain(derConcatenated: messages[0].svids[0].x509Svid)[0]
         let second = try Certificate.chain(derConcatenated: messages[1].svids[0].x509Svid)[0]
         #expect(first.serialNumber != second.serialNumber)
         #expect(try first.publicKey != second.publicKey, "a renewal uses a fresh key")
-        let halfLife = first.notAfter - 5
-        #expect(received < halfLife, "renewed at \(received), half-life of the first was \(halfLife)")
+        let renewedAt = try #require(arrivals.withLock { $0.last })
+        let halfLife = started + first.notAfter.timeIntervalSince(started) / 2
+        #expect(renewedAt < halfLife, "renewed at \(renewedAt), the first SVID's half-life was at \(halfLife) or later")
         #expect(second.notAfter > first.notAfter)
     }
 
@@ -277,6 +282,31 @@ struct WorkloadAPIIntegrationTests {
         await second.stop()
         #expect(after.bundles == before.bundles)
         #expect(svid.svids[0].bundle == before.bundles["spiffe://example.org"])
+    }
+
+    @Test("py-spiffe, an independent SPIFFE client, fetches and validates everything through the socket")
+    func pySpiffeInterop() async throws {
+        guard isRoot() else { return }
+        let probe = try LanyardCLI.runTool(["/usr/bin/env", "python3", "-c", "import spiffe"])
+        guard probe.status == 0 else {
+            print("skipped: py-spiffe is not installed (make deps installs it): \(probe.stderr)")
+            return
+        }
+        let agent = try await TestAgent.start(Self.rootEntry)
+        defer { agent.removeDirectory() }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Fixtures/py_spiffe_client.py"
+        ).path
+        let result = try LanyardCLI.runTool(["/usr/bin/env", "python3", script, agent.socketPath])
+        await agent.stop()
+        #expect(result.status == 0, "\(result.stderr)")
+        let seen = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        #expect(seen?["x509_spiffe_id"] as? String == "spiffe://example.org/root-workload")
+        #expect(seen?["x509_bundle_domains"] as? [String] == ["example.org"])
+        #expect(seen?["jwt_spiffe_id"] as? String == "spiffe://example.org/root-workload")
+        #expect(seen?["jwt_audience"] as? [String] == ["api"])
+        #expect(seen?["validated_spiffe_id"] as? String == "spiffe://example.org/root-workload")
+        #expect(seen?["jwt_key_count"] as? Int == 1)
     }
 
     @Test("config check and healthcheck exit codes")

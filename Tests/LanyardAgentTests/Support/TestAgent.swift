@@ -114,9 +114,19 @@ struct LanyardCLI {
         uid: UInt32? = nil,
         gid: UInt32? = nil
     ) throws -> (status: Int32, stdout: String, stderr: String) {
-        let directory = (binary as NSString).deletingLastPathComponent
-        let out = directory + "/out-\(UUID().uuidString)"
-        let err = directory + "/err-\(UUID().uuidString)"
+        if let uid, let gid {
+            return try Self.runTool(
+                ["/usr/bin/setpriv", "--reuid", "\(uid)", "--regid", "\(gid)", "--clear-groups", binary] + arguments
+            )
+        }
+        return try Self.runTool([binary] + arguments)
+    }
+
+    /// Runs any program, its output captured through files.
+    static func runTool(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let directory = FileManager.default.temporaryDirectory.path
+        let out = directory + "/lanyard-out-\(UUID().uuidString)"
+        let err = directory + "/lanyard-err-\(UUID().uuidString)"
         _ = FileManager.default.createFile(atPath: out, contents: nil)
         _ = FileManager.default.createFile(atPath: err, contents: nil)
         defer {
@@ -126,13 +136,8 @@ struct LanyardCLI {
         let outHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
         let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
         let process = Process()
-        if let uid, let gid {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--reuid", "\(uid)", "--regid", "\(gid)", "--clear-groups", binary] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = arguments
-        }
+        process.executableURL = URL(fileURLWithPath: arguments[0])
+        process.arguments = Array(arguments.dropFirst())
         process.standardOutput = outHandle
         process.standardError = errHandle
         try process.run()
