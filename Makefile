@@ -2,7 +2,8 @@
 # the exact command to run when it cannot.
 SWIFT ?= swift
 DEBIAN_PACKAGES := libssl-dev libsystemd-dev pkg-config protobuf-compiler libprotobuf-dev openssl
-FORMAT_PATHS := Package.swift Sources Tests
+# Generated protobuf code is left as the generator wrote it.
+FORMAT_PATHS = Package.swift $(shell find Sources Tests -name '*.swift' -not -path '*/Generated/*')
 # py-spiffe, the SPIFFE project's Python client: the interop tests drive the agent with it.
 PYTHON_TEST_PACKAGES := spiffe==0.3.2
 
@@ -49,10 +50,10 @@ protos: deps
 	bash scripts/generate-protos.sh
 
 fmt:
-	$(SWIFT) format format --in-place --recursive $(FORMAT_PATHS)
+	$(SWIFT) format format --in-place $(FORMAT_PATHS)
 
 lint:
-	$(SWIFT) format lint --recursive $(FORMAT_PATHS)
+	$(SWIFT) format lint $(FORMAT_PATHS)
 
 clean:
 	rm -rf .build

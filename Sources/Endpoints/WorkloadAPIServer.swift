@@ -7,7 +7,8 @@ public import Logging
     import Glibc
 #endif
 
-/// Serves the Workload API on a Unix socket, with the peer-credential plumbing installed on its listener.
+/// Serves the Workload API and Envoy SDS on one Unix socket, with the peer-credential plumbing installed on its
+/// listener (both services read the caller from it).
 ///
 /// The socket's directory is created 0755 if missing, and the socket is bound under a umask that makes it
 /// `srwxrwxrwx` from the first instant: any local process may connect, which the Workload API requires, and
@@ -23,7 +24,8 @@ public final class WorkloadAPIServer: Sendable {
         socketPath: String,
         backend: any WorkloadAPIBackend,
         logger: Logger,
-        allowUnauthenticatedVerifiers: Bool = false
+        allowUnauthenticatedVerifiers: Bool = false,
+        sds: SDSConfig = SDSConfig()
     ) {
         self.socketPath = socketPath
         self.logger = logger
@@ -39,7 +41,9 @@ public final class WorkloadAPIServer: Sendable {
             logger: logger,
             allowUnauthenticatedVerifiers: allowUnauthenticatedVerifiers
         )
-        server = GRPCServer(transport: transport, services: [handler])
+        var services: [any RegistrableRPCService] = [handler]
+        if sds.isEnabled { services.append(SDSHandler(backend: backend, config: sds, logger: logger)) }
+        server = GRPCServer(transport: transport, services: services)
     }
 
     /// Serves until ``beginShutdown()`` or cancellation. `onListening` runs once the socket accepts connections.

@@ -132,6 +132,15 @@ struct ConfigTests {
         ("[a]\n[a]", "table [a] is defined twice"),
         ("x = [1, 2", "unterminated array"),
         ("x = \"\\q\"", "invalid escape"),
+        ("trust_domain = \"example.org\"\n[sds]\nenable = true", "sds.enable: unknown key"),
+        (
+            "trust_domain = \"example.org\"\n[sds]\ndefault_all_bundles_name = \"ROOTCA\"",
+            "sds: default_svid_name, default_bundle_name and default_all_bundles_name must differ"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[sds]\ndefault_svid_name = \"spiffe://example.org/x\"",
+            "cannot be spiffe:// IDs"
+        ),
     ]
 
     @Test("every problem is reported under its key, with the line for syntax errors", arguments: problems)

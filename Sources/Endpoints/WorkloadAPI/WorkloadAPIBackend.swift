@@ -53,13 +53,26 @@ public struct WorkloadX509SVID: Hashable, Sendable {
     /// The trust domain's X.509 authorities, DER laid end to end.
     public let bundleDER: Data
     public let hint: String
+    /// The chain and key in PEM, as Envoy's SDS carries them.
+    public let chainPEM: String
+    public let privateKeyPEM: String
 
-    public init(spiffeID: SPIFFEID, chainDER: Data, privateKeyDER: Data, bundleDER: Data, hint: String) {
+    public init(
+        spiffeID: SPIFFEID,
+        chainDER: Data,
+        privateKeyDER: Data,
+        bundleDER: Data,
+        hint: String,
+        chainPEM: String,
+        privateKeyPEM: String
+    ) {
         self.spiffeID = spiffeID
         self.chainDER = chainDER
         self.privateKeyDER = privateKeyDER
         self.bundleDER = bundleDER
         self.hint = hint
+        self.chainPEM = chainPEM
+        self.privateKeyPEM = privateKeyPEM
     }
 }
 
@@ -71,17 +84,21 @@ public struct WorkloadUpdate: Hashable, Sendable {
     public let x509Bundles: [TrustDomain: Data]
     /// JWT authorities as a standard JWKS document, by trust domain.
     public let jwtBundles: [TrustDomain: Data]
+    /// The X.509 authorities in PEM, by trust domain, as Envoy's SDS carries them.
+    public let x509BundlesPEM: [TrustDomain: String]
     public let localTrustDomain: TrustDomain
 
     public init(
         svids: [WorkloadX509SVID],
         x509Bundles: [TrustDomain: Data],
         jwtBundles: [TrustDomain: Data],
+        x509BundlesPEM: [TrustDomain: String],
         localTrustDomain: TrustDomain
     ) {
         self.svids = svids
         self.x509Bundles = x509Bundles
         self.jwtBundles = jwtBundles
+        self.x509BundlesPEM = x509BundlesPEM
         self.localTrustDomain = localTrustDomain
     }
 }

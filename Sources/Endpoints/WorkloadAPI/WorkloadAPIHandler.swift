@@ -15,12 +15,14 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
 
     let backend: any WorkloadAPIBackend
     let logger: Logger
+    let authenticator: CallerAuthenticator
     /// Lets callers without an identity read the bundles (`allow_unauthenticated_verifiers`), as SPIRE does.
     let allowUnauthenticatedVerifiers: Bool
 
     public init(backend: any WorkloadAPIBackend, logger: Logger, allowUnauthenticatedVerifiers: Bool = false) {
         self.backend = backend
         self.logger = logger
+        self.authenticator = CallerAuthenticator(backend: backend, logger: logger)
         self.allowUnauthenticatedVerifiers = allowUnauthenticatedVerifiers
     }
 
@@ -131,38 +133,17 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
 
     // MARK: - Caller
 
-    /// Checks the security header, reads the kernel credentials and attests the caller.
+    /// Checks the security header, then reads the kernel credentials and attests the caller.
     private func attest(_ metadata: Metadata) async throws -> AttestedCaller {
         let header = Array(metadata[stringValues: Self.securityHeader])
         guard header == ["true"] else {
             throw RPCError(code: .invalidArgument, message: "security header missing from request")
         }
-        let values = Array(metadata[stringValues: PeerCredentialHandler.headerName])
-        guard values.count == 1, let credentials = PeerCredentialHandler.parse(values[0]) else {
-            logger.error("call without kernel peer credentials refused")
-            throw RPCError(code: .unauthenticated, message: "caller credentials are unavailable")
-        }
-        return try await mapErrors { try await backend.attest(credentials) }
+        return try await authenticator.authenticate(metadata)
     }
 
     private func mapErrors<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as WorkloadAPIError {
-            let code: RPCError.Code =
-                switch error.kind {
-                case .noIdentity: .permissionDenied
-                case .attestationFailed, .unavailable: .unavailable
-                case .callerGone: .unauthenticated
-                case .invalidRequest: .invalidArgument
-                }
-            throw RPCError(code: code, message: error.message)
-        } catch let error as RPCError {
-            throw error
-        } catch {
-            logger.error("workload api backend failed", metadata: ["error": "\(error)"])
-            throw RPCError(code: .internalError, message: "internal error")
-        }
+        try await authenticator.mapErrors(body)
     }
 
     static let noIdentity = RPCError(code: .permissionDenied, message: "no identity issued")

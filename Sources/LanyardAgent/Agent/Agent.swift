@@ -72,7 +72,8 @@ public struct Agent: Sendable {
             socketPath: config.socketPath,
             backend: backend,
             logger: logger,
-            allowUnauthenticatedVerifiers: config.allowUnauthenticatedVerifiers
+            allowUnauthenticatedVerifiers: config.allowUnauthenticatedVerifiers,
+            sds: config.sds
         )
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -81,25 +81,34 @@ struct WorkloadBackend: WorkloadAPIBackend {
     static func update(_ view: CallerView, trustDomain: TrustDomain) -> WorkloadUpdate {
         let localDER = view.bundle?.concatenatedX509Authorities ?? Data()
         let svids = view.identities.compactMap { identity -> WorkloadX509SVID? in
-            guard let key = try? identity.svid.privateKey.pkcs8DER else { return nil }
+            guard let key = try? identity.svid.privateKey.pkcs8DER,
+                let keyPEM = try? identity.svid.privateKey.pemEncoded
+            else { return nil }
             return WorkloadX509SVID(
                 spiffeID: identity.entry.spiffeID,
                 chainDER: identity.svid.concatenatedDER,
                 privateKeyDER: key,
                 bundleDER: localDER,
-                hint: identity.entry.hint
+                hint: identity.entry.hint,
+                chainPEM: identity.svid.certificates.map(\.pemEncoded).joined(),
+                privateKeyPEM: keyPEM
             )
         }
         var x509Bundles: [TrustDomain: Data] = [:]
+        var x509BundlesPEM: [TrustDomain: String] = [:]
         var jwtBundles: [TrustDomain: Data] = [:]
         for bundle in ([view.bundle].compactMap { $0 } + view.federatedBundles.values) {
             x509Bundles[bundle.trustDomain] = bundle.concatenatedX509Authorities
+            x509BundlesPEM[bundle.trustDomain] = bundle.x509Authorities.map {
+                PEM.encode(label: "CERTIFICATE", der: $0)
+            }.joined()
             jwtBundles[bundle.trustDomain] = try? bundle.jwksData(format: .standardJWTAuthorities)
         }
         return WorkloadUpdate(
             svids: svids,
             x509Bundles: x509Bundles,
             jwtBundles: jwtBundles,
+            x509BundlesPEM: x509BundlesPEM,
             localTrustDomain: trustDomain
         )
     }

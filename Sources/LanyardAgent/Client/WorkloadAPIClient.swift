@@ -1,5 +1,5 @@
 import Foundation
-import GRPCCore
+public import GRPCCore
 public import GRPCNIOTransportHTTP2
 public import LanyardProto
 import SPIFFE
@@ -30,6 +30,17 @@ public struct WorkloadAPIClient: Sendable {
     }
 
     static let securityMetadata: Metadata = ["workload.spiffe.io": "true"]
+
+    /// Runs `body` with a connected gRPC client for any service on the socket (SDS, for instance).
+    public func withGRPC<Result: Sendable>(
+        _ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Result
+    ) async throws -> Result {
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .unixDomainSocket(path: socketPath),
+            transportSecurity: .plaintext
+        )
+        return try await withGRPCClient(transport: transport) { client in try await body(client) }
+    }
 
     /// Runs `body` with a connected generated client; the connection closes when `body` returns.
     public func withClient<Result: Sendable>(

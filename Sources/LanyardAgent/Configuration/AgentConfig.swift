@@ -1,3 +1,4 @@
+public import Endpoints
 import Foundation
 public import SPIFFE
 public import SPIFFECrypto
@@ -22,6 +23,7 @@ public struct AgentConfig: Sendable {
     public var workloadSizeLimit: Int64
     public var entries: [RegistrationEntry]
     public var federatedBundles: [TrustDomain: SPIFFEBundle]
+    public var sds: SDSConfig
 
     public static let defaultPath = "/etc/lanyard/lanyard.toml"
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -67,7 +69,7 @@ private struct ConfigReader {
             root,
             prefix: "",
             allowed: [
-                "trust_domain", "data_dir", "log_level", "log_format", "workload_api", "upstream", "attestors",
+                "trust_domain", "data_dir", "log_level", "log_format", "workload_api", "sds", "upstream", "attestors",
                 "entries", "federation",
             ]
         )
@@ -91,6 +93,33 @@ private struct ConfigReader {
         let socketPath = string(api, "socket_path", prefix: "workload_api.") ?? "/run/lanyard/public/api.sock"
         checkSocketPath(socketPath)
         let allowVerifiers = bool(api, "allow_unauthenticated_verifiers", prefix: "workload_api.") ?? false
+
+        let sdsTable = table(root, "sds", prefix: "")
+        let sdsPrefix = "sds."
+        check(
+            sdsTable,
+            prefix: sdsPrefix,
+            allowed: [
+                "enabled", "default_svid_name", "default_bundle_name", "default_all_bundles_name",
+                "disable_spiffe_cert_validation",
+            ]
+        )
+        let sds = SDSConfig(
+            isEnabled: bool(sdsTable, "enabled", prefix: sdsPrefix) ?? true,
+            defaultSVIDName: string(sdsTable, "default_svid_name", prefix: sdsPrefix) ?? "default",
+            defaultBundleName: string(sdsTable, "default_bundle_name", prefix: sdsPrefix) ?? "ROOTCA",
+            defaultAllBundlesName: string(sdsTable, "default_all_bundles_name", prefix: sdsPrefix) ?? "ALL",
+            disableSPIFFECertValidation: bool(sdsTable, "disable_spiffe_cert_validation", prefix: sdsPrefix) ?? false
+        )
+        let specialNames = [sds.defaultSVIDName, sds.defaultBundleName, sds.defaultAllBundlesName].filter {
+            !$0.isEmpty
+        }
+        if Set(specialNames).count != specialNames.count {
+            problem("sds", "default_svid_name, default_bundle_name and default_all_bundles_name must differ")
+        }
+        if specialNames.contains(where: { $0.hasPrefix(SPIFFEID.schemePrefix) }) {
+            problem("sds", "special resource names cannot be spiffe:// IDs")
+        }
 
         let upstream = table(root, "upstream", prefix: "")
         check(upstream, prefix: "upstream.", allowed: ["kind", "local"])
@@ -146,7 +175,8 @@ private struct ConfigReader {
             discoverWorkloadPath: discover,
             workloadSizeLimit: sizeLimit,
             entries: entries,
-            federatedBundles: federated
+            federatedBundles: federated,
+            sds: sds
         )
     }
 
