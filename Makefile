@@ -1,13 +1,13 @@
 # Lanyard: build, test and run. Every target installs the Debian packages it needs first (as root), or prints
 # the exact command to run when it cannot.
 SWIFT ?= swift
-DEBIAN_PACKAGES := libssl-dev libsystemd-dev pkg-config protobuf-compiler libprotobuf-dev openssl
+DEBIAN_PACKAGES := libssl-dev libsystemd-dev pkg-config protobuf-compiler libprotobuf-dev openssl systemd
 # Generated protobuf code is left as the generator wrote it.
 FORMAT_PATHS = Package.swift $(shell find Sources Tests -name '*.swift' -not -path '*/Generated/*')
 # py-spiffe, the SPIFFE project's Python client: the interop tests drive the agent with it.
 PYTHON_TEST_PACKAGES := spiffe==0.3.2
 
-.PHONY: deps build test run protos fmt lint clean
+.PHONY: deps build test run protos install fmt lint clean
 
 deps:
 	@missing=""; \
@@ -48,6 +48,24 @@ run: build
 # Regenerates the committed protobuf and gRPC code from Sources/LanyardProto/protos.
 protos: deps
 	bash scripts/generate-protos.sh
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+# Installs a release build, the reference configuration (never over an existing one), the systemd units and the
+# sysusers file. Then: systemd-sysusers && systemctl daemon-reload && systemctl enable --now lanyard.socket lanyard.service
+install: deps
+	$(SWIFT) build -c release --product lanyard
+	install -D -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/lanyard" $(DESTDIR)$(PREFIX)/bin/lanyard
+	@if [ -e $(DESTDIR)/etc/lanyard/lanyard.toml ]; then \
+		echo "keeping the existing $(DESTDIR)/etc/lanyard/lanyard.toml"; \
+	else \
+		install -D -m 0644 config/lanyard.toml $(DESTDIR)/etc/lanyard/lanyard.toml; \
+	fi
+	install -D -m 0644 systemd/lanyard.service $(DESTDIR)/etc/systemd/system/lanyard.service
+	install -D -m 0644 systemd/lanyard.socket $(DESTDIR)/etc/systemd/system/lanyard.socket
+	install -D -m 0644 systemd/lanyard.sysusers.conf $(DESTDIR)/usr/lib/sysusers.d/lanyard.conf
+	@sed -i "s|/usr/local/bin/lanyard|$(PREFIX)/bin/lanyard|" $(DESTDIR)/etc/systemd/system/lanyard.service
 
 fmt:
 	$(SWIFT) format format --in-place $(FORMAT_PATHS)

@@ -35,6 +35,12 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // libsystemd: readiness and watchdog notifications, socket activation. Only LanyardAgent imports it.
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
         // Pure SPIFFE domain values: no I/O, no crypto.
         .target(name: "SPIFFE", swiftSettings: swiftSettings),
         // Every cryptographic operation, over OpenSSL. No unsafe pointer leaves this module.
@@ -80,6 +86,7 @@ let package = Package(
             name: "LanyardAgent",
             dependencies: [
                 "SPIFFE", "SPIFFECrypto", "Attestation", "Upstream", "IdentityCache", "Endpoints", "LanyardProto",
+                "CSystemd",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
@@ -119,6 +126,7 @@ let package = Package(
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

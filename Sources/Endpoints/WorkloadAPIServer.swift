@@ -10,12 +10,17 @@ public import Logging
 /// Serves the Workload API and Envoy SDS on one Unix socket, with the peer-credential plumbing installed on its
 /// listener (both services read the caller from it).
 ///
-/// The socket's directory is created 0755 if missing, and the socket is bound under a umask that makes it
-/// `srwxrwxrwx` from the first instant: any local process may connect, which the Workload API requires, and
-/// identity comes from the kernel, not from file permissions. A stale socket file is replaced; the file is
-/// removed when the server stops.
+/// The socket's directory is created 0755 if missing. The socket is bound inside a private (0700) directory next to
+/// its final path, made world-connectable there, and renamed into place: no moment exists where it is reachable
+/// with the wrong mode, and no process-wide umask is touched. Any local process may then connect, which the
+/// Workload API requires; identity comes from the kernel, not from file permissions. A stale socket file is
+/// replaced by the rename; the file is removed when the server stops.
 public final class WorkloadAPIServer: Sendable {
     public let socketPath: String
+    /// A listening socket inherited from systemd (socket activation); nil when the server binds `socketPath`.
+    public let activatedDescriptor: Int?
+    /// Where the socket is bound before it is renamed to `socketPath`.
+    let bindDirectory: String
     let logger: Logger
     let transport: HTTP2ServerTransport.Posix
     let server: GRPCServer<HTTP2ServerTransport.Posix>
@@ -25,17 +30,30 @@ public final class WorkloadAPIServer: Sendable {
         backend: any WorkloadAPIBackend,
         logger: Logger,
         allowUnauthenticatedVerifiers: Bool = false,
-        sds: SDSConfig = SDSConfig()
+        sds: SDSConfig = SDSConfig(),
+        activatedDescriptor: Int? = nil
     ) {
         self.socketPath = socketPath
+        self.activatedDescriptor = activatedDescriptor
+        let parent = (socketPath as NSString).deletingLastPathComponent
+        self.bindDirectory =
+            (parent.isEmpty ? "." : parent) + "/.lanyard-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
         self.logger = logger
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.channelDebuggingCallbacks.onAcceptHTTP2Stream = PeerCredentialHandler.installOnStream
-        transport = HTTP2ServerTransport.Posix(
-            address: .unixDomainSocket(path: socketPath),
-            transportSecurity: .plaintext,
-            config: config
-        )
+        if let activatedDescriptor {
+            transport = HTTP2ServerTransport.Posix(
+                listeningSocketDescriptor: activatedDescriptor,
+                transportSecurity: .plaintext,
+                config: config
+            )
+        } else {
+            transport = HTTP2ServerTransport.Posix(
+                address: .unixDomainSocket(path: bindDirectory + "/s"),
+                transportSecurity: .plaintext,
+                config: config
+            )
+        }
         let handler = WorkloadAPIHandler(
             backend: backend,
             logger: logger,
@@ -48,6 +66,20 @@ public final class WorkloadAPIServer: Sendable {
 
     /// Serves until ``beginShutdown()`` or cancellation. `onListening` runs once the socket accepts connections.
     public func run(onListening: @Sendable @escaping () -> Void = {}) async throws {
+        if activatedDescriptor != nil {
+            // The socket belongs to systemd, which created it with the unit's mode and removes it.
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { [server] in
+                    do {
+                        try await server.serve()
+                    } catch  where Task.isCancelled {}
+                }
+                let address = try await transport.listeningAddress
+                logger.info("workload api serving on a socket from systemd", metadata: ["socket": "\(address)"])
+                onListening()
+            }
+            return
+        }
         let directory = (socketPath as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(
@@ -56,10 +88,17 @@ public final class WorkloadAPIServer: Sendable {
                 attributes: [.posixPermissions: 0o755]
             )
         }
-        defer { unlink(socketPath) }
+        try FileManager.default.createDirectory(
+            atPath: bindDirectory,
+            withIntermediateDirectories: false,
+            attributes: [.posixPermissions: 0o700]
+        )
+        defer {
+            unlink(bindDirectory + "/s")
+            rmdir(bindDirectory)
+            unlink(socketPath)
+        }
         try await withThrowingDiscardingTaskGroup { group in
-            // The umask is process-wide, so it is set only around the bind and restored once listening.
-            let previous = umask(0o000)
             group.addTask { [server] in
                 do {
                     try await server.serve()
@@ -67,9 +106,15 @@ public final class WorkloadAPIServer: Sendable {
                     // Cancellation is how a stop without draining ends; it is not a failure.
                 }
             }
-            let address = try await transport.listeningAddress
-            umask(previous)
-            logger.info("workload api listening", metadata: ["socket": "\(address)"])
+            _ = try await transport.listeningAddress
+            guard chmod(bindDirectory + "/s", 0o777) == 0, rename(bindDirectory + "/s", socketPath) == 0 else {
+                throw WorkloadAPIError(
+                    .unavailable,
+                    "cannot place the socket at \(socketPath): \(String(cString: strerror(errno)))"
+                )
+            }
+            rmdir(bindDirectory)
+            logger.info("workload api listening", metadata: ["socket": "\(socketPath)"])
             onListening()
         }
     }

@@ -29,6 +29,8 @@ public struct CacheState: Sendable {
     public private(set) var federatedBundles: [TrustDomain: SPIFFEBundle] = [:]
     public private(set) var svids: [String: CachedSVID] = [:]
     public private(set) var jwtSVIDs: [JWTKey: JWTSVID] = [:]
+    /// When the rotator last tried to sync, successful or not: the watchdog's proof that rotation is alive.
+    public private(set) var lastSyncAttempt: Date? = nil
 
     public init() {}
 
@@ -47,6 +49,10 @@ public struct CacheState: Sendable {
         bundle = state.bundle
         federatedBundles = state.federatedBundles
         return changed
+    }
+
+    public mutating func markSyncAttempt(at time: Date) {
+        lastSyncAttempt = time
     }
 
     /// Entries with no SVID, an SVID minted for an older revision or other DNS names, or one due for renewal.

@@ -34,6 +34,10 @@ public struct SVIDRotator: Sendable {
     /// being served meanwhile. Returns how many SVIDs were minted.
     @discardableResult
     public func syncOnce(at time: Date) async -> Int {
+        cache.update { state in
+            state.markSyncAttempt(at: time)
+            return false
+        }
         do {
             let state = try await upstream.state(at: time)
             cache.update { $0.apply(state) }

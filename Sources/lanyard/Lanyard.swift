@@ -57,17 +57,17 @@ struct Run: AsyncParsableCommand {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(2)
         }
-        let level = Logger.Level(rawValue: agentConfig.logLevel) ?? .info
+        // One level for every logger, so a reload can change it.
+        let level = LogLevelBox(Logger.Level(rawValue: agentConfig.logLevel) ?? .info)
         let json = agentConfig.logFormat == "json"
         LoggingSystem.bootstrap { label in
-            var handler: any LogHandler =
+            let handler: any LogHandler =
                 json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            return LevelFollowingLogHandler(handler, box: level)
         }
         let logger = Logger(label: "lanyard")
         do {
-            try await Agent(config: agentConfig, logger: logger).run()
+            try await Agent(config: agentConfig, configPath: config, logger: logger, logLevel: level).run()
         } catch {
             logger.critical("agent failed", metadata: ["error": "\(error)"])
             throw ExitCode(1)

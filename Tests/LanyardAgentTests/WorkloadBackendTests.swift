@@ -44,7 +44,7 @@ struct WorkloadBackendTests {
     func backend(_ attestors: [any WorkloadAttestor]) throws -> WorkloadBackend {
         WorkloadBackend(
             cache: IdentityCache(),
-            attestors: attestors,
+            attestorSet: AttestorSet(attestors),
             upstream: NoUpstream(),
             trustDomain: try TrustDomain("example.org"),
             logger: Logger(label: "test"),

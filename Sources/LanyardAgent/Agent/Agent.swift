@@ -9,19 +9,26 @@ import UnixSignals
 import Upstream
 
 /// The composition root: builds the authority, cache, attestors and endpoints from the configuration and runs
-/// them in one service group until SIGTERM or SIGINT.
+/// them in one service group until SIGTERM or SIGINT, reloading on SIGHUP and talking to systemd throughout.
 public struct Agent: Sendable {
     public let config: AgentConfig
+    /// The file `config` came from, re-read on SIGHUP; nil disables reload (tests that build a config in memory).
+    public let configPath: String?
     let logger: Logger
+    let logLevel: LogLevelBox?
 
-    public init(config: AgentConfig, logger: Logger) {
+    public init(config: AgentConfig, configPath: String? = nil, logger: Logger, logLevel: LogLevelBox? = nil) {
         self.config = config
+        self.configPath = configPath
         self.logger = logger
+        self.logLevel = logLevel
     }
 
     /// Runs until a shutdown signal; `onReady` runs once the socket listens and every SVID is in the cache.
     public func run(onReady: @escaping @Sendable () -> Void = {}) async throws {
         let now: @Sendable () -> Date = Date.init
+        let notifier = SystemdNotifier()
+        notifier.status("starting: loading the signing authority")
         let authority = try LocalAuthority(
             config: LocalAuthority.Config(
                 trustDomain: config.trustDomain,
@@ -41,6 +48,7 @@ public struct Agent: Sendable {
         let cache = IdentityCache()
         let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger, now: now)
         // Prime the cache before the socket opens, so the first caller already finds its SVIDs.
+        notifier.status("starting: minting \(config.entries.count) identities")
         let minted = await rotator.syncOnce(at: now())
         logger.info(
             "identity cache primed",
@@ -48,45 +56,85 @@ public struct Agent: Sendable {
                 "entries": "\(config.entries.count)", "svids": "\(minted)", "trust_domain": "\(config.trustDomain)",
             ]
         )
-        var attestors: [any WorkloadAttestor] = []
-        if config.unixAttestorEnabled {
-            attestors.append(
-                UnixAttestor(
-                    config: .init(
-                        discoverWorkloadPath: config.discoverWorkloadPath,
-                        workloadSizeLimit: config.workloadSizeLimit
-                    )
-                )
-            )
-        }
+        let attestors = AttestorSet(AttestorSet.attestors(for: config))
         let backend = WorkloadBackend(
             cache: cache,
-            attestors: attestors,
+            attestorSet: attestors,
             upstream: upstream,
             trustDomain: config.trustDomain,
             logger: logger,
             procRoot: "/proc",
             now: now
         )
+        let activated = SystemdNotifier.activatedSocket()
+        if activated != nil {
+            logger.info("using the socket passed by systemd; workload_api.socket_path is not bound")
+        }
         let server = WorkloadAPIServer(
             socketPath: config.socketPath,
             backend: backend,
             logger: logger,
             allowUnauthenticatedVerifiers: config.allowUnauthenticatedVerifiers,
-            sds: config.sds
+            sds: config.sds,
+            activatedDescriptor: activated
         )
+        let status = StatusReporter(cache: cache, trustDomain: config.trustDomain)
+        let onListening: @Sendable () -> Void = {
+            notifier.ready(status: status.line())
+            onReady()
+        }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: RotationService(rotator: rotator)),
+            .init(
+                service: EndpointsService(server: server, cache: cache, notifier: notifier, onListening: onListening)
+            ),
+        ]
+        if let interval = notifier.watchdogInterval {
+            services.append(
+                .init(
+                    service: WatchdogService(
+                        notifier: notifier,
+                        cache: cache,
+                        interval: interval,
+                        staleAfter: .seconds(30)
+                    )
+                )
+            )
+        }
+        if let configPath {
+            let reloader = Reloader(
+                path: configPath,
+                running: config,
+                upstream: upstream,
+                attestors: attestors,
+                rotator: rotator,
+                logLevel: logLevel,
+                notifier: notifier,
+                status: status,
+                logger: logger
+            )
+            services.append(.init(service: ReloadService(reloader: reloader)))
+        }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [
-                    .init(service: RotationService(rotator: rotator)),
-                    .init(service: EndpointsService(server: server, cache: cache, onListening: onReady)),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
         )
         try await group.run()
         logger.info("lanyard stopped")
+    }
+}
+
+/// The one-line summary behind `STATUS=`.
+struct StatusReporter: Sendable {
+    let cache: IdentityCache
+    let trustDomain: TrustDomain
+
+    func line() -> String {
+        let state = cache.state
+        return "serving \(state.svids.count) of \(state.entries.count) identities for \(trustDomain)"
     }
 }
 
@@ -100,20 +148,65 @@ struct RotationService: Service, CustomStringConvertible {
     }
 }
 
-/// The Workload API socket as a lifecycle service; on shutdown it ends every open stream and removes the socket.
+/// The Workload API socket as a lifecycle service; on shutdown it tells systemd, ends every open stream and
+/// removes the socket.
 struct EndpointsService: Service, CustomStringConvertible {
     var description: String { "workload-api" }
     let server: WorkloadAPIServer
     let cache: IdentityCache
+    let notifier: SystemdNotifier
     let onListening: @Sendable () -> Void
 
     func run() async throws {
         try await withGracefulShutdownHandler {
             try await server.run(onListening: onListening)
         } onGracefulShutdown: {
+            notifier.stopping()
             // End every stream cleanly first (clients see status OK, not a reset), then stop accepting.
             cache.finishAll()
             server.beginShutdown()
+        }
+    }
+}
+
+/// Sends `WATCHDOG=1` at half the interval systemd asked for, but only while the agent proves alive: the cache's
+/// lock answers and the rotation loop has tried a sync recently. A stuck agent stops pinging and systemd restarts it.
+struct WatchdogService: Service, CustomStringConvertible {
+    var description: String { "watchdog" }
+    let notifier: SystemdNotifier
+    let cache: IdentityCache
+    let interval: Duration
+    /// How old the last sync attempt may be before the agent counts as stuck.
+    let staleAfter: Duration
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let lastSync = cache.state.lastSyncAttempt ?? .distantPast
+                if Date().timeIntervalSince(lastSync) < staleAfter.timeInterval {
+                    notifier.watchdogPing()
+                }
+                do {
+                    try await Task.sleep(for: interval / 2)
+                } catch {
+                    return
+                }
+            }
+        }
+    }
+}
+
+/// Reloads the configuration on every SIGHUP.
+struct ReloadService: Service, CustomStringConvertible {
+    var description: String { "reload" }
+    let reloader: Reloader
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                await reloader.reload()
+            }
         }
     }
 }

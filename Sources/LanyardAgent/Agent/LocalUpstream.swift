@@ -2,17 +2,38 @@ import Foundation
 import IdentityCache
 import SPIFFE
 import SPIFFECrypto
+import Synchronization
 import Upstream
 
-/// Standalone mode: the embedded CA signs, and the entries and federated bundles come from the configuration.
-struct LocalUpstream: IdentityUpstream {
+/// Standalone mode: the embedded CA signs, and the entries and federated bundles come from the configuration
+/// (replaced on reload).
+final class LocalUpstream: IdentityUpstream {
+    struct Registrations: Sendable {
+        var entries: [RegistrationEntry]
+        var federatedBundles: [TrustDomain: SPIFFEBundle]
+    }
+
     let authority: LocalAuthority
-    let entries: [RegistrationEntry]
-    let federatedBundles: [TrustDomain: SPIFFEBundle]
+    private let registrations: Mutex<Registrations>
+
+    init(authority: LocalAuthority, entries: [RegistrationEntry], federatedBundles: [TrustDomain: SPIFFEBundle]) {
+        self.authority = authority
+        self.registrations = Mutex(Registrations(entries: entries, federatedBundles: federatedBundles))
+    }
+
+    /// Replaces the entries and federated bundles; the next sync hands them to the cache.
+    func replace(entries: [RegistrationEntry], federatedBundles: [TrustDomain: SPIFFEBundle]) {
+        registrations.withLock { $0 = Registrations(entries: entries, federatedBundles: federatedBundles) }
+    }
 
     func state(at now: Date) async throws -> UpstreamState {
         _ = try authority.rotateIfDue(now: now)
-        return UpstreamState(entries: entries, bundle: authority.bundle(at: now), federatedBundles: federatedBundles)
+        let current = registrations.withLock { $0 }
+        return UpstreamState(
+            entries: current.entries,
+            bundle: authority.bundle(at: now),
+            federatedBundles: current.federatedBundles
+        )
     }
 
     func signX509SVID(

@@ -9,7 +9,7 @@ import SPIFFECrypto
 /// Connects the Workload API handler to attestation, the identity cache and the upstream.
 struct WorkloadBackend: WorkloadAPIBackend {
     let cache: IdentityCache
-    let attestors: [any WorkloadAttestor]
+    let attestorSet: AttestorSet
     let upstream: any IdentityUpstream
     let trustDomain: TrustDomain
     let validator = JWTSVIDValidator()
@@ -26,6 +26,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
         } catch {
             throw WorkloadAPIError(.callerGone, "caller process is gone")
         }
+        let attestors = attestorSet.current
         let results = await withTaskGroup(of: (String, Result<[Selector], any Error>).self) { group in
             for attestor in attestors {
                 group.addTask {

@@ -309,6 +309,12 @@ private struct ConfigReader {
                 "is \(path.utf8.count) bytes; a unix socket path holds at most \(AgentConfig.maximumSocketPathLength)"
             )
         }
+        // The socket is first bound at <directory>/.lanyard-XXXXXXX/s, at most 20 bytes longer than the directory.
+        let directory = (path as NSString).deletingLastPathComponent
+        guard directory.utf8.count + 20 <= AgentConfig.maximumSocketPathLength else {
+            let limit = AgentConfig.maximumSocketPathLength - 20
+            return problem(key, "its directory is \(directory.utf8.count) bytes; at most \(limit) leaves room to bind")
+        }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
             let type = (try? FileManager.default.attributesOfItem(atPath: path)[.type]) as? FileAttributeType

@@ -1,0 +1,30 @@
+import Attestation
+import Synchronization
+
+/// The workload attestors in use, replaced as a whole when a reload changes their settings.
+final class AttestorSet: Sendable {
+    private let attestors: Mutex<[any WorkloadAttestor]>
+
+    init(_ attestors: [any WorkloadAttestor]) {
+        self.attestors = Mutex(attestors)
+    }
+
+    var current: [any WorkloadAttestor] { attestors.withLock { $0 } }
+
+    func replace(with attestors: [any WorkloadAttestor]) {
+        self.attestors.withLock { $0 = attestors }
+    }
+
+    /// The attestors a configuration asks for.
+    static func attestors(for config: AgentConfig) -> [any WorkloadAttestor] {
+        guard config.unixAttestorEnabled else { return [] }
+        return [
+            UnixAttestor(
+                config: .init(
+                    discoverWorkloadPath: config.discoverWorkloadPath,
+                    workloadSizeLimit: config.workloadSizeLimit
+                )
+            )
+        ]
+    }
+}

@@ -1,0 +1,251 @@
+import Foundation
+import LanyardProto
+import Testing
+
+@testable import LanyardAgent
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A datagram socket standing in for systemd's notification socket (`NOTIFY_SOCKET`).
+final class NotifyListener {
+    let path: String
+    private let descriptor: Int32
+
+    init(path: String) throws {
+        self.path = path
+        unlink(path)
+        descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestAgentError("cannot create a datagram socket") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard bound == 0 else { throw TestAgentError("cannot bind \(path)") }
+    }
+
+    deinit {
+        close(descriptor)
+        unlink(path)
+    }
+
+    /// The next notification, or nil after `timeout` seconds of silence.
+    func next(timeout: TimeInterval) -> String? {
+        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, Int32(timeout * 1000)) == 1 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer.prefix(count), as: UTF8.self)
+    }
+
+    /// Reads until a notification contains `assignment`, returning everything read; nil on timeout.
+    func wait(for assignment: String, timeout: TimeInterval) -> [String]? {
+        let deadline = Date() + timeout
+        var seen: [String] = []
+        while Date() < deadline {
+            guard let message = next(timeout: deadline.timeIntervalSinceNow) else { return nil }
+            seen.append(message)
+            if message.split(separator: "\n").contains(Substring(assignment)) { return seen }
+        }
+        return nil
+    }
+}
+
+/// The `lanyard` binary running as a separate process, the way systemd runs it.
+final class AgentProcess {
+    let process = Process()
+    let logPath: String
+
+    init(
+        _ arguments: [String],
+        directory: String,
+        environment: [String: String] = [:],
+        executable: String? = nil
+    ) throws {
+        let cli = try LanyardCLI(copyInto: directory)
+        logPath = directory + "/agent.log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.executableURL = URL(fileURLWithPath: executable ?? cli.binary)
+        process.arguments = executable == nil ? arguments : arguments.map { $0 == "@lanyard" ? cli.binary : $0 }
+        var env = ProcessInfo.processInfo.environment
+        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"] { env[key] = nil }
+        env.merge(environment) { $1 }
+        process.environment = env
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for exit up to `timeout` seconds, then kills.
+    func waitForExit(timeout: TimeInterval) -> Int32? {
+        let deadline = Date() + timeout
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        return process.terminationStatus
+    }
+}
+
+func writeConfig(_ directory: String, socket: String, entries: String) throws -> String {
+    let path = directory + "/lanyard.toml"
+    let text = """
+        trust_domain = "example.org"
+        data_dir = "\(directory)/data"
+        log_level = "info"
+
+        [workload_api]
+        socket_path = "\(socket)"
+
+        \(entries)
+        """
+    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    return path
+}
+
+@Suite("systemd: readiness, watchdog, socket activation, reload and units", .serialized)
+struct SystemdTests {
+    static let rootEntry = WorkloadAPIIntegrationTests.rootEntry
+
+    func isRoot() -> Bool {
+        if getuid() == 0 { return true }
+        print("skipped: the systemd tests need root (an entry for uid 0)")
+        return false
+    }
+
+    @Test("READY=1 comes once an SVID can be fetched, WATCHDOG=1 at half the interval, STOPPING=1 on SIGTERM")
+    func notifications() async throws {
+        guard isRoot() else { return }
+        let directory = TestAgent.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let listener = try NotifyListener(path: directory + "/notify.sock")
+        let socket = directory + "/api.sock"
+        let config = try writeConfig(directory, socket: socket, entries: Self.rootEntry)
+        let agent = try AgentProcess(
+            ["run", "--config", config],
+            directory: directory,
+            environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "400000"]
+        )
+        let beforeReady = try #require(listener.wait(for: "READY=1", timeout: 60), "no READY=1; log: \(agent.log)")
+        // Ready means served: a fetch right now succeeds.
+        let response = try await WorkloadAPIClient(socketPath: socket).fetchX509SVID()
+        #expect(response.svids.first?.spiffeID == "spiffe://example.org/root-workload")
+        #expect(beforeReady.dropLast().allSatisfy { !$0.contains("READY=1") })
+        #expect(beforeReady.last?.contains("STATUS=serving 1 of 1 identities for example.org") == true)
+
+        var pings = 0
+        let window = Date() + 1.3
+        while Date() < window, let message = listener.next(timeout: window.timeIntervalSinceNow) {
+            if message.contains("WATCHDOG=1") { pings += 1 }
+        }
+        #expect((4...9).contains(pings), "\(pings) watchdog pings in 1.3 s at a 400 ms watchdog")
+
+        agent.signal(SIGTERM)
+        #expect(listener.wait(for: "STOPPING=1", timeout: 10) != nil)
+        #expect(agent.waitForExit(timeout: 15) == 0, "log: \(agent.log)")
+        #expect(!FileManager.default.fileExists(atPath: socket))
+    }
+
+    @Test("with socket activation the agent serves on the socket systemd passed")
+    func socketActivation() async throws {
+        guard isRoot() else { return }
+        let directory = TestAgent.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let activated = directory + "/activated.sock"
+        let configured = directory + "/configured.sock"
+        let config = try writeConfig(directory, socket: configured, entries: Self.rootEntry)
+        let agent = try AgentProcess(
+            ["-l", activated, "@lanyard", "run", "--config", config],
+            directory: directory,
+            executable: "/usr/bin/systemd-socket-activate"
+        )
+        for _ in 0..<500 where !FileManager.default.fileExists(atPath: activated) { usleep(20_000) }
+        let response = try await WorkloadAPIClient(socketPath: activated).fetchX509SVID()
+        #expect(response.svids.count == 1)
+        #expect(!FileManager.default.fileExists(atPath: configured), "the configured path must not be bound")
+        #expect(agent.log.contains("using the socket passed by systemd"))
+        agent.signal(SIGTERM)
+        #expect(agent.waitForExit(timeout: 15) == 0, "log: \(agent.log)")
+    }
+
+    @Test("SIGHUP applies a new entry; a broken file is refused and the running config stays")
+    func reload() async throws {
+        guard isRoot() else { return }
+        let directory = TestAgent.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let socket = directory + "/api.sock"
+        let listener = try NotifyListener(path: directory + "/notify.sock")
+        let config = try writeConfig(directory, socket: socket, entries: Self.rootEntry)
+        let agent = try AgentProcess(
+            ["run", "--config", config],
+            directory: directory,
+            environment: ["NOTIFY_SOCKET": listener.path]
+        )
+        defer { _ = agent.waitForExit(timeout: 0) }
+        #expect(listener.wait(for: "READY=1", timeout: 60) != nil)
+        let client = WorkloadAPIClient(socketPath: socket)
+        #expect(try await client.fetchX509SVID().svids.count == 1)
+
+        _ = try writeConfig(
+            directory,
+            socket: socket,
+            entries: Self.rootEntry
+                + "\n[[entries]]\nspiffe_id = \"spiffe://example.org/second\"\nselectors = [\"unix:uid:0\", \"unix:gid:0\"]\n"
+        )
+        agent.signal(SIGHUP)
+        let reloaded = listener.wait(for: "READY=1", timeout: 30)
+        #expect(reloaded?.contains { $0.contains("RELOADING=1") } == true)
+        #expect(
+            try await client.fetchX509SVID().svids.map(\.spiffeID) == [
+                "spiffe://example.org/root-workload", "spiffe://example.org/second",
+            ]
+        )
+
+        try Data("trust_domain = \"example.org\"\n[[entries]]\nspiffe_id = 42\n".utf8).write(
+            to: URL(fileURLWithPath: config)
+        )
+        agent.signal(SIGHUP)
+        let refused = listener.wait(for: "READY=1", timeout: 30)
+        #expect(refused?.last?.contains("reload refused") == true)
+        #expect(agent.log.contains("reload refused; the running configuration stays"))
+        #expect(agent.log.contains("entries[0].spiffe_id: must be a string"))
+        #expect(try await client.fetchX509SVID().svids.count == 2, "the previous configuration keeps running")
+        agent.signal(SIGTERM)
+        #expect(agent.waitForExit(timeout: 15) == 0)
+    }
+
+    @Test("systemd-analyze verify accepts the unit files")
+    func unitsVerify() throws {
+        let directory = TestAgent.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let cli = try LanyardCLI(copyInto: directory)
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../systemd")
+            .standardized.path
+        for unit in ["lanyard.service", "lanyard.socket"] {
+            let text = try String(contentsOfFile: root + "/" + unit, encoding: .utf8)
+                .replacingOccurrences(of: "/usr/local/bin/lanyard", with: cli.binary)
+            try Data(text.utf8).write(to: URL(fileURLWithPath: directory + "/" + unit))
+        }
+        let result = try LanyardCLI.runTool(
+            ["/usr/bin/systemd-analyze", "verify", directory + "/lanyard.service", directory + "/lanyard.socket"]
+        )
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let complaints = (result.stdout + result.stderr).split(separator: "\n").filter { $0.contains("lanyard.") }
+        #expect(complaints.isEmpty, "\(complaints)")
+    }
+}
