@@ -144,7 +144,7 @@ struct WorkloadAPIIntegrationTests {
         // The agent is started after `started`, so the first SVID was issued no earlier: its true half-life,
         // halfway between issuance and notAfter, is no earlier than halfway between `started` and notAfter.
         let started = Date()
-        let agent = try await TestAgent.start(Self.rootEntry, x509SVIDTTL: "20s")
+        let agent = try await TestAgent.start(Self.rootEntry, x509SVIDTTL: "30s")
         defer { agent.removeDirectory() }
         let arrivals = Mutex<[Date]>([])
         let messages = try await agent.client.watchX509SVID(count: 2) { _ in arrivals.withLock { $0.append(Date()) } }
