@@ -61,7 +61,7 @@ public final class WorkloadAPIServer: Sendable {
         )
         var services: [any RegistrableRPCService] = [handler]
         if sds.isEnabled { services.append(SDSHandler(backend: backend, config: sds, logger: logger)) }
-        server = GRPCServer(transport: transport, services: services)
+        server = GRPCServer(transport: transport, services: services, interceptors: [MetricsInterceptor()])
     }
 
     /// Serves until ``beginShutdown()`` or cancellation. `onListening` runs once the socket accepts connections.

@@ -51,8 +51,20 @@ public struct CacheState: Sendable {
         return changed
     }
 
+    /// Whether the last sync with the upstream succeeded; readiness tolerates a failure while SVIDs are valid.
+    public private(set) var lastSyncSucceeded = false
+
     public mutating func markSyncAttempt(at time: Date) {
         lastSyncAttempt = time
+    }
+
+    public mutating func markSyncResult(succeeded: Bool) {
+        lastSyncSucceeded = succeeded
+    }
+
+    /// Whether every cached SVID is still valid at `now`.
+    public func allSVIDsValid(at now: Date) -> Bool {
+        svids.values.allSatisfy { $0.svid.expiresAt > now }
     }
 
     /// Entries with no SVID, an SVID minted for an older revision or other DNS names, or one due for renewal.

@@ -1,5 +1,6 @@
 public import Foundation
 public import Logging
+import Metrics
 import SPIFFE
 public import SPIFFECrypto
 
@@ -40,8 +41,17 @@ public struct SVIDRotator: Sendable {
         }
         do {
             let state = try await upstream.state(at: time)
-            cache.update { $0.apply(state) }
+            cache.update { cacheState in
+                cacheState.markSyncResult(succeeded: true)
+                return cacheState.apply(state)
+            }
+            Counter(label: "lanyard_upstream_sync_total", dimensions: [("result", "ok")]).increment()
         } catch {
+            cache.update { cacheState in
+                cacheState.markSyncResult(succeeded: false)
+                return false
+            }
+            Counter(label: "lanyard_upstream_sync_total", dimensions: [("result", "error")]).increment()
             logger.warning("upstream sync failed; serving cached identities", metadata: ["error": "\(error)"])
             return 0
         }
@@ -67,6 +77,12 @@ public struct SVIDRotator: Sendable {
                     return true
                 }
                 minted += 1
+                Counter(label: "lanyard_svid_rotations_total").increment()
+                Gauge(
+                    label: "lanyard_svid_expiry_timestamp_seconds",
+                    dimensions: [("spiffe_id", entry.spiffeID.description)]
+                )
+                .record(svid.expiresAt.timeIntervalSince1970)
                 logger.debug(
                     "x509-svid minted",
                     metadata: [
@@ -81,6 +97,10 @@ public struct SVIDRotator: Sendable {
                 )
             }
         }
+        let snapshot = cache.state
+        Gauge(label: "lanyard_cache_entries").record(snapshot.entries.count)
+        Gauge(label: "lanyard_cache_svids").record(snapshot.svids.count)
+        Gauge(label: "lanyard_stream_subscribers").record(cache.subscriberCount)
         return minted
     }
 

@@ -67,7 +67,14 @@ struct Run: AsyncParsableCommand {
         }
         let logger = Logger(label: "lanyard")
         do {
-            try await Agent(config: agentConfig, configPath: config, logger: logger, logLevel: level).run()
+            let metrics = Agent.bootstrapMetrics()
+            try await Agent(
+                config: agentConfig,
+                configPath: config,
+                logger: logger,
+                logLevel: level,
+                metricsRegistry: metrics
+            ).run()
         } catch {
             logger.critical("agent failed", metadata: ["error": "\(error)"])
             throw ExitCode(1)
@@ -247,7 +254,10 @@ struct API: ParsableCommand {
 
         func run() async throws {
             do {
-                try await ClientCommands.watch(client: try options.client()) { print($0) }
+                // Unbuffered, so each update shows at once even when the output is a file or a pipe.
+                try await ClientCommands.watch(client: try options.client()) {
+                    FileHandle.standardOutput.write(Data(($0 + "\n").utf8))
+                }
             } catch let error as ValidationError {
                 throw error
             } catch {

@@ -102,7 +102,7 @@ final class AgentProcess {
     }
 }
 
-func writeConfig(_ directory: String, socket: String, entries: String) throws -> String {
+func writeConfig(_ directory: String, socket: String, entries: String, health: String = "") throws -> String {
     let path = directory + "/lanyard.toml"
     let text = """
         trust_domain = "example.org"
@@ -111,6 +111,9 @@ func writeConfig(_ directory: String, socket: String, entries: String) throws ->
 
         [workload_api]
         socket_path = "\(socket)"
+
+        [health]
+        listen = "\(health)"
 
         \(entries)
         """
@@ -158,9 +161,17 @@ struct SystemdTests {
         }
         #expect((4...10).contains(pings), "\(pings) watchdog pings in 1.5 s at a 400 ms watchdog")
 
+        // An open stream (a `lanyard api watch` process) ends cleanly when the agent stops.
+        let watchDirectory = directory + "/watch"
+        try FileManager.default.createDirectory(atPath: watchDirectory, withIntermediateDirectories: true)
+        let watcher = try AgentProcess(["api", "watch", "--socket", socket], directory: watchDirectory)
+        for _ in 0..<500 where !watcher.log.contains("received 1 svid") { usleep(20_000) }
+        #expect(watcher.log.contains("received 1 svid"), "watch log: \(watcher.log)")
+
         agent.signal(SIGTERM)
         #expect(listener.wait(for: "STOPPING=1", timeout: 10) != nil)
         #expect(agent.waitForExit(timeout: 15) == 0, "log: \(agent.log)")
+        #expect(watcher.waitForExit(timeout: 15) == 0, "the stream ended with an error: \(watcher.log)")
         #expect(!FileManager.default.fileExists(atPath: socket))
     }
 
@@ -228,6 +239,87 @@ struct SystemdTests {
         #expect(agent.log.contains("reload refused; the running configuration stays"))
         #expect(agent.log.contains("entries[0].spiffe_id: must be a string"))
         #expect(try await client.fetchX509SVID().svids.count == 2, "the previous configuration keeps running")
+        agent.signal(SIGTERM)
+        #expect(agent.waitForExit(timeout: 15) == 0)
+    }
+
+    /// A plain HTTP GET on loopback, through curl (installed with the test set-up's Debian packages).
+    func get(_ url: String) throws -> (status: Int, body: String) {
+        let result = try LanyardCLI.runTool(["/usr/bin/curl", "-s", "-w", "\n%{http_code}", url])
+        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+    }
+
+    @Test(
+        "/live answers, /ready flips to ready only once every identity is served, /metrics is Prometheus text that moves"
+    )
+    func healthAndMetrics() async throws {
+        guard isRoot() else { return }
+        let directory = TestAgent.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let socket = directory + "/api.sock"
+        let port = Int.random(in: 20_000...40_000)
+        let listener = try NotifyListener(path: directory + "/notify.sock")
+        // The second entry's DNS name is refused by the CA, so the cache cannot be primed yet.
+        let unmintable =
+            "\n[[entries]]\nspiffe_id = \"spiffe://example.org/web\"\nselectors = [\"unix:uid:0\"]\ndns_names = [\"not a name\"]\n"
+        let config = try writeConfig(
+            directory,
+            socket: socket,
+            entries: Self.rootEntry + unmintable,
+            health: "127.0.0.1:\(port)"
+        )
+        let agent = try AgentProcess(
+            ["run", "--config", config],
+            directory: directory,
+            environment: ["NOTIFY_SOCKET": listener.path]
+        )
+        defer { _ = agent.waitForExit(timeout: 0) }
+        #expect(listener.wait(for: "READY=1", timeout: 60) != nil)
+        let base = "http://127.0.0.1:\(port)"
+        var live = try get(base + "/live")
+        for _ in 0..<100 where live.status != 200 {
+            usleep(50_000)
+            live = try get(base + "/live")
+        }
+        #expect(live.status == 200)
+        let notReady = try get(base + "/ready")
+        #expect(notReady.status == 503)
+        #expect(notReady.body.contains("not primed"), "\(notReady.body)")
+
+        _ = try writeConfig(directory, socket: socket, entries: Self.rootEntry, health: "127.0.0.1:\(port)")
+        agent.signal(SIGHUP)
+        #expect(listener.wait(for: "READY=1", timeout: 30) != nil)
+        let ready = try get(base + "/ready")
+        #expect(ready.status == 200, "\(ready.body)")
+
+        func fetchCount(_ text: String) -> Double {
+            text.split(separator: "\n")
+                .filter { $0.hasPrefix("lanyard_rpc_requests_total{") && $0.contains("FetchX509SVID") }
+                .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+                .reduce(0, +)
+        }
+        let before = try get(base + "/metrics")
+        #expect(before.status == 200)
+        for line in before.body.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            #expect(
+                parts.count == 2 && Double(parts[1]) != nil && parts[0].first?.isLetter == true,
+                "not exposition format: \(line)"
+            )
+        }
+        #expect(before.body.contains("lanyard_cache_svids"))
+        #expect(before.body.contains("lanyard_upstream_sync_total"))
+        _ = try await WorkloadAPIClient(socketPath: socket).fetchX509SVID()
+        _ = try await WorkloadAPIClient(socketPath: socket).fetchX509SVID()
+        // A stream is counted when it ends, just after the client hangs up.
+        var after = try get(base + "/metrics")
+        for _ in 0..<40 where fetchCount(after.body) < fetchCount(before.body) + 2 {
+            usleep(50_000)
+            after = try get(base + "/metrics")
+        }
+        #expect(fetchCount(after.body) >= fetchCount(before.body) + 2, "\(after.body)")
+        #expect(after.body.contains("lanyard_attestation_duration_seconds"))
         agent.signal(SIGTERM)
         #expect(agent.waitForExit(timeout: 15) == 0)
     }

@@ -251,11 +251,16 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
                 defer { continuation.yield(.ended) }
                 for await update in updates { continuation.yield(.update(update)) }
             }
-            for await event in events {
-                if case .ended = event { break }
-                try await handle(event)
+            defer { group.cancelAll() }
+            // A client that went away is reported through gRPC's cancellation handle, not task cancellation.
+            try await withRPCCancellationHandler {
+                for await event in events {
+                    if case .ended = event { break }
+                    try await handle(event)
+                }
+            } onCancelRPC: {
+                continuation.yield(.ended)
             }
-            group.cancelAll()
         }
     }
 

@@ -61,19 +61,35 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
     /// A server stream that sends `makeResponse(update)` for every update, skipping a message equal to the last
     /// one sent (as SPIRE does for bundles), and ends with `PERMISSION_DENIED` when the caller has no identity and
     /// one is required.
+    ///
+    /// gRPC reports a client that went away through its cancellation handle, not by cancelling this task, so the
+    /// stream listens for it and then stops following the cache (which drops the subscription at once).
     private static func stream<Response: SwiftProtobuf.Message & Equatable>(
         _ updates: AsyncStream<WorkloadUpdate>,
         requireIdentity: Bool,
         _ makeResponse: @escaping @Sendable (WorkloadUpdate) -> Response
     ) -> StreamingServerResponse<Response> {
         StreamingServerResponse { writer in
-            var last: Response? = nil
-            for await update in updates {
-                guard !requireIdentity || !update.svids.isEmpty else { throw noIdentity }
-                let response = makeResponse(update)
-                guard response != last else { continue }
-                try await writer.write(response)
-                last = response
+            let (events, continuation) = AsyncStream.makeStream(of: WorkloadUpdate?.self)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await update in updates { continuation.yield(update) }
+                    continuation.yield(nil)
+                }
+                defer { group.cancelAll() }
+                try await withRPCCancellationHandler {
+                    var last: Response? = nil
+                    for await event in events {
+                        guard let update = event else { break }
+                        guard !requireIdentity || !update.svids.isEmpty else { throw noIdentity }
+                        let response = makeResponse(update)
+                        guard response != last else { continue }
+                        try await writer.write(response)
+                        last = response
+                    }
+                } onCancelRPC: {
+                    continuation.yield(nil)
+                }
             }
             return [:]
         }

@@ -3,6 +3,8 @@ import Endpoints
 import Foundation
 import IdentityCache
 public import Logging
+import Metrics
+public import Prometheus
 import SPIFFE
 import ServiceLifecycle
 import UnixSignals
@@ -16,12 +18,28 @@ public struct Agent: Sendable {
     public let configPath: String?
     let logger: Logger
     let logLevel: LogLevelBox?
+    /// Where swift-metrics records go, for `/metrics`; nil when this process did not bootstrap metrics.
+    let metricsRegistry: PrometheusCollectorRegistry?
 
-    public init(config: AgentConfig, configPath: String? = nil, logger: Logger, logLevel: LogLevelBox? = nil) {
+    public init(
+        config: AgentConfig,
+        configPath: String? = nil,
+        logger: Logger,
+        logLevel: LogLevelBox? = nil,
+        metricsRegistry: PrometheusCollectorRegistry? = nil
+    ) {
         self.config = config
         self.configPath = configPath
         self.logger = logger
         self.logLevel = logLevel
+        self.metricsRegistry = metricsRegistry
+    }
+
+    /// Points swift-metrics at a Prometheus registry, once per process (the executable calls it).
+    public static func bootstrapMetrics() -> PrometheusCollectorRegistry {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
     }
 
     /// Runs until a shutdown signal; `onReady` runs once the socket listens and every SVID is in the cache.
@@ -79,7 +97,9 @@ public struct Agent: Sendable {
             activatedDescriptor: activated
         )
         let status = StatusReporter(cache: cache, trustDomain: config.trustDomain)
+        let readiness = Readiness(cache: cache)
         let onListening: @Sendable () -> Void = {
+            readiness.markServing(true)
             notifier.ready(status: status.line())
             onReady()
         }
@@ -89,6 +109,19 @@ public struct Agent: Sendable {
                 service: EndpointsService(server: server, cache: cache, notifier: notifier, onListening: onListening)
             ),
         ]
+        if let listen = config.healthListen {
+            let registry = metricsRegistry
+            let health = HealthServer(
+                host: listen.host,
+                port: listen.port,
+                probes: .init(
+                    readiness: { readiness.check() },
+                    metrics: { registry?.emitToString() ?? "" }
+                ),
+                logger: logger
+            )
+            services.append(.init(service: HealthService(server: health)))
+        }
         if let interval = notifier.watchdogInterval {
             services.append(
                 .init(
@@ -193,6 +226,16 @@ struct WatchdogService: Service, CustomStringConvertible {
                 }
             }
         }
+    }
+}
+
+/// The health and metrics endpoints as a lifecycle service.
+struct HealthService: Service, CustomStringConvertible {
+    var description: String { "health" }
+    let server: HealthServer
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { try await server.run() }
     }
 }
 

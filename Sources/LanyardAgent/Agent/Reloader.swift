@@ -88,6 +88,9 @@ final class Reloader: Sendable {
             keys.append("upstream.local")
         }
         if old.sds != new.sds { keys.append("sds") }
+        if old.healthListen?.host != new.healthListen?.host || old.healthListen?.port != new.healthListen?.port {
+            keys.append("health.listen")
+        }
         return keys
     }
 }

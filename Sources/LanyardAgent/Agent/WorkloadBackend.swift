@@ -3,6 +3,7 @@ import Endpoints
 import Foundation
 import IdentityCache
 import Logging
+import Metrics
 import SPIFFE
 import SPIFFECrypto
 
@@ -30,6 +31,15 @@ struct WorkloadBackend: WorkloadAPIBackend {
         let results = await withTaskGroup(of: (String, Result<[Selector], any Error>).self) { group in
             for attestor in attestors {
                 group.addTask {
+                    let started = ContinuousClock.now
+                    defer {
+                        let elapsed = ContinuousClock.now - started
+                        Timer(label: "lanyard_attestation_duration_seconds", dimensions: [("attestor", attestor.name)])
+                            .recordNanoseconds(
+                                elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds
+                                    / 1_000_000_000
+                            )
+                    }
                     do {
                         return (attestor.name, .success(try await attestor.attest(pid: credentials.pid)))
                     } catch {

@@ -24,6 +24,8 @@ public struct AgentConfig: Sendable {
     public var entries: [RegistrationEntry]
     public var federatedBundles: [TrustDomain: SPIFFEBundle]
     public var sds: SDSConfig
+    /// `health.listen`: host and port of `/live`, `/ready` and `/metrics`; nil when turned off (`""`).
+    public var healthListen: (host: String, port: Int)?
 
     public static let defaultPath = "/etc/lanyard/lanyard.toml"
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -69,7 +71,8 @@ private struct ConfigReader {
             root,
             prefix: "",
             allowed: [
-                "trust_domain", "data_dir", "log_level", "log_format", "workload_api", "sds", "upstream", "attestors",
+                "trust_domain", "data_dir", "log_level", "log_format", "workload_api", "sds", "health", "upstream",
+                "attestors",
                 "entries", "federation",
             ]
         )
@@ -119,6 +122,25 @@ private struct ConfigReader {
         }
         if specialNames.contains(where: { $0.hasPrefix(SPIFFEID.schemePrefix) }) {
             problem("sds", "special resource names cannot be spiffe:// IDs")
+        }
+
+        let health = table(root, "health", prefix: "")
+        check(health, prefix: "health.", allowed: ["listen"])
+        let healthText = string(health, "listen", prefix: "health.") ?? "127.0.0.1:8088"
+        var healthListen: (host: String, port: Int)? = nil
+        if !healthText.isEmpty {
+            if let colon = healthText.lastIndex(of: ":"), let port = Int(healthText[healthText.index(after: colon)...]),
+                (0...65535).contains(port), colon != healthText.startIndex
+            {
+                var host = String(healthText[..<colon])
+                if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+                healthListen = (host, port)
+            } else {
+                problem(
+                    "health.listen",
+                    "\"\(healthText)\" is not host:port (such as \"127.0.0.1:8088\"); \"\" turns it off"
+                )
+            }
         }
 
         let upstream = table(root, "upstream", prefix: "")
@@ -176,7 +198,8 @@ private struct ConfigReader {
             workloadSizeLimit: sizeLimit,
             entries: entries,
             federatedBundles: federated,
-            sds: sds
+            sds: sds,
+            healthListen: healthListen
         )
     }
 

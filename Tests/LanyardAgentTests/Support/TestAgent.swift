@@ -30,6 +30,9 @@ final class TestAgent: Sendable {
             socket_path = "\(socketPath)"
             allow_unauthenticated_verifiers = \(allowUnauthenticatedVerifiers)
 
+            [health]
+            listen = ""
+
             [upstream.local]
             x509_svid_ttl = "\(x509SVIDTTL)"
 
