@@ -2,7 +2,13 @@
 #ifndef LANYARD_CSYSTEMD_SHIM_H
 #define LANYARD_CSYSTEMD_SHIM_H
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
 #include <time.h>
 
 static inline int lanyard_SD_LISTEN_FDS_START(void) { return SD_LISTEN_FDS_START; }
@@ -12,6 +18,28 @@ static inline unsigned long long lanyard_monotonic_usec(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000ULL;
+}
+
+// Sends one structured journal entry made of `count` "FIELD=value" strings (sd_journal_send is variadic).
+static inline int lanyard_journal_send(const char *const *fields, int count) {
+    struct iovec vectors[64];
+    if (count > 64) count = 64;
+    for (int index = 0; index < count; index++) {
+        vectors[index].iov_base = (void *)fields[index];
+        vectors[index].iov_len = strlen(fields[index]);
+    }
+    return sd_journal_sendv(vectors, count);
+}
+
+// Whether standard error is the journal's stream: JOURNAL_STREAM holds "device:inode" of it.
+static inline int lanyard_stderr_is_journal(void) {
+    const char *stream = getenv("JOURNAL_STREAM");
+    if (stream == NULL) return 0;
+    unsigned long long device = 0, inode = 0;
+    if (sscanf(stream, "%llu:%llu", &device, &inode) != 2) return 0;
+    struct stat status;
+    if (fstat(2, &status) != 0) return 0;
+    return (unsigned long long)status.st_dev == device && (unsigned long long)status.st_ino == inode;
 }
 
 #endif

@@ -60,9 +60,17 @@ struct Run: AsyncParsableCommand {
         // One level for every logger, so a reload can change it.
         let level = LogLevelBox(Logger.Level(rawValue: agentConfig.logLevel) ?? .info)
         let json = agentConfig.logFormat == "json"
+        // Under systemd, text logs go to the journal as structured entries; JSON stays JSON on standard error.
+        let journal = !json && JournaldLogHandler.isStandardErrorTheJournal
         LoggingSystem.bootstrap { label in
-            let handler: any LogHandler =
-                json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            let handler: any LogHandler
+            if json {
+                handler = JSONLogHandler(label: label)
+            } else if journal {
+                handler = JournaldLogHandler(label: label)
+            } else {
+                handler = StreamLogHandler.standardError(label: label)
+            }
             return LevelFollowingLogHandler(handler, box: level)
         }
         let logger = Logger(label: "lanyard")
