@@ -148,13 +148,16 @@ public struct Agent: Sendable {
             )
             services.append(.init(service: ReloadService(reloader: reloader)))
         }
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: services,
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services,
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
         )
+        // Shutdown is bounded: what has not drained after 10 s is cancelled (streams end at once; this covers a
+        // unary call stuck in the upstream), well inside the unit's TimeoutStopSec.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(10)
+        groupConfiguration.maximumCancellationDuration = .seconds(5)
+        let group = ServiceGroup(configuration: groupConfiguration)
         try await group.run()
         logger.info("lanyard stopped")
     }

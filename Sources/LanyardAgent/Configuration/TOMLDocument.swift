@@ -180,7 +180,9 @@ private struct TOMLParser {
         return String(String(line)[..<hash])
     }
 
-    static func firstUnquoted(_ target: Character, in text: String) -> String.Index? {
+    /// The positions of `text` that are outside string literals, in order.
+    static func unquotedIndices(of text: String) -> [String.Index] {
+        var indices: [String.Index] = []
         var quote: Character? = nil
         var escaped = false
         for index in text.indices {
@@ -195,36 +197,27 @@ private struct TOMLParser {
                 }
             } else if character == "\"" || character == "'" {
                 quote = character
-            } else if character == target {
-                return index
+            } else {
+                indices.append(index)
             }
         }
-        return nil
+        return indices
+    }
+
+    static func firstUnquoted(_ target: Character, in text: String) -> String.Index? {
+        unquotedIndices(of: text).first { text[$0] == target }
     }
 
     static func openBrackets(in text: String) -> Int {
-        var depth = 0
-        var quote: Character? = nil
-        var escaped = false
-        for character in text {
-            if let open = quote {
-                if escaped {
-                    escaped = false
-                } else if character == "\\" && open == "\"" {
-                    escaped = true
-                } else if character == open {
-                    quote = nil
-                }
-            } else if character == "\"" || character == "'" {
-                quote = character
-            } else if character == "[" {
-                depth += 1
-            } else if character == "]" {
-                depth -= 1
+        // A table header line opens and closes on one line, so only values stay open.
+        if text.hasPrefix("[") && !text.contains("=") { return 0 }
+        return unquotedIndices(of: text).reduce(0) { depth, index in
+            switch text[index] {
+            case "[": depth + 1
+            case "]": depth - 1
+            default: depth
             }
         }
-        // A table header line opens and closes on one line, so only values stay open.
-        return text.hasPrefix("[") && !text.contains("=") ? 0 : depth
     }
 }
 

@@ -159,16 +159,8 @@ extension SPIFFEBundle {
                 certificateChain = key.certificateChain
             }
 
-            enum CodingKeys: String, CodingKey {
-                case keyType = "kty"
-                case use
-                case keyID = "kid"
-                case curve = "crv"
-                case x, y
-                case modulus = "n"
-                case exponent = "e"
-                case certificateChain = "x5c"
-            }
+            /// The same member names as ``JSONWebKey``; here every member is optional, for precise errors.
+            typealias CodingKeys = JSONWebKey.CodingKeys
         }
 
         var keys: [Key]?
