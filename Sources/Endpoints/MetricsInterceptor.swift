@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import Metrics
+import SPIFFE
 
 /// Counts every RPC by method and status code and times it, through swift-metrics (the agent picks the backend).
 ///
@@ -16,7 +17,7 @@ struct MetricsInterceptor: ServerInterceptor {
         let started = ContinuousClock.now
         defer {
             Timer(label: "lanyard_rpc_duration_seconds", dimensions: [("method", method)])
-                .recordNanoseconds(Int64((ContinuousClock.now - started).nanoseconds))
+                .recordNanoseconds((ContinuousClock.now - started).nanoseconds)
         }
         let response: StreamingServerResponse<Output>
         do {
@@ -54,12 +55,5 @@ struct MetricsInterceptor: ServerInterceptor {
             code = "ok"
         }
         Counter(label: "lanyard_rpc_requests_total", dimensions: [("method", method), ("code", code)]).increment()
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

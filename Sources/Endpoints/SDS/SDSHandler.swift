@@ -74,19 +74,8 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
             try await Self.merge(request.messages, updates) { event in
                 switch event {
                 case .request(let message):
-                    if state.node == nil && message.hasNode { state.node = message.node }
-                    if !message.responseNonce.isEmpty && message.responseNonce != state.nonce {
-                        return  // a reply to an older response: superseded
-                    }
-                    if message.hasErrorDetail {
-                        logger.warning(
-                            "envoy rejected secrets (NACK)",
-                            metadata: [
-                                "sds.version": "\(message.versionInfo)", "sds.error": "\(message.errorDetail.message)",
-                                "caller.pid": "\(caller.credentials.pid)",
-                            ]
-                        )
-                    }
+                    guard Self.accept(message, node: &state.node, nonce: state.nonce, caller: caller, logger: logger)
+                    else { return }
                     let namesChanged = state.names != message.resourceNames
                     state.names = message.resourceNames
                     state.typeURL = Self.typeURL(message.typeURL)
@@ -142,17 +131,8 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
             try await Self.merge(request.messages, updates) { event in
                 switch event {
                 case .request(let message):
-                    if state.node == nil && message.hasNode { state.node = message.node }
-                    if !message.responseNonce.isEmpty && message.responseNonce != state.nonce { return }
-                    if message.hasErrorDetail {
-                        logger.warning(
-                            "envoy rejected secrets (delta NACK)",
-                            metadata: [
-                                "sds.error": "\(message.errorDetail.message)",
-                                "caller.pid": "\(caller.credentials.pid)",
-                            ]
-                        )
-                    }
+                    guard Self.accept(message, node: &state.node, nonce: state.nonce, caller: caller, logger: logger)
+                    else { return }
                     if !state.started {
                         state.started = true
                         state.wildcard =
@@ -234,6 +214,30 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
 
     // MARK: - Helpers
 
+    /// What every SDS request, state-of-the-world or delta, goes through first: the node is remembered from the
+    /// first request that names it, a reply to a superseded response is dropped (returns false), and a NACK is
+    /// logged with Envoy's error detail.
+    static func accept(
+        _ message: some SDSRequest,
+        node: inout Envoy_Config_Core_V3_Node?,
+        nonce: String,
+        caller: AttestedCaller,
+        logger: Logger
+    ) -> Bool {
+        if node == nil && message.hasNode { node = message.node }
+        if !message.responseNonce.isEmpty && message.responseNonce != nonce { return false }
+        if message.hasErrorDetail {
+            logger.warning(
+                "envoy rejected secrets (NACK)",
+                metadata: [
+                    "sds.version": "\(message.acknowledgedVersion)", "sds.error": "\(message.errorDetail.message)",
+                    "caller.pid": "\(caller.credentials.pid)",
+                ]
+            )
+        }
+        return true
+    }
+
     /// Feeds requests and updates, in arrival order, to one handler that owns the stream's state. The stream
     /// ends when Envoy closes its side or the agent ends the updates (shutdown).
     static func merge<Request: Sendable>(
@@ -289,4 +293,23 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
         }
         return String(hash, radix: 16)
     }
+}
+
+/// The fields both kinds of SDS request share.
+protocol SDSRequest: Sendable {
+    var hasNode: Bool { get }
+    var node: Envoy_Config_Core_V3_Node { get }
+    var responseNonce: String { get }
+    var hasErrorDetail: Bool { get }
+    var errorDetail: Google_Rpc_Status { get }
+    /// The version Envoy last accepted; delta requests carry none.
+    var acknowledgedVersion: String { get }
+}
+
+extension Envoy_Service_Discovery_V3_DiscoveryRequest: SDSRequest {
+    var acknowledgedVersion: String { versionInfo }
+}
+
+extension Envoy_Service_Discovery_V3_DeltaDiscoveryRequest: SDSRequest {
+    var acknowledgedVersion: String { "" }
 }

@@ -33,12 +33,8 @@ struct WorkloadBackend: WorkloadAPIBackend {
                 group.addTask {
                     let started = ContinuousClock.now
                     defer {
-                        let elapsed = ContinuousClock.now - started
                         Timer(label: "lanyard_attestation_duration_seconds", dimensions: [("attestor", attestor.name)])
-                            .recordNanoseconds(
-                                elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds
-                                    / 1_000_000_000
-                            )
+                            .recordNanoseconds((ContinuousClock.now - started).nanoseconds)
                     }
                     do {
                         return (attestor.name, .success(try await attestor.attest(pid: credentials.pid)))

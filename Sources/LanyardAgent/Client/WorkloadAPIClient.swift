@@ -46,13 +46,7 @@ public struct WorkloadAPIClient: Sendable {
     public func withClient<Result: Sendable>(
         _ body: @Sendable (SpiffeWorkloadAPI.Client<HTTP2ClientTransport.Posix>) async throws -> Result
     ) async throws -> Result {
-        let transport = try HTTP2ClientTransport.Posix(
-            target: .unixDomainSocket(path: socketPath),
-            transportSecurity: .plaintext
-        )
-        return try await withGRPCClient(transport: transport) { client in
-            try await body(SpiffeWorkloadAPI.Client(wrapping: client))
-        }
+        try await withGRPC { client in try await body(SpiffeWorkloadAPI.Client(wrapping: client)) }
     }
 
     /// The first X509-SVID response.
