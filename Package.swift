@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // System OpenSSL 3: only SPIFFECrypto may import it.
@@ -58,8 +60,19 @@ let package = Package(
             exclude: ["protos"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
-        // Who is calling: process pinning and workload attestors.
-        .target(name: "Attestation", dependencies: ["SPIFFE", "SPIFFECrypto"], swiftSettings: swiftSettings),
+        // Who is calling: process pinning and workload attestors (unix; k8s through the kubelet's HTTPS API).
+        .target(
+            name: "Attestation",
+            dependencies: [
+                "SPIFFE", "SPIFFECrypto",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The embedded CA (standalone mode) and, later, SPIRE Server as the upstream.
         .target(name: "Upstream", dependencies: ["SPIFFE", "SPIFFECrypto"], swiftSettings: swiftSettings),
         // Entries → SVIDs, rotation timing, JWT-SVID cache, subscriptions.
@@ -116,8 +129,32 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Fakes for tests and demos (never shipped in the agent): the fake kubelet.
+        .target(
+            name: "LanyardTestSupport",
+            dependencies: [
+                "SPIFFE", "SPIFFECrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "lanyard-fake-kubelet",
+            dependencies: [
+                "LanyardTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SPIFFETests", dependencies: ["SPIFFE"], swiftSettings: swiftSettings),
-        .testTarget(name: "AttestationTests", dependencies: ["Attestation", "SPIFFE"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "AttestationTests",
+            dependencies: ["Attestation", "SPIFFE", "LanyardTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "UpstreamTests",
             dependencies: ["Upstream", "SPIFFE", "SPIFFECrypto"],
@@ -132,6 +169,7 @@ let package = Package(
             name: "LanyardAgentTests",
             dependencies: [
                 "LanyardAgent", "LanyardProto", "SPIFFE", "SPIFFECrypto", "Attestation", "Endpoints", "IdentityCache",
+                "LanyardTestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

@@ -9,6 +9,12 @@ public struct AttestationError: Error, Hashable, Sendable, CustomStringConvertib
         public static let procUnreadable = Code(name: "proc unreadable")
         /// The workload's executable is larger than the configured limit.
         public static let workloadTooLarge = Code(name: "workload too large")
+        /// The cgroups name two different containers or pods; the caller is refused rather than guessed.
+        public static let containerConflict = Code(name: "container conflict")
+        /// The kubelet could not be reached, refused the agent, or answered with something unusable.
+        public static let kubeletUnavailable = Code(name: "kubelet unavailable")
+        /// The caller's container never appeared in the kubelet's pod list, or appeared in two pods.
+        public static let podNotFound = Code(name: "pod not found")
 
         public var description: String { name }
     }

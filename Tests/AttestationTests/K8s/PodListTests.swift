@@ -1,0 +1,121 @@
+import Foundation
+import LanyardTestSupport
+import SPIFFE
+import Testing
+
+@testable import Attestation
+
+@Suite("Pod list decoding and k8s selectors")
+struct PodListTests {
+    static let cid = String(repeating: "a1", count: 32)
+    static let initCID = String(repeating: "b2", count: 32)
+
+    static func shopPod() -> FakePod {
+        FakePod(
+            name: "api-5f7d",
+            namespace: "shop",
+            uid: "2c48913c-b29f-11e7-9350-020968147796",
+            serviceAccount: "api",
+            nodeName: "node-7",
+            labels: ["app": "api", "version": "v2"],
+            owner: ("ReplicaSet", "api-5f7", "0a0b0c0d-0000-1111-2222-333344445555"),
+            containers: [
+                .init(name: "api", image: "registry.example/api:2.1", imageID: "registry.example/api@sha256:1111", containerID: "containerd://\(cid)"),
+                .init(name: "istio-proxy", image: "istio/proxyv2:1.24", imageID: "istio/proxyv2@sha256:2222", containerID: "containerd://\(String(repeating: "c3", count: 32))"),
+            ],
+            initContainers: [
+                .init(name: "istio-init", image: "istio/proxyv2:1.24", imageID: "istio/proxyv2@sha256:2222", containerID: "containerd://\(initCID)")
+            ],
+            padding: 4000
+        )
+    }
+
+    @Test("the calling container gets SPIRE's k8s selectors")
+    func selectors() throws {
+        let list = try PodList(json: FakePod.podListJSON([Self.shopPod()] + FakePod.generated(count: 5)))
+        #expect(list.pods.count == 6)
+        let attestor = K8sAttestor(config: .init(), fetcher: PodListFetcher(maximumAge: .zero, minimumSpacing: .zero) { list })
+        let found = try #require(
+            try attestor.selectors(for: .init(podUID: "2c48913c-b29f-11e7-9350-020968147796", containerID: Self.cid), in: list)
+        )
+        let expected = [
+            "ns:shop", "sa:api", "node-name:node-7", "pod-uid:2c48913c-b29f-11e7-9350-020968147796", "pod-name:api-5f7d",
+            "pod-label:app:api", "pod-label:version:v2", "pod-owner:ReplicaSet:api-5f7",
+            "pod-owner-uid:ReplicaSet:0a0b0c0d-0000-1111-2222-333344445555", "pod-image-count:2", "pod-init-image-count:1",
+            "pod-image:registry.example/api:2.1", "pod-image:registry.example/api@sha256:1111",
+            "pod-image:istio/proxyv2:1.24", "pod-image:istio/proxyv2@sha256:2222",
+            "pod-init-image:istio/proxyv2:1.24", "pod-init-image:istio/proxyv2@sha256:2222",
+            "container-name:api", "container-image:registry.example/api:2.1",
+            "container-image:registry.example/api@sha256:1111",
+        ].map { try! Selector(type: "k8s", value: $0) }
+        #expect(found == expected)
+
+        // Init containers are found too, and without a pod UID (CRI-O in a cgroup namespace) the container ID alone.
+        let initSelectors = try #require(try attestor.selectors(for: .init(podUID: nil, containerID: Self.initCID), in: list))
+        #expect(initSelectors.contains(try Selector("k8s:container-name:istio-init")))
+        // The wrong pod UID does not match the container.
+        #expect(try attestor.selectors(for: .init(podUID: "11111111-2222-3333-4444-555555555555", containerID: Self.cid), in: list) == nil)
+    }
+
+    @Test("disable_container_selectors answers from the pod alone, even before the container is listed")
+    func podOnly() throws {
+        var pod = Self.shopPod()
+        pod.containers[0].containerID = ""
+        let list = try PodList(json: FakePod.podListJSON([pod]))
+        let fetcher = PodListFetcher(maximumAge: .zero, minimumSpacing: .zero) { list }
+        let location = ContainerLocator.Location(podUID: pod.uid, containerID: Self.cid)
+        #expect(try K8sAttestor(config: .init(), fetcher: fetcher).selectors(for: location, in: list) == nil)
+        let podOnly = try #require(
+            try K8sAttestor(config: .init(disableContainerSelectors: true), fetcher: fetcher).selectors(for: location, in: list)
+        )
+        #expect(podOnly.contains(try Selector("k8s:sa:api")))
+        #expect(!podOnly.contains { $0.value.hasPrefix("container-") })
+    }
+
+    @Test("a container ID listed in two pods is an error")
+    func duplicate() throws {
+        var other = Self.shopPod()
+        other.uid = "99999999-2222-3333-4444-555555555555"
+        let list = try PodList(json: FakePod.podListJSON([Self.shopPod(), other]))
+        #expect(throws: AttestationError(.podNotFound, "")) {
+            try list.find(.init(podUID: nil, containerID: Self.cid))
+        }
+    }
+
+    @Test(
+        "malformed pod lists are refused with what is wrong",
+        arguments: [
+            ("", "malformed JSON"),
+            ("{\"kind\":\"PodList\",\"items\":[{\"metadata\":7}]}", "items[0].metadata"),
+            ("{\"kind\":\"Status\",\"items\":[]}", "instead of a PodList"),
+            ("[1,2,3]", "not a"),
+            ("{\"items\":[{\"metadata\":{\"uid\":\"u\"},\"status\":{\"containerStatuses\":[{\"image\":\"x\"}]}}]}", "lacks \"name\""),
+            ("{\"items\":[", "malformed"),
+        ]
+    )
+    func malformed(_ json: String, _ fragment: String) {
+        do {
+            _ = try PodList(json: Data(json.utf8))
+            Issue.record("accepted \(json)")
+        } catch {
+            #expect(error.code == .kubeletUnavailable)
+            #expect(error.message.contains(fragment), "\(error.message)")
+        }
+    }
+
+    @Test("a null item list is an empty node, and pods without a UID are skipped")
+    func emptyLists() throws {
+        #expect(try PodList(json: Data("{\"kind\":\"PodList\",\"items\":null}".utf8)).pods.isEmpty)
+        #expect(try PodList(json: Data("{\"items\":[{\"metadata\":{\"name\":\"x\"}}]}".utf8)).pods.isEmpty)
+    }
+
+    @Test("every truncation of a real pod list is refused, never a crash")
+    func truncations() throws {
+        let json = FakePod.podListJSON([Self.shopPod()])
+        var refused = 0
+        for cut in stride(from: 0, to: json.count, by: 7) where (try? PodList(json: json.prefix(cut))) == nil {
+            refused += 1
+        }
+        #expect(refused == (json.count + 6) / 7)
+    }
+}
