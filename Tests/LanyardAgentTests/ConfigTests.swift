@@ -1,3 +1,4 @@
+import Attestation
 import Foundation
 import SPIFFE
 import SPIFFECrypto
@@ -141,7 +142,58 @@ struct ConfigTests {
             "trust_domain = \"example.org\"\n[sds]\ndefault_svid_name = \"spiffe://example.org/x\"",
             "cannot be spiffe:// IDs"
         ),
+        (
+            "trust_domain = \"example.org\"\n[attestors.k8s]\nkubelet_secure_port = 70000",
+            "attestors.k8s.kubelet_secure_port: must be a port number"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[attestors.k8s]\nmax_poll_attempts = 0",
+            "attestors.k8s.max_poll_attempts: must be between 1 and 10000"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[attestors.k8s]\ntoken_path = \"token\"",
+            "attestors.k8s.token_path: must be an absolute path"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[attestors.k8s]\npoll_retry_interval = \"soon\"",
+            "attestors.k8s.poll_retry_interval: \"soon\" is not a positive duration"
+        ),
+        ("trust_domain = \"example.org\"\n[attestors.k8s]\nkubelet = 1", "attestors.k8s.kubelet: unknown key"),
     ]
+
+    @Test("[attestors.k8s] parses into kubelet and attestor settings; node_name is the host to reach")
+    func parsesK8s() throws {
+        let off = try AgentConfig.parse(minimal, path: "t.toml")
+        #expect(off.k8sAttestor == nil)
+        let config = try AgentConfig.parse(
+            minimal + """
+
+                [attestors.k8s]
+                enabled = true
+                kubelet_secure_port = 11250
+                node_name = "node-7.cluster.internal"
+                token_path = "/run/token"
+                kubelet_ca_path = "/run/ca.crt"
+                max_poll_attempts = 5
+                poll_retry_interval = "250ms"
+                disable_container_selectors = true
+                kubelet_request_timeout = "3s"
+                pod_list_cache_ttl = "1s"
+                """,
+            path: "t.toml"
+        )
+        let k8s = try #require(config.k8sAttestor)
+        #expect(k8s.kubelet.url == "https://node-7.cluster.internal:11250/pods")
+        #expect(k8s.kubelet.tokenPath == "/run/token" && k8s.kubelet.caPath == "/run/ca.crt")
+        #expect(k8s.kubelet.requestTimeout == .seconds(3))
+        #expect(k8s.attestor.maximumPollAttempts == 5 && k8s.attestor.disableContainerSelectors)
+        #expect(k8s.pollRetryInterval == .milliseconds(250) && k8s.podListCacheTTL == .seconds(1))
+        let readOnly = try AgentConfig.parse(
+            minimal + "\n[attestors.k8s]\nenabled = true\nkubelet_read_only_port = 10255\n",
+            path: "t.toml"
+        )
+        #expect(readOnly.k8sAttestor?.kubelet.url == "http://127.0.0.1:10255/pods")
+    }
 
     @Test("every problem is reported under its key, with the line for syntax errors", arguments: problems)
     func reportsProblems(text: String, expected: String) {

@@ -82,13 +82,15 @@ struct WorkloadBackendTests {
         }
     }
 
-    @Test("every attestor failing is an attestation failure; one succeeding is enough")
+    @Test("any attestor failing fails the attestation: a partial selector set would misreport the caller")
     func attestorFailures() async throws {
         let me = CallerCredentials(pid: getpid(), uid: getuid(), gid: getgid())
-        await #expect(throws: WorkloadAPIError(.attestationFailed, "workload attestation failed")) {
-            try await backend([FailingAttestor()]).attest(me)
+        for attestors in [[FailingAttestor()], [FailingAttestor(), UnixAttestor()]] as [[any WorkloadAttestor]] {
+            await #expect(throws: WorkloadAPIError(.attestationFailed, "workload attestation failed")) {
+                try await backend(attestors).attest(me)
+            }
         }
-        let caller = try await backend([FailingAttestor(), UnixAttestor()]).attest(me)
+        let caller = try await backend([UnixAttestor()]).attest(me)
         #expect(caller.selectors.contains(try Selector("unix:uid:\(geteuid())")))
     }
 }

@@ -76,6 +76,8 @@ public final class KubeletClient: Sendable {
             let response: HTTPClientResponse
             do {
                 response = try await kubeletHTTPClient.execute(request, timeout: .init(config.requestTimeout))
+            } catch let error as HTTPClientError where error == .deadlineExceeded {
+                throw Self.timedOut(config)
             } catch {
                 throw AttestationError(.kubeletUnavailable, "cannot reach the kubelet at \(config.url): \(Self.describe(error))")
             }
@@ -158,8 +160,8 @@ public final class KubeletClient: Sendable {
     private func withTimeout<T: Sendable>(
         _ body: @escaping @Sendable () async throws(AttestationError) -> T
     ) async throws(AttestationError) -> T {
+        let config = config
         let timeout = config.requestTimeout
-        let url = config.url
         do {
             return try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask { try await body() }
@@ -168,16 +170,18 @@ public final class KubeletClient: Sendable {
                     return nil
                 }
                 defer { group.cancelAll() }
-                guard let first = try await group.next(), let value = first else {
-                    throw AttestationError(.kubeletUnavailable, "the kubelet at \(url) did not answer within \(timeout)")
-                }
+                guard let first = try await group.next(), let value = first else { throw Self.timedOut(config) }
                 return value
             }
         } catch let error as AttestationError {
             throw error
         } catch {
-            throw AttestationError(.kubeletUnavailable, "the kubelet request to \(url) was cancelled")
+            throw AttestationError(.kubeletUnavailable, "the kubelet request to \(config.url) was cancelled")
         }
+    }
+
+    private static func timedOut(_ config: Config) -> AttestationError {
+        AttestationError(.kubeletUnavailable, "the kubelet at \(config.url) did not answer within \(config.requestTimeout)")
     }
 
     static func isIPAddress(_ host: String) -> Bool {

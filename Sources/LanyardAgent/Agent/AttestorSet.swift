@@ -17,14 +17,18 @@ final class AttestorSet: Sendable {
 
     /// The attestors a configuration asks for.
     static func attestors(for config: AgentConfig) -> [any WorkloadAttestor] {
-        guard config.unixAttestorEnabled else { return [] }
-        return [
-            UnixAttestor(
-                config: .init(
-                    discoverWorkloadPath: config.discoverWorkloadPath,
-                    workloadSizeLimit: config.workloadSizeLimit
+        var attestors: [any WorkloadAttestor] = []
+        if config.unixAttestorEnabled {
+            attestors.append(
+                UnixAttestor(
+                    config: .init(
+                        discoverWorkloadPath: config.discoverWorkloadPath,
+                        workloadSizeLimit: config.workloadSizeLimit
+                    )
                 )
             )
-        ]
+        }
+        if let k8s = config.k8sAttestor { attestors.append(k8s.makeAttestor()) }
+        return attestors
     }
 }

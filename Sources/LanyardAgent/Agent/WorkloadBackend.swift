@@ -18,8 +18,10 @@ struct WorkloadBackend: WorkloadAPIBackend {
     let procRoot: String
     let now: @Sendable () -> Date
 
-    /// Runs every attestor concurrently and takes the union of what succeeded. The process is pinned before and
-    /// checked after, so a PID recycled in between never receives the old process's identity.
+    /// Runs every attestor concurrently and takes the union of their selectors. Any attestor failing fails the
+    /// attestation (`UNAVAILABLE`, so clients retry): the caller's selectors would be partial, and it would be told
+    /// it has fewer identities than it has. The process is pinned before and checked after, so a PID recycled in
+    /// between never receives the old process's identity.
     func attest(_ credentials: CallerCredentials) async throws -> AttestedCaller {
         let pin: ProcessPin
         do {
@@ -67,7 +69,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
             )
             throw WorkloadAPIError(.callerGone, "caller process is gone")
         }
-        if !attestors.isEmpty && failures == attestors.count {
+        if failures > 0 {
             throw WorkloadAPIError(.attestationFailed, "workload attestation failed")
         }
         logger.debug(

@@ -1,3 +1,4 @@
+public import Attestation
 public import Endpoints
 import Foundation
 public import SPIFFE
@@ -21,6 +22,8 @@ public struct AgentConfig: Sendable {
     public var unixAttestorEnabled: Bool
     public var discoverWorkloadPath: Bool
     public var workloadSizeLimit: Int64
+    /// `[attestors.k8s]` when enabled.
+    public var k8sAttestor: K8sAttestorSettings?
     public var entries: [RegistrationEntry]
     public var federatedBundles: [TrustDomain: SPIFFEBundle]
     public var sds: SDSConfig
@@ -169,7 +172,7 @@ private struct ConfigReader {
         if x509TTL >= caTTL { problem(localPrefix + "x509_svid_ttl", "must be shorter than ca_ttl") }
 
         let attestors = table(root, "attestors", prefix: "")
-        check(attestors, prefix: "attestors.", allowed: ["unix"])
+        check(attestors, prefix: "attestors.", allowed: ["unix", "k8s"])
         let unix = table(attestors, "unix", prefix: "attestors.")
         let unixPrefix = "attestors.unix."
         check(unix, prefix: unixPrefix, allowed: ["enabled", "discover_workload_path", "workload_size_limit"])
@@ -177,6 +180,7 @@ private struct ConfigReader {
         let discover = bool(unix, "discover_workload_path", prefix: unixPrefix) ?? false
         let sizeLimit = integer(unix, "workload_size_limit", prefix: unixPrefix) ?? 0
         if sizeLimit < 0 { problem(unixPrefix + "workload_size_limit", "cannot be negative") }
+        let k8s = readK8s(table(attestors, "k8s", prefix: "attestors."))
 
         let federated = federation(root)
         let entries = trustDomain.map { readEntries(root, trustDomain: $0, federated: federated) } ?? []
@@ -196,11 +200,54 @@ private struct ConfigReader {
             unixAttestorEnabled: unixEnabled,
             discoverWorkloadPath: discover,
             workloadSizeLimit: sizeLimit,
+            k8sAttestor: k8s,
             entries: entries,
             federatedBundles: federated,
             sds: sds,
             healthListen: healthListen
         )
+    }
+
+    mutating func readK8s(_ table: TOMLTable?) -> K8sAttestorSettings? {
+        let prefix = "attestors.k8s."
+        check(
+            table,
+            prefix: prefix,
+            allowed: [
+                "enabled", "kubelet_host", "kubelet_secure_port", "kubelet_read_only_port", "token_path",
+                "kubelet_ca_path", "skip_kubelet_verification", "node_name", "max_poll_attempts", "poll_retry_interval",
+                "disable_container_selectors", "kubelet_request_timeout", "pod_list_cache_ttl",
+            ]
+        )
+        let defaults = KubeletClient.Config()
+        var kubelet = defaults
+        kubelet.host = string(table, "kubelet_host", prefix: prefix) ?? defaults.host
+        if let nodeName = string(table, "node_name", prefix: prefix), !nodeName.isEmpty { kubelet.host = nodeName }
+        if kubelet.host.isEmpty { problem(prefix + "kubelet_host", "cannot be empty") }
+        for (key, keyPath) in [
+            ("kubelet_secure_port", \KubeletClient.Config.securePort),
+            ("kubelet_read_only_port", \KubeletClient.Config.readOnlyPort),
+        ] {
+            guard let port = integer(table, key, prefix: prefix) else { continue }
+            if (0...65535).contains(port) { kubelet[keyPath: keyPath] = Int(port) } else { problem(prefix + key, "must be a port number") }
+        }
+        kubelet.tokenPath = string(table, "token_path", prefix: prefix) ?? defaults.tokenPath
+        kubelet.caPath = string(table, "kubelet_ca_path", prefix: prefix) ?? defaults.caPath
+        kubelet.skipVerification = bool(table, "skip_kubelet_verification", prefix: prefix) ?? false
+        kubelet.requestTimeout = duration(table, "kubelet_request_timeout", prefix: prefix) ?? defaults.requestTimeout
+        for (key, path) in [("token_path", kubelet.tokenPath), ("kubelet_ca_path", kubelet.caPath)] where !path.hasPrefix("/") {
+            problem(prefix + key, "must be an absolute path")
+        }
+        var attestor = K8sAttestor.Config()
+        let attempts = integer(table, "max_poll_attempts", prefix: prefix) ?? 60
+        if (1...10_000).contains(attempts) { attestor.maximumPollAttempts = Int(attempts) } else {
+            problem(prefix + "max_poll_attempts", "must be between 1 and 10000")
+        }
+        attestor.disableContainerSelectors = bool(table, "disable_container_selectors", prefix: prefix) ?? false
+        let interval = duration(table, "poll_retry_interval", prefix: prefix) ?? .milliseconds(500)
+        let cacheTTL = duration(table, "pod_list_cache_ttl", prefix: prefix) ?? .seconds(2)
+        guard bool(table, "enabled", prefix: prefix) ?? false else { return nil }
+        return K8sAttestorSettings(kubelet: kubelet, attestor: attestor, pollRetryInterval: interval, podListCacheTTL: cacheTTL)
     }
 
     mutating func readEntries(

@@ -1,6 +1,7 @@
 import Foundation
 import LanyardAgent
 import Logging
+import Synchronization
 
 /// A real agent on a temporary socket, started in this process, for integration tests.
 final class TestAgent: Sendable {
@@ -16,7 +17,8 @@ final class TestAgent: Sendable {
         _ body: String,
         x509SVIDTTL: String = "1h",
         directory: String? = nil,
-        allowUnauthenticatedVerifiers: Bool = false
+        allowUnauthenticatedVerifiers: Bool = false,
+        logs: LogCapture? = nil
     ) async throws -> TestAgent {
         let directory = directory ?? TestAgent.makeDirectory()
         let socketPath = directory + "/api.sock"
@@ -41,7 +43,7 @@ final class TestAgent: Sendable {
         try Data(config.utf8).write(to: URL(fileURLWithPath: configPath))
         let agentConfig = try AgentConfig.load(path: configPath)
         let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
-        var logger = Logger(label: "test-agent")
+        var logger = logs.map { logs in Logger(label: "test-agent") { _ in logs } } ?? Logger(label: "test-agent")
         logger.logLevel = .warning
         let agentLogger = logger
         let task = Task {
@@ -83,6 +85,25 @@ final class TestAgent: Sendable {
     func removeDirectory() {
         try? FileManager.default.removeItem(atPath: directory)
     }
+}
+
+/// Keeps what an agent logged, so tests can check that a failure was reported clearly (and without secrets).
+final class LogCapture: LogHandler, @unchecked Sendable {
+    private let lines = Mutex<[String]>([])
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let fields = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        lines.withLock { $0.append("\(event.level) \(event.message) \(fields.joined(separator: " "))") }
+    }
+
+    var all: [String] { lines.withLock { $0 } }
 }
 
 struct TestAgentError: Error, CustomStringConvertible {
