@@ -13,7 +13,8 @@ struct K8sAttestationIntegrationTests {
             return nil
         }
         let v1 = "/sys/fs/cgroup/pids"
-        let v2 = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/cgroup.procs")
+        let v2 =
+            FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/cgroup.procs")
             ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup"
         for root in [v1, v2] {
             let probe = root + "/lanyard-probe-\(getpid())"
@@ -76,12 +77,24 @@ struct K8sAttestationIntegrationTests {
     static func pods(shopContainer: String, otherContainer: String, shopContainerListed: Bool = true) -> [FakePod] {
         [
             FakePod(
-                name: "api-1", namespace: "shop", uid: "2c48913c-b29f-11e7-9350-020968147796", serviceAccount: "api",
+                name: "api-1",
+                namespace: "shop",
+                uid: "2c48913c-b29f-11e7-9350-020968147796",
+                serviceAccount: "api",
                 labels: ["app": "api"],
-                containers: [.init(name: "api", image: "shop/api:1", containerID: shopContainerListed ? "containerd://\(shopContainer)" : "")]
+                containers: [
+                    .init(
+                        name: "api",
+                        image: "shop/api:1",
+                        containerID: shopContainerListed ? "containerd://\(shopContainer)" : ""
+                    )
+                ]
             ),
             FakePod(
-                name: "api-1", namespace: "staging", uid: "7f3e2a10-0000-4000-8000-00000000beef", serviceAccount: "api",
+                name: "api-1",
+                namespace: "staging",
+                uid: "7f3e2a10-0000-4000-8000-00000000beef",
+                serviceAccount: "api",
                 labels: ["app": "api"],
                 containers: [.init(name: "api", image: "shop/api:1", containerID: "containerd://\(otherContainer)")]
             ),
@@ -101,7 +114,8 @@ struct K8sAttestationIntegrationTests {
         }
     }
 
-    static func start(pods: [FakePod], token: String = "fake-kubelet-token", caPEM: String? = nil) async throws -> Setup {
+    static func start(pods: [FakePod], token: String = "fake-kubelet-token", caPEM: String? = nil) async throws -> Setup
+    {
         let kubelet = try await FakeKubelet.start(pods: pods)
         let directory = TestAgent.makeDirectory()
         try Data(token.utf8).write(to: URL(fileURLWithPath: directory + "/token"))
@@ -115,7 +129,11 @@ struct K8sAttestationIntegrationTests {
 
     /// Runs `lanyard api fetch x509` from inside `cgroup` (the shell moves itself in, then execs the client), off the
     /// cooperative pool so the in-process agent keeps its threads.
-    static func fetch(from cgroup: PodCgroup, _ setup: Setup, clients: Int = 1) async throws -> (
+    static func fetch(
+        from cgroup: PodCgroup,
+        _ setup: Setup,
+        clients: Int = 1
+    ) async throws -> (
         status: Int32, stdout: String, stderr: String
     ) {
         let fetch = "\(setup.cli.binary) api fetch x509 --socket \(setup.agent.socketPath)"
@@ -137,8 +155,18 @@ struct K8sAttestationIntegrationTests {
         let other = FakePod.randomContainerID()
         let setup = try await Self.start(pods: Self.pods(shopContainer: shop, otherContainer: other))
         let root = cgroupVersion == 1 ? roots.v1 : roots.v2
-        let shopCgroup = try PodCgroup(root: root, version: cgroupVersion, podUID: "2c48913c-b29f-11e7-9350-020968147796", containerID: shop)
-        let otherCgroup = try PodCgroup(root: root, version: cgroupVersion, podUID: "7f3e2a10-0000-4000-8000-00000000beef", containerID: other)
+        let shopCgroup = try PodCgroup(
+            root: root,
+            version: cgroupVersion,
+            podUID: "2c48913c-b29f-11e7-9350-020968147796",
+            containerID: shop
+        )
+        let otherCgroup = try PodCgroup(
+            root: root,
+            version: cgroupVersion,
+            podUID: "7f3e2a10-0000-4000-8000-00000000beef",
+            containerID: other
+        )
         defer { shopCgroup.remove(); otherCgroup.remove() }
 
         let granted = try await Self.fetch(from: shopCgroup, setup)
@@ -147,7 +175,10 @@ struct K8sAttestationIntegrationTests {
 
         let denied = try await Self.fetch(from: otherCgroup, setup)
         #expect(denied.status == 1)
-        #expect(denied.stderr.contains("permissionDenied") || denied.stderr.contains("no identity issued"), "\(denied.stderr)")
+        #expect(
+            denied.stderr.contains("permissionDenied") || denied.stderr.contains("no identity issued"),
+            "\(denied.stderr)"
+        )
         await setup.stop()
     }
 
@@ -160,8 +191,17 @@ struct K8sAttestationIntegrationTests {
             ("stolen-token", nil, "refused the token"),
             ("fake-kubelet-token", impostor.caPEM, "TLS handshake failed"),
         ] as [(String, String?, String)] {
-            let setup = try await Self.start(pods: Self.pods(shopContainer: shop, otherContainer: FakePod.randomContainerID()), token: token, caPEM: ca)
-            let cgroup = try PodCgroup(root: roots.v2, version: 2, podUID: "2c48913c-b29f-11e7-9350-020968147796", containerID: shop)
+            let setup = try await Self.start(
+                pods: Self.pods(shopContainer: shop, otherContainer: FakePod.randomContainerID()),
+                token: token,
+                caPEM: ca
+            )
+            let cgroup = try PodCgroup(
+                root: roots.v2,
+                version: 2,
+                podUID: "2c48913c-b29f-11e7-9350-020968147796",
+                containerID: shop
+            )
             let result = try await Self.fetch(from: cgroup, setup)
             cgroup.remove()
             #expect(result.status == 1)
@@ -180,8 +220,15 @@ struct K8sAttestationIntegrationTests {
         guard let roots = Self.cgroupRoots() else { return }
         let shop = FakePod.randomContainerID()
         let other = FakePod.randomContainerID()
-        let setup = try await Self.start(pods: Self.pods(shopContainer: shop, otherContainer: other, shopContainerListed: false))
-        let cgroup = try PodCgroup(root: roots.v1, version: 1, podUID: "2c48913c-b29f-11e7-9350-020968147796", containerID: shop)
+        let setup = try await Self.start(
+            pods: Self.pods(shopContainer: shop, otherContainer: other, shopContainerListed: false)
+        )
+        let cgroup = try PodCgroup(
+            root: roots.v1,
+            version: 1,
+            podUID: "2c48913c-b29f-11e7-9350-020968147796",
+            containerID: shop
+        )
         defer { cgroup.remove() }
         async let result = Self.fetch(from: cgroup, setup)
         while setup.kubelet.requestCount < 3 { try await Task.sleep(for: .milliseconds(20)) }
@@ -197,10 +244,17 @@ struct K8sAttestationIntegrationTests {
     func sharedRequest() async throws {
         guard let roots = Self.cgroupRoots() else { return }
         let shop = FakePod.randomContainerID()
-        let setup = try await Self.start(pods: Self.pods(shopContainer: shop, otherContainer: FakePod.randomContainerID()))
+        let setup = try await Self.start(
+            pods: Self.pods(shopContainer: shop, otherContainer: FakePod.randomContainerID())
+        )
         // A slow kubelet keeps the one request in flight while the callers arrive.
         setup.kubelet.setBehaviour(.slow(.seconds(1)))
-        let cgroup = try PodCgroup(root: roots.v2, version: 2, podUID: "2c48913c-b29f-11e7-9350-020968147796", containerID: shop)
+        let cgroup = try PodCgroup(
+            root: roots.v2,
+            version: 2,
+            podUID: "2c48913c-b29f-11e7-9350-020968147796",
+            containerID: shop
+        )
         defer { cgroup.remove() }
         let result = try await Self.fetch(from: cgroup, setup, clients: 50)
         #expect(result.status == 0, "\(result.status) of 50 callers failed: \(result.stderr)")

@@ -69,7 +69,10 @@ public enum ContainerLocator {
 
     /// Combines what each path says. A path naming a pod outranks one that does not (kind nests a node's cgroups
     /// inside a container's); two different pods or containers are an error, never a guess.
-    public static func location(in paths: [String], source: String = "cgroup file") throws(AttestationError)
+    public static func location(
+        in paths: [String],
+        source: String = "cgroup file"
+    ) throws(AttestationError)
         -> Location?
     {
         let found = paths.compactMap(location(inPath:))

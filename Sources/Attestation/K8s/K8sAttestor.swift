@@ -13,7 +13,8 @@ public struct K8sAttestor: WorkloadAttestor {
         public var disableContainerSelectors: Bool
         public var procRoot: String
 
-        public init(maximumPollAttempts: Int = 60, disableContainerSelectors: Bool = false, procRoot: String = "/proc") {
+        public init(maximumPollAttempts: Int = 60, disableContainerSelectors: Bool = false, procRoot: String = "/proc")
+        {
             self.maximumPollAttempts = maximumPollAttempts
             self.disableContainerSelectors = disableContainerSelectors
             self.procRoot = procRoot

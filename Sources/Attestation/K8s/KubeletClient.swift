@@ -79,7 +79,10 @@ public final class KubeletClient: Sendable {
             } catch let error as HTTPClientError where error == .deadlineExceeded {
                 throw Self.timedOut(config)
             } catch {
-                throw AttestationError(.kubeletUnavailable, "cannot reach the kubelet at \(config.url): \(Self.describe(error))")
+                throw AttestationError(
+                    .kubeletUnavailable,
+                    "cannot reach the kubelet at \(config.url): \(Self.describe(error))"
+                )
             }
             switch response.status.code {
             case 200: break
@@ -89,7 +92,10 @@ public final class KubeletClient: Sendable {
                     "the kubelet at \(config.url) refused the token from \(config.tokenPath) (HTTP \(response.status.code))"
                 )
             default:
-                throw AttestationError(.kubeletUnavailable, "the kubelet at \(config.url) answered HTTP \(response.status.code)")
+                throw AttestationError(
+                    .kubeletUnavailable,
+                    "the kubelet at \(config.url) answered HTTP \(response.status.code)"
+                )
             }
             if let length = response.headers.first(name: "Content-Length").flatMap(Int.init),
                 length > config.maximumResponseBytes
@@ -123,7 +129,10 @@ public final class KubeletClient: Sendable {
         }
         let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty, token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
-            throw AttestationError(.kubeletUnavailable, "the kubelet token at \(config.tokenPath) is empty or not printable")
+            throw AttestationError(
+                .kubeletUnavailable,
+                "the kubelet token at \(config.tokenPath) is empty or not printable"
+            )
         }
         return token
     }
@@ -151,7 +160,8 @@ public final class KubeletClient: Sendable {
         configuration.trustRoots = .certificates(roots)
         // An IP address cannot be matched against the kubelet's serving certificate (it names the node), so only
         // the chain is checked then, as SPIRE does.
-        configuration.certificateVerification = Self.isIPAddress(config.host) ? .noHostnameVerification : .fullVerification
+        configuration.certificateVerification =
+            Self.isIPAddress(config.host) ? .noHostnameVerification : .fullVerification
         tls.withLock { $0 = (ca, configuration) }
         return configuration
     }
@@ -181,7 +191,10 @@ public final class KubeletClient: Sendable {
     }
 
     private static func timedOut(_ config: Config) -> AttestationError {
-        AttestationError(.kubeletUnavailable, "the kubelet at \(config.url) did not answer within \(config.requestTimeout)")
+        AttestationError(
+            .kubeletUnavailable,
+            "the kubelet at \(config.url) did not answer within \(config.requestTimeout)"
+        )
     }
 
     static func isIPAddress(_ host: String) -> Bool {
@@ -195,7 +208,8 @@ public final class KubeletClient: Sendable {
         switch error {
         case let error as NIOSSLError:
             if case .handshakeFailed(let reason) = error {
-                return "TLS handshake failed (is kubelet_ca_path the CA that signed the kubelet's certificate?): \(reason)"
+                return
+                    "TLS handshake failed (is kubelet_ca_path the CA that signed the kubelet's certificate?): \(reason)"
             }
             return "TLS error: \(error)"
         case let error as HTTPClientError: return "\(error)"

@@ -15,7 +15,10 @@ public struct PodList: Sendable {
         do {
             let document = try JSONDecoder().decode(Document.self, from: json)
             guard document.kind == nil || document.kind == "PodList" else {
-                throw AttestationError(.kubeletUnavailable, "kubelet answered a \(document.kind ?? "") instead of a PodList")
+                throw AttestationError(
+                    .kubeletUnavailable,
+                    "kubelet answered a \(document.kind ?? "") instead of a PodList"
+                )
             }
             pods = (document.items ?? []).filter { !$0.metadata.uid.isEmpty }
         } catch let error as AttestationError {

@@ -229,25 +229,37 @@ private struct ConfigReader {
             ("kubelet_read_only_port", \KubeletClient.Config.readOnlyPort),
         ] {
             guard let port = integer(table, key, prefix: prefix) else { continue }
-            if (0...65535).contains(port) { kubelet[keyPath: keyPath] = Int(port) } else { problem(prefix + key, "must be a port number") }
+            if (0...65535).contains(port) {
+                kubelet[keyPath: keyPath] = Int(port)
+            } else {
+                problem(prefix + key, "must be a port number")
+            }
         }
         kubelet.tokenPath = string(table, "token_path", prefix: prefix) ?? defaults.tokenPath
         kubelet.caPath = string(table, "kubelet_ca_path", prefix: prefix) ?? defaults.caPath
         kubelet.skipVerification = bool(table, "skip_kubelet_verification", prefix: prefix) ?? false
         kubelet.requestTimeout = duration(table, "kubelet_request_timeout", prefix: prefix) ?? defaults.requestTimeout
-        for (key, path) in [("token_path", kubelet.tokenPath), ("kubelet_ca_path", kubelet.caPath)] where !path.hasPrefix("/") {
+        for (key, path) in [("token_path", kubelet.tokenPath), ("kubelet_ca_path", kubelet.caPath)]
+        where !path.hasPrefix("/") {
             problem(prefix + key, "must be an absolute path")
         }
         var attestor = K8sAttestor.Config()
         let attempts = integer(table, "max_poll_attempts", prefix: prefix) ?? 60
-        if (1...10_000).contains(attempts) { attestor.maximumPollAttempts = Int(attempts) } else {
+        if (1...10_000).contains(attempts) {
+            attestor.maximumPollAttempts = Int(attempts)
+        } else {
             problem(prefix + "max_poll_attempts", "must be between 1 and 10000")
         }
         attestor.disableContainerSelectors = bool(table, "disable_container_selectors", prefix: prefix) ?? false
         let interval = duration(table, "poll_retry_interval", prefix: prefix) ?? .milliseconds(500)
         let cacheTTL = duration(table, "pod_list_cache_ttl", prefix: prefix) ?? .seconds(2)
         guard bool(table, "enabled", prefix: prefix) ?? false else { return nil }
-        return K8sAttestorSettings(kubelet: kubelet, attestor: attestor, pollRetryInterval: interval, podListCacheTTL: cacheTTL)
+        return K8sAttestorSettings(
+            kubelet: kubelet,
+            attestor: attestor,
+            pollRetryInterval: interval,
+            podListCacheTTL: cacheTTL
+        )
     }
 
     mutating func readEntries(

@@ -198,7 +198,11 @@ private final class PodsHandler: ChannelInboundHandler {
         case .hang: return
         case .slow(let delay):
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            context.eventLoop.scheduleTask(in: .nanoseconds(Int64(delay.components.seconds) * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000)) {
+            context.eventLoop.scheduleTask(
+                in: .nanoseconds(
+                    Int64(delay.components.seconds) * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
+                )
+            ) {
                 let (handler, context) = loopBound.value
                 handler.send(status: status, body: body, context: context)
             }
@@ -215,7 +219,9 @@ private final class PodsHandler: ChannelInboundHandler {
         headers.add(name: "Content-Type", value: status == 200 ? "application/json" : "text/plain")
         headers.add(name: "Content-Length", value: String(declaredLength ?? body.count))
         context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers))),
+            wrapOutboundOut(
+                .head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers))
+            ),
             promise: nil
         )
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)

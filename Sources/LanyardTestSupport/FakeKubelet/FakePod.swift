@@ -13,7 +13,9 @@ public struct FakePod: Sendable {
         public init(name: String, image: String, imageID: String? = nil, containerID: String) {
             self.name = name
             self.image = image
-            self.imageID = imageID ?? "\(image.split(separator: ":").first ?? "image")@sha256:\(String(repeating: "ab", count: 32))"
+            self.imageID =
+                imageID
+                ?? "\(image.split(separator: ":").first ?? "image")@sha256:\(String(repeating: "ab", count: 32))"
             self.containerID = containerID
         }
     }
@@ -65,7 +67,11 @@ public struct FakePod: Sendable {
         (0..<count).map { index in
             let app = "app-\(index)"
             let container = { (name: String) in
-                Container(name: name, image: "registry.example/\(app)/\(name):1.\(index)", containerID: "containerd://\(randomContainerID())")
+                Container(
+                    name: name,
+                    image: "registry.example/\(app)/\(name):1.\(index)",
+                    containerID: "containerd://\(randomContainerID())"
+                )
             }
             return FakePod(
                 name: "\(app)-7d9c8b-x\(index)",
@@ -101,7 +107,9 @@ public struct FakePod: Sendable {
         func spec(_ container: Container) -> [String: Any] {
             [
                 "name": container.name, "image": container.image, "imagePullPolicy": "IfNotPresent",
-                "resources": ["limits": ["cpu": "500m", "memory": "256Mi"], "requests": ["cpu": "100m", "memory": "64Mi"]],
+                "resources": [
+                    "limits": ["cpu": "500m", "memory": "256Mi"], "requests": ["cpu": "100m", "memory": "64Mi"],
+                ],
                 "terminationMessagePath": "/dev/termination-log",
             ]
         }
@@ -112,7 +120,11 @@ public struct FakePod: Sendable {
         }
         return [
             "metadata": metadata.merging(
-                ["annotations": ["kubectl.kubernetes.io/last-applied-configuration": String(repeating: "{}", count: padding / 4)]]
+                [
+                    "annotations": [
+                        "kubectl.kubernetes.io/last-applied-configuration": String(repeating: "{}", count: padding / 4)
+                    ]
+                ]
             ) { $1 },
             "spec": [
                 "serviceAccountName": serviceAccount, "nodeName": nodeName,

@@ -22,42 +22,54 @@ struct ContainerLocatorTests {
         Case(
             name: "cgroupfs v1, burstable (docker or containerd)",
             cgroup: "11:hugetlb:/kubepods/burstable/pod\(uid)/\(cid)\n10:memory:/kubepods/burstable/pod\(uid)/\(cid)\n",
-            podUID: uid, containerID: cid
+            podUID: uid,
+            containerID: cid
         ),
         Case(
             name: "cgroupfs v1, besteffort",
             cgroup: "4:pids:/kubepods/besteffort/pod\(uid)/\(cid)\n",
-            podUID: uid, containerID: cid
+            podUID: uid,
+            containerID: cid
         ),
         Case(
             name: "cgroupfs v1, guaranteed (no QoS level)",
             cgroup: "4:pids:/kubepods/pod\(uid)/\(cid)\n",
-            podUID: uid, containerID: cid
+            podUID: uid,
+            containerID: cid
         ),
         Case(
             name: "systemd driver v1, docker",
-            cgroup: "1:name=systemd:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod\(underscored).slice/docker-\(cid).scope\n",
-            podUID: uid, containerID: cid
+            cgroup:
+                "1:name=systemd:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod\(underscored).slice/docker-\(cid).scope\n",
+            podUID: uid,
+            containerID: cid
         ),
         Case(
             name: "systemd driver, CRI-O",
-            cgroup: "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod\(underscored).slice/crio-\(cid).scope\n",
-            podUID: uid, containerID: cid
+            cgroup:
+                "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod\(underscored).slice/crio-\(cid).scope\n",
+            podUID: uid,
+            containerID: cid
         ),
         Case(
             name: "CRI-O conmon is not the container",
-            cgroup: "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod\(underscored).slice/crio-conmon-\(cid).scope\n",
-            podUID: nil, containerID: nil
+            cgroup:
+                "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod\(underscored).slice/crio-conmon-\(cid).scope\n",
+            podUID: nil,
+            containerID: nil
         ),
         Case(
             name: "systemd driver v2, containerd",
-            cgroup: "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod\(underscored).slice/cri-containerd-\(cid).scope\n",
-            podUID: uid, containerID: cid
+            cgroup:
+                "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod\(underscored).slice/cri-containerd-\(cid).scope\n",
+            podUID: uid,
+            containerID: cid
         ),
         Case(
             name: "containerd systemd colon form",
             cgroup: "0::/kubepods-besteffort-pod\(underscored).slice:cri-containerd:\(cid)\n",
-            podUID: uid, containerID: cid
+            podUID: uid,
+            containerID: cid
         ),
         Case(
             name: "hybrid v1 + v2 lines agreeing",
@@ -67,7 +79,8 @@ struct ContainerLocatorTests {
                 0::/kubepods/burstable/pod\(uid)/\(cid)
 
                 """,
-            podUID: uid, containerID: cid
+            podUID: uid,
+            containerID: cid
         ),
         Case(
             name: "kind: node container's line loses to the pod's",
@@ -76,47 +89,56 @@ struct ContainerLocatorTests {
                 0::/docker/\(hostCID)/system.slice/containerd.service
 
                 """,
-            podUID: uid, containerID: cid
+            podUID: uid,
+            containerID: cid
         ),
         Case(
             name: "cgroup namespace, pod UID above the root",
             cgroup: "0::/../../pod\(uid)/\(cid)\n",
-            podUID: uid, containerID: cid
+            podUID: uid,
+            containerID: cid
         ),
         Case(
             name: "cgroup namespace, CRI-O without pod UID",
             cgroup: "0::/../crio-\(cid).scope\n",
-            podUID: nil, containerID: cid
+            podUID: nil,
+            containerID: cid
         ),
         Case(
             name: "plain docker container (no pod)",
             cgroup: "0::/system.slice/docker-\(cid).scope\n",
-            podUID: nil, containerID: cid
+            podUID: nil,
+            containerID: cid
         ),
         Case(
             name: "host process under systemd",
             cgroup: "0::/user.slice/user-1000.slice/session-3.scope\n",
-            podUID: nil, containerID: nil
+            podUID: nil,
+            containerID: nil
         ),
         Case(
             name: "root cgroup",
             cgroup: "0::/\n",
-            podUID: nil, containerID: nil
+            podUID: nil,
+            containerID: nil
         ),
         Case(
             name: "63 hex digits is not an ID",
             cgroup: "0::/kubepods/pod\(uid)/\(cid.dropLast())\n",
-            podUID: nil, containerID: nil
+            podUID: nil,
+            containerID: nil
         ),
         Case(
             name: "65 hex digits is not an ID",
             cgroup: "0::/kubepods/pod\(uid)/\(cid)a\n",
-            podUID: nil, containerID: nil
+            podUID: nil,
+            containerID: nil
         ),
         Case(
             name: "pod word glued to other letters is not a pod",
             cgroup: "0::/kubepods/xpod\(uid)/\(cid)\n",
-            podUID: nil, containerID: cid
+            podUID: nil,
+            containerID: cid
         ),
     ]
 
@@ -140,7 +162,10 @@ struct ContainerLocatorTests {
         }
     }
 
-    @Test("malformed cgroup lines are refused with the line number", arguments: ["garbage\n", "0:/path\n", "1:cpu:relative\n"])
+    @Test(
+        "malformed cgroup lines are refused with the line number",
+        arguments: ["garbage\n", "0:/path\n", "1:cpu:relative\n"]
+    )
     func malformed(_ text: String) throws {
         do {
             _ = try ContainerLocator.cgroupPaths("0::/\n" + text)

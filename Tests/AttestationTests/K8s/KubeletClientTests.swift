@@ -9,7 +9,10 @@ import Testing
 @Suite("Kubelet client and the shared pod-list fetch", .serialized)
 struct KubeletClientTests {
     /// A token and CA file for `kubelet`, in a fresh directory.
-    static func files(for kubelet: FakeKubelet, token: String = "fake-kubelet-token") throws -> (token: String, ca: String) {
+    static func files(
+        for kubelet: FakeKubelet,
+        token: String = "fake-kubelet-token"
+    ) throws -> (token: String, ca: String) {
         let directory = FileManager.default.temporaryDirectory.path + "/kubelet-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Data(token.utf8).write(to: URL(fileURLWithPath: directory + "/token"))
@@ -74,15 +77,31 @@ struct KubeletClientTests {
     func refusals() async throws {
         let kubelet = try await FakeKubelet.start(pods: FakePod.generated(count: 1))
         let impostor = try await FakeKubelet.start()
-        defer { Task { await kubelet.stop(); await impostor.stop() } }
+        defer {
+            Task {
+                await kubelet.stop(); await impostor.stop()
+            }
+        }
         let (goodToken, goodCA) = try Self.files(for: kubelet)
         let (wrongToken, _) = try Self.files(for: kubelet, token: "stolen")
         let (_, wrongCA) = try Self.files(for: impostor)
-        await Self.expectUnavailable(Self.client(kubelet, token: wrongToken, ca: goodCA), containing: "refused the token from \(wrongToken) (HTTP 401)")
-        await Self.expectUnavailable(Self.client(kubelet, token: goodToken, ca: wrongCA), containing: "TLS handshake failed")
-        await Self.expectUnavailable(Self.client(kubelet, token: "/nonexistent/token", ca: goodCA), containing: "cannot read the kubelet token")
+        await Self.expectUnavailable(
+            Self.client(kubelet, token: wrongToken, ca: goodCA),
+            containing: "refused the token from \(wrongToken) (HTTP 401)"
+        )
+        await Self.expectUnavailable(
+            Self.client(kubelet, token: goodToken, ca: wrongCA),
+            containing: "TLS handshake failed"
+        )
+        await Self.expectUnavailable(
+            Self.client(kubelet, token: "/nonexistent/token", ca: goodCA),
+            containing: "cannot read the kubelet token"
+        )
         // The certificate names localhost, not this host name.
-        await Self.expectUnavailable(Self.client(kubelet, host: "127.0.0.1.nip.invalid", token: goodToken, ca: goodCA), containing: "cannot reach")
+        await Self.expectUnavailable(
+            Self.client(kubelet, host: "127.0.0.1.nip.invalid", token: goodToken, ca: goodCA),
+            containing: "cannot reach"
+        )
         #expect(kubelet.unauthorizedCount == 1)
     }
 
@@ -94,7 +113,11 @@ struct KubeletClientTests {
         #expect(try await client.fetchPodList().pods.count == 1)
         await first.stop()
         // A new kubelet on the same port with a new CA and a new token.
-        let second = try await FakeKubelet.start(port: first.port, token: "token-two", pods: FakePod.generated(count: 2))
+        let second = try await FakeKubelet.start(
+            port: first.port,
+            token: "token-two",
+            pods: FakePod.generated(count: 2)
+        )
         defer { Task { await second.stop() } }
         try Data("token-two\n".utf8).write(to: URL(fileURLWithPath: token))
         try Data(second.caPEM.utf8).write(to: URL(fileURLWithPath: ca))

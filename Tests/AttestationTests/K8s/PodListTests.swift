@@ -20,11 +20,26 @@ struct PodListTests {
             labels: ["app": "api", "version": "v2"],
             owner: ("ReplicaSet", "api-5f7", "0a0b0c0d-0000-1111-2222-333344445555"),
             containers: [
-                .init(name: "api", image: "registry.example/api:2.1", imageID: "registry.example/api@sha256:1111", containerID: "containerd://\(cid)"),
-                .init(name: "istio-proxy", image: "istio/proxyv2:1.24", imageID: "istio/proxyv2@sha256:2222", containerID: "containerd://\(String(repeating: "c3", count: 32))"),
+                .init(
+                    name: "api",
+                    image: "registry.example/api:2.1",
+                    imageID: "registry.example/api@sha256:1111",
+                    containerID: "containerd://\(cid)"
+                ),
+                .init(
+                    name: "istio-proxy",
+                    image: "istio/proxyv2:1.24",
+                    imageID: "istio/proxyv2@sha256:2222",
+                    containerID: "containerd://\(String(repeating: "c3", count: 32))"
+                ),
             ],
             initContainers: [
-                .init(name: "istio-init", image: "istio/proxyv2:1.24", imageID: "istio/proxyv2@sha256:2222", containerID: "containerd://\(initCID)")
+                .init(
+                    name: "istio-init",
+                    image: "istio/proxyv2:1.24",
+                    imageID: "istio/proxyv2@sha256:2222",
+                    containerID: "containerd://\(initCID)"
+                )
             ],
             padding: 4000
         )
@@ -34,14 +49,22 @@ struct PodListTests {
     func selectors() throws {
         let list = try PodList(json: FakePod.podListJSON([Self.shopPod()] + FakePod.generated(count: 5)))
         #expect(list.pods.count == 6)
-        let attestor = K8sAttestor(config: .init(), fetcher: PodListFetcher(maximumAge: .zero, minimumSpacing: .zero) { list })
+        let attestor = K8sAttestor(
+            config: .init(),
+            fetcher: PodListFetcher(maximumAge: .zero, minimumSpacing: .zero) { list }
+        )
         let found = try #require(
-            try attestor.selectors(for: .init(podUID: "2c48913c-b29f-11e7-9350-020968147796", containerID: Self.cid), in: list)
+            try attestor.selectors(
+                for: .init(podUID: "2c48913c-b29f-11e7-9350-020968147796", containerID: Self.cid),
+                in: list
+            )
         )
         let expected = [
-            "ns:shop", "sa:api", "node-name:node-7", "pod-uid:2c48913c-b29f-11e7-9350-020968147796", "pod-name:api-5f7d",
+            "ns:shop", "sa:api", "node-name:node-7", "pod-uid:2c48913c-b29f-11e7-9350-020968147796",
+            "pod-name:api-5f7d",
             "pod-label:app:api", "pod-label:version:v2", "pod-owner:ReplicaSet:api-5f7",
-            "pod-owner-uid:ReplicaSet:0a0b0c0d-0000-1111-2222-333344445555", "pod-image-count:2", "pod-init-image-count:1",
+            "pod-owner-uid:ReplicaSet:0a0b0c0d-0000-1111-2222-333344445555", "pod-image-count:2",
+            "pod-init-image-count:1",
             "pod-image:registry.example/api:2.1", "pod-image:registry.example/api@sha256:1111",
             "pod-image:istio/proxyv2:1.24", "pod-image:istio/proxyv2@sha256:2222",
             "pod-init-image:istio/proxyv2:1.24", "pod-init-image:istio/proxyv2@sha256:2222",
@@ -51,10 +74,17 @@ struct PodListTests {
         #expect(found == expected)
 
         // Init containers are found too, and without a pod UID (CRI-O in a cgroup namespace) the container ID alone.
-        let initSelectors = try #require(try attestor.selectors(for: .init(podUID: nil, containerID: Self.initCID), in: list))
+        let initSelectors = try #require(
+            try attestor.selectors(for: .init(podUID: nil, containerID: Self.initCID), in: list)
+        )
         #expect(initSelectors.contains(try Selector("k8s:container-name:istio-init")))
         // The wrong pod UID does not match the container.
-        #expect(try attestor.selectors(for: .init(podUID: "11111111-2222-3333-4444-555555555555", containerID: Self.cid), in: list) == nil)
+        #expect(
+            try attestor.selectors(
+                for: .init(podUID: "11111111-2222-3333-4444-555555555555", containerID: Self.cid),
+                in: list
+            ) == nil
+        )
     }
 
     @Test("disable_container_selectors answers from the pod alone, even before the container is listed")
@@ -66,7 +96,10 @@ struct PodListTests {
         let location = ContainerLocator.Location(podUID: pod.uid, containerID: Self.cid)
         #expect(try K8sAttestor(config: .init(), fetcher: fetcher).selectors(for: location, in: list) == nil)
         let podOnly = try #require(
-            try K8sAttestor(config: .init(disableContainerSelectors: true), fetcher: fetcher).selectors(for: location, in: list)
+            try K8sAttestor(config: .init(disableContainerSelectors: true), fetcher: fetcher).selectors(
+                for: location,
+                in: list
+            )
         )
         #expect(podOnly.contains(try Selector("k8s:sa:api")))
         #expect(!podOnly.contains { $0.value.hasPrefix("container-") })
@@ -89,7 +122,10 @@ struct PodListTests {
             ("{\"kind\":\"PodList\",\"items\":[{\"metadata\":7}]}", "items[0].metadata"),
             ("{\"kind\":\"Status\",\"items\":[]}", "instead of a PodList"),
             ("[1,2,3]", "not a"),
-            ("{\"items\":[{\"metadata\":{\"uid\":\"u\"},\"status\":{\"containerStatuses\":[{\"image\":\"x\"}]}}]}", "lacks \"name\""),
+            (
+                "{\"items\":[{\"metadata\":{\"uid\":\"u\"},\"status\":{\"containerStatuses\":[{\"image\":\"x\"}]}}]}",
+                "lacks \"name\""
+            ),
             ("{\"items\":[", "malformed"),
         ]
     )
