@@ -73,8 +73,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The embedded CA (standalone mode) and, later, SPIRE Server as the upstream.
-        .target(name: "Upstream", dependencies: ["SPIFFE", "SPIFFECrypto"], swiftSettings: swiftSettings),
+        // The embedded CA (standalone mode) and SPIRE Server as the upstream (fleet mode, mTLS gRPC).
+        .target(
+            name: "Upstream",
+            dependencies: [
+                "SPIFFE", "SPIFFECrypto", "LanyardProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Entries → SVIDs, rotation timing, JWT-SVID cache, subscriptions.
         .target(
             name: "IdentityCache",

@@ -12,4 +12,13 @@ public enum Digest {
         _ = EVP_Digest(bytes, bytes.count, &output, &length, EVP_sha256(), nil)
         return Data(output.prefix(Int(length)))
     }
+
+    /// SHA-1 of `data`, for naming certificates by fingerprint (as SPIRE's x509pop agent IDs do), never for security.
+    public static func sha1(_ data: Data) -> Data {
+        var output = [UInt8](repeating: 0, count: 20)
+        var length: UInt32 = 0
+        let bytes = [UInt8](data)
+        _ = EVP_Digest(bytes, bytes.count, &output, &length, EVP_sha1(), nil)
+        return Data(output.prefix(Int(length)))
+    }
 }

@@ -11,6 +11,14 @@ public struct UpstreamError: Error, Hashable, Sendable, CustomStringConvertible 
         public static let signingRefused = Code(name: "signing refused")
         /// The entry is unknown to the upstream.
         public static let unknownEntry = Code(name: "unknown entry")
+        /// The SPIRE Server could not be reached or failed the call; retried with backoff.
+        public static let unavailable = Code(name: "unavailable")
+        /// Node attestation could not be performed or was refused.
+        public static let attestation = Code(name: "attestation")
+        /// The server's certificate is not trusted or is not the server's SPIFFE ID.
+        public static let untrustedServer = Code(name: "untrusted server")
+        /// The server answered something that does not follow its API.
+        public static let protocolViolation = Code(name: "protocol violation")
 
         public var description: String { name }
     }

@@ -184,7 +184,8 @@ struct KubeletClientTests {
         #expect(newer.version == 2)
         #expect(calls.load(ordering: .relaxed) == 2)
         let times = starts.withLock { $0 }
-        #expect(times[1] - times[0] >= .milliseconds(200))
+        // Each start is measured inside the fetch, a little after the fetcher scheduled it: allow that slack.
+        #expect(times[1] - times[0] >= .milliseconds(180))
     }
 
     @Test("a fresh list answers new callers without a request")

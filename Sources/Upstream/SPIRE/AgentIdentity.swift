@@ -1,0 +1,104 @@
+public import Foundation
+public import SPIFFE
+public import SPIFFECrypto
+
+/// The agent's own identity from SPIRE Server: its X509-SVID and key, the trust bundle it verifies the server with,
+/// and whether the server lets it re-attest by itself.
+///
+/// Stored as one 0600 JSON file in `data_dir` written atomically, so a restart reuses it without node attestation
+/// (a join token is single-use) and a crash mid-write leaves the previous file.
+public struct AgentIdentity: Sendable {
+    public var svid: X509SVID
+    public var bundle: SPIFFEBundle
+    public var reattestable: Bool
+
+    public init(svid: X509SVID, bundle: SPIFFEBundle, reattestable: Bool) {
+        self.svid = svid
+        self.bundle = bundle
+        self.reattestable = reattestable
+    }
+
+    static let fileName = "agent-identity.json"
+
+    struct Stored: Codable {
+        var version: Int
+        var svidPEM: String
+        var privateKeyPEM: String
+        var bundle: String
+        var reattestable: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case version
+            case svidPEM = "svid_pem"
+            case privateKeyPEM = "private_key_pem"
+            case bundle
+            case reattestable
+        }
+    }
+
+    /// The stored identity for `trustDomain`, nil when there is none; a file that exists but cannot be used is an
+    /// error (it is never overwritten silently: the operator decides).
+    public static func load(directory: String, trustDomain: TrustDomain) throws(UpstreamError) -> AgentIdentity? {
+        let path = directory + "/" + fileName
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw UpstreamError(.storage, "cannot read \(path)")
+        }
+        do {
+            let stored = try JSONDecoder().decode(Stored.self, from: data)
+            guard stored.version == 1 else {
+                throw UpstreamError(.corruptState, "\(path) has version \(stored.version); this agent reads version 1")
+            }
+            let chain = try Certificate.chain(pemEncoded: stored.svidPEM)
+            let svid = try X509SVID(certificates: chain, privateKey: PrivateKey(pemEncoded: stored.privateKeyPEM))
+            guard svid.spiffeID.trustDomain == trustDomain else {
+                throw UpstreamError(.corruptState, "\(path) holds an identity in \(svid.spiffeID.trustDomain), not \(trustDomain)")
+            }
+            let bundle = try SPIFFEBundle(trustDomain: trustDomain, jwksData: Data(stored.bundle.utf8))
+            return AgentIdentity(svid: svid, bundle: bundle, reattestable: stored.reattestable)
+        } catch let error as UpstreamError {
+            throw error
+        } catch {
+            throw UpstreamError(.corruptState, "\(path) is not a usable agent identity: \(error)")
+        }
+    }
+
+    /// Writes the identity atomically with mode 0600.
+    public func save(directory: String) throws(UpstreamError) {
+        let bundleJSON: Data
+        do {
+            bundleJSON = try bundle.jwksData(format: .spiffe)
+        } catch {
+            throw UpstreamError(.storage, "cannot encode the trust bundle: \(error)")
+        }
+        let keyPEM: String
+        do {
+            keyPEM = try svid.privateKey.pemEncoded
+        } catch {
+            throw UpstreamError(.storage, "cannot encode the agent key: \(error)")
+        }
+        let stored = Stored(
+            version: 1,
+            svidPEM: svid.certificates.map(\.pemEncoded).joined(),
+            privateKeyPEM: keyPEM,
+            bundle: String(decoding: bundleJSON, as: UTF8.self),
+            reattestable: reattestable
+        )
+        let data: Data
+        do {
+            data = try JSONEncoder().encode(stored)
+        } catch {
+            throw UpstreamError(.storage, "cannot encode the agent identity")
+        }
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
+        } catch {
+            throw UpstreamError(.storage, "cannot create \(directory): \(error.localizedDescription)")
+        }
+        try AtomicFile.write(data, to: directory + "/" + Self.fileName, mode: 0o600)
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import NIOCore
+import NIOSSL
+import SPIFFE
+import SPIFFECrypto
+import Synchronization
+
+/// One mTLS gRPC connection to SPIRE Server at a time.
+///
+/// The server must present an X509-SVID that chains to the agent's current bundle (or the bootstrap bundle before
+/// the first attestation) and names exactly `spiffe://<trust domain>/spire/server`; the check is this module's
+/// OpenSSL verifier, not a host name. The agent presents its SVID except while attesting, as SPIRE expects.
+/// A connection is made per sync pass with the SVID and bundle of that moment, so a renewed SVID or a rotated
+/// bundle is used from the next pass on without any reload.
+struct SPIREServerConnection: Sendable {
+    let config: SPIREServerConfig
+    let logger: Logger
+
+    typealias Client = GRPCClient<HTTP2ClientTransport.Posix>
+
+    /// Runs `body` with a client presenting `identity` (nil: no client certificate) and trusting `authorities`.
+    func withClient<Result: Sendable>(
+        presenting identity: X509SVID?,
+        trusting authorities: [Data],
+        _ body: @Sendable (Client) async throws -> Result
+    ) async throws -> Result {
+        let verifier = ServerVerifier(
+            trustDomain: config.trustDomain,
+            serverID: config.serverID,
+            authorities: authorities
+        )
+        let transport: HTTP2ClientTransport.Posix
+        do {
+            let keyPEM = try identity.map { try Array($0.privateKey.pemEncoded.utf8) }
+            transport = try HTTP2ClientTransport.Posix(
+                target: .dns(host: config.host, port: config.port),
+                transportSecurity: .tls { tls in
+                    if let identity, let keyPEM {
+                        tls.certificateChain = identity.certificates.map { .bytes(Array($0.derEncoded), format: .der) }
+                        tls.privateKey = .bytes(keyPEM, format: .pem)
+                    }
+                    tls.trustRoots = .certificates(authorities.map { .bytes(Array($0), format: .der) })
+                    tls.serverCertificateVerification = .noHostnameVerification
+                    tls.customVerificationCallback = { certificates, promise in
+                        promise.succeed(verifier.verify(certificates))
+                    }
+                }
+            )
+        } catch {
+            throw UpstreamError(.unavailable, "cannot set up the connection to \(config.host):\(config.port): \(error)")
+        }
+        do {
+            return try await withGRPCClient(transport: transport) { client in try await body(client) }
+        } catch let error as UpstreamError {
+            throw error
+        } catch {
+            if let refusal = verifier.refusal {
+                throw UpstreamError(.untrustedServer, "refused the server at \(config.host):\(config.port): \(refusal)")
+            }
+            throw UpstreamError(.unavailable, "spire server \(config.host):\(config.port): \(Self.describe(error))")
+        }
+    }
+
+    /// Call options bounding each RPC.
+    var callOptions: CallOptions {
+        var options = CallOptions.defaults
+        options.timeout = config.requestTimeout
+        return options
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? RPCError { return "\(error.code): \(error.message)" }
+        return "\(error)"
+    }
+}
+
+/// Checks the server's chain against the bundle with `X509SVIDVerifier` and requires the server's SPIFFE ID;
+/// remembers why it refused, for the error the caller sees.
+final class ServerVerifier: Sendable {
+    let trustDomain: TrustDomain
+    let serverID: SPIFFEID
+    let authorities: [Data]
+    private let lastRefusal = Mutex<String?>(nil)
+
+    init(trustDomain: TrustDomain, serverID: SPIFFEID, authorities: [Data]) {
+        self.trustDomain = trustDomain
+        self.serverID = serverID
+        self.authorities = authorities
+    }
+
+    var refusal: String? { lastRefusal.withLock { $0 } }
+
+    func verify(_ presented: [NIOSSLCertificate]) -> NIOSSLVerificationResultWithMetadata {
+        do {
+            let chain = try presented.map { try Certificate(derEncoded: Data($0.toDERBytes())) }
+            let anchors = try authorities.map { try Certificate(derEncoded: $0) }
+            let id = try X509SVIDVerifier.verify(
+                chain,
+                bundle: X509Bundle(trustDomain: trustDomain, authorities: anchors),
+                at: Date()
+            )
+            guard id == serverID else {
+                lastRefusal.withLock { $0 = "it presented \(id), not \(serverID)" }
+                return .failed
+            }
+            return .certificateVerified(VerificationMetadata(ValidatedCertificateChain(presented)))
+        } catch {
+            lastRefusal.withLock { $0 = "its certificate is not trusted: \(error)" }
+            return .failed
+        }
+    }
+}

@@ -1,0 +1,488 @@
+public import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LanyardProto
+public import Logging
+public import SPIFFE
+public import SPIFFECrypto
+import Synchronization
+
+/// SPIRE Server as the upstream (fleet mode): node attestation, the agent's own SVID, authorized entries, bundles,
+/// and workload SVIDs signed by the server.
+///
+/// The agent identity is kept in `data_dir` and reused across restarts; it is renewed at half-life with
+/// `RenewAgent`, and re-attested by itself when it has expired or the server demands it, if the attestation method
+/// allows (a join token does not: it is single-use). Every call is bounded by the request timeout; failures
+/// surface as ``UpstreamError`` and the caller (the rotator) retries with backoff while cached SVIDs keep serving.
+public final class SPIREServerUpstream: Sendable {
+    /// What one sync returns: the entries the agent is authorized for and the bundles they need.
+    public struct Snapshot: Sendable {
+        public var entries: [RegistrationEntry]
+        public var bundle: SPIFFEBundle
+        public var federatedBundles: [TrustDomain: SPIFFEBundle]
+    }
+
+    public let config: SPIREServerConfig
+    private let connection: SPIREServerConnection
+    private let logger: Logger
+    private let identity = Mutex<AgentIdentity?>(nil)
+    /// Entries by ID from the last sync, so `SyncAuthorizedEntries` only asks for what changed.
+    private let knownEntries = Mutex<[String: Spire_Api_Types_Entry]>([:])
+    /// Serialises attestation and renewal, which must not run twice at once.
+    private let identityLock = AsyncMutex()
+
+    /// The output mask SPIRE's agent asks entries with.
+    static let entryMask: Spire_Api_Types_EntryMask = {
+        var mask = Spire_Api_Types_EntryMask()
+        mask.spiffeID = true
+        mask.selectors = true
+        mask.federatesWith = true
+        mask.admin = true
+        mask.downstream = true
+        mask.revisionNumber = true
+        mask.storeSvid = true
+        mask.hint = true
+        mask.createdAt = true
+        mask.dnsNames = true
+        mask.x509SvidTtl = true
+        mask.jwtSvidTtl = true
+        return mask
+    }()
+
+    public init(config: SPIREServerConfig, logger: Logger) {
+        self.config = config
+        self.connection = SPIREServerConnection(config: config, logger: logger)
+        self.logger = logger
+    }
+
+    /// The agent's current SPIFFE ID, once attested (for logs, health and tests).
+    public var agentID: SPIFFEID? { identity.withLock { $0?.svid.spiffeID } }
+
+    /// The agent's current identity, once attested.
+    public var currentIdentity: AgentIdentity? { identity.withLock { $0 } }
+
+    // MARK: - Agent identity
+
+    /// Makes sure the agent holds a usable SVID: loaded from disk, attested, renewed at half-life, or re-attested.
+    @discardableResult
+    public func ensureIdentity(at now: Date) async throws(UpstreamError) -> AgentIdentity {
+        do {
+            return try await identityLock.withLock { () async throws -> AgentIdentity in
+                if identity.withLock({ $0 }) == nil,
+                    let stored = try AgentIdentity.load(directory: config.dataDirectory, trustDomain: config.trustDomain)
+                {
+                    logger.info(
+                        "reusing the stored agent identity",
+                        metadata: ["spiffe.id": "\(stored.svid.spiffeID)", "svid.expires_at": "\(stored.svid.expiresAt)"]
+                    )
+                    identity.withLock { $0 = stored }
+                }
+                guard let current = identity.withLock({ $0 }) else { return try await attest(at: now) }
+                if current.svid.expiresAt <= now {
+                    guard current.reattestable else {
+                        throw UpstreamError(
+                            .attestation,
+                            "the agent svid \(current.svid.spiffeID) expired at \(current.svid.expiresAt) and \(config.nodeAttestor.pluginName) cannot re-attest; give the agent a new join token"
+                        )
+                    }
+                    logger.warning("the agent svid expired; attesting again", metadata: ["spiffe.id": "\(current.svid.spiffeID)"])
+                    return try await attest(at: now)
+                }
+                let lifetime = current.svid.expiresAt.timeIntervalSince(current.svid.leaf.notBefore)
+                if now >= current.svid.leaf.notBefore.addingTimeInterval(lifetime / 2) {
+                    return try await renew(current, at: now)
+                }
+                return current
+            }
+        } catch let error as UpstreamError {
+            throw error
+        } catch {
+            throw UpstreamError(.unavailable, "\(error)")
+        }
+    }
+
+    /// `AttestAgent`: key and CSR, the attestation payload, challenges answered, the agent SVID and then the bundle.
+    private func attest(at now: Date) async throws -> AgentIdentity {
+        let attestation = NodeAttestation(attestor: config.nodeAttestor)
+        let key = try PrivateKey(generating: config.agentKeyType)
+        let csr = try CertificateSigningRequest(privateKey: key, spiffeID: nil)
+        var params = Spire_Api_Server_Agent_V1_AttestAgentRequest()
+        params.params.data.type = config.nodeAttestor.pluginName
+        params.params.data.payload = try attestation.payload()
+        params.params.params.csr = csr.derEncoded
+        let firstMessage = params
+        let trust = try currentTrustAnchors()
+        let options = connection.callOptions
+        let (svid, reattestable, bundle) = try await connection.withClient(presenting: nil, trusting: trust) {
+            client in
+            let agent = Spire_Api_Server_Agent_V1_Agent.Client(wrapping: client)
+            let (answers, answer) = AsyncStream<Data>.makeStream()
+            let result = try await agent.attestAgent(
+                request: StreamingClientRequest { writer in
+                    try await writer.write(firstMessage)
+                    for await response in answers {
+                        var message = Spire_Api_Server_Agent_V1_AttestAgentRequest()
+                        message.challengeResponse = response
+                        try await writer.write(message)
+                    }
+                },
+                options: options
+            ) { response in
+                defer { answer.finish() }
+                for try await message in response.messages {
+                    switch message.step {
+                    case .challenge(let challenge)?: answer.yield(try attestation.respond(to: challenge))
+                    case .result(let result)?: return result
+                    case nil: throw UpstreamError(.protocolViolation, "the server sent an empty attestation step")
+                    }
+                }
+                throw UpstreamError(.protocolViolation, "the server ended node attestation without a result")
+            }
+            let bundle = try await Spire_Api_Server_Bundle_V1_Bundle.Client(wrapping: client).getBundle(
+                Spire_Api_Server_Bundle_V1_GetBundleRequest(),
+                options: options
+            )
+            return (result.svid, result.reattestable, bundle)
+        }
+        let chain = try SPIREProtoConversions.chain(svid, what: "agent svid")
+        let agentSVID = try X509SVID(certificates: chain, privateKey: key)
+        let fresh = AgentIdentity(
+            svid: agentSVID,
+            bundle: try SPIREProtoConversions.bundle(bundle, expected: config.trustDomain),
+            reattestable: reattestable
+        )
+        try checkAgentID(agentSVID.spiffeID)
+        try fresh.save(directory: config.dataDirectory)
+        identity.withLock { $0 = fresh }
+        logger.notice(
+            "node attested",
+            metadata: [
+                "spiffe.id": "\(agentSVID.spiffeID)", "attestor": "\(config.nodeAttestor.pluginName)",
+                "svid.expires_at": "\(agentSVID.expiresAt)", "reattestable": "\(reattestable)",
+            ]
+        )
+        return fresh
+    }
+
+    /// `RenewAgent` over mTLS with the current SVID; re-attests when the server says the agent must.
+    private func renew(_ current: AgentIdentity, at now: Date) async throws -> AgentIdentity {
+        let key = try PrivateKey(generating: config.agentKeyType)
+        var request = Spire_Api_Server_Agent_V1_RenewAgentRequest()
+        request.params.csr = try CertificateSigningRequest(privateKey: key, spiffeID: nil).derEncoded
+        let renewal = request
+        let options = connection.callOptions
+        let svid: Spire_Api_Types_X509SVID
+        do {
+            svid = try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities) {
+                client in
+                try await Spire_Api_Server_Agent_V1_Agent.Client(wrapping: client).renewAgent(renewal, options: options)
+                    .svid
+            }
+        } catch let error as UpstreamError where error.code == .unavailable && current.reattestable
+            && error.message.contains("permissionDenied")
+        {
+            logger.warning("the server refused renewal; attesting again", metadata: ["error": "\(error)"])
+            return try await attest(at: now)
+        }
+        let renewed = AgentIdentity(
+            svid: try X509SVID(certificates: SPIREProtoConversions.chain(svid, what: "agent svid"), privateKey: key),
+            bundle: current.bundle,
+            reattestable: current.reattestable
+        )
+        try checkAgentID(renewed.svid.spiffeID)
+        try renewed.save(directory: config.dataDirectory)
+        identity.withLock { $0 = renewed }
+        logger.info(
+            "agent svid renewed",
+            metadata: ["spiffe.id": "\(renewed.svid.spiffeID)", "svid.expires_at": "\(renewed.svid.expiresAt)"]
+        )
+        return renewed
+    }
+
+    private func checkAgentID(_ id: SPIFFEID) throws(UpstreamError) {
+        guard id.trustDomain == config.trustDomain, id.path.hasPrefix("/spire/agent/") else {
+            throw UpstreamError(.protocolViolation, "the server issued \(id), which is not an agent id of \(config.trustDomain)")
+        }
+    }
+
+    /// The bundle's authorities once attested; before that, the bootstrap bundle from `trust_bundle_path`.
+    private func currentTrustAnchors() throws(UpstreamError) -> [Data] {
+        if let current = identity.withLock({ $0 }) { return current.bundle.x509Authorities }
+        guard let data = FileManager.default.contents(atPath: config.trustBundlePath) else {
+            throw UpstreamError(.attestation, "cannot read the bootstrap trust bundle at \(config.trustBundlePath)")
+        }
+        do {
+            let certificates = try Certificate.chain(pemEncoded: String(decoding: data, as: UTF8.self))
+            guard !certificates.isEmpty else { throw UpstreamError(.attestation, "no certificate") }
+            return certificates.map(\.derEncoded)
+        } catch {
+            throw UpstreamError(
+                .attestation,
+                "the bootstrap trust bundle at \(config.trustBundlePath) is not PEM certificates: \(error)"
+            )
+        }
+    }
+
+    // MARK: - Sync
+
+    /// One sync: the agent identity checked, then the bundle, the authorized entries and the federated bundles.
+    public func sync(at now: Date) async throws(UpstreamError) -> Snapshot {
+        let current = try await ensureIdentity(at: now)
+        let options = connection.callOptions
+        let known = knownEntries.withLock { $0 }
+        let logger = logger
+        let trustDomain = config.trustDomain
+        do {
+            let (bundle, entries, federated) = try await connection.withClient(
+                presenting: current.svid,
+                trusting: current.bundle.x509Authorities
+            ) { client in
+                let bundleClient = Spire_Api_Server_Bundle_V1_Bundle.Client(wrapping: client)
+                let bundle = try SPIREProtoConversions.bundle(
+                    try await bundleClient.getBundle(.init(), options: options),
+                    expected: trustDomain
+                )
+                let entries = try await Self.authorizedEntries(
+                    Spire_Api_Server_Entry_V1_Entry.Client(wrapping: client),
+                    known: known,
+                    options: options
+                )
+                var federated: [TrustDomain: SPIFFEBundle] = [:]
+                let wanted = Set(entries.values.flatMap(\.federatesWith))
+                for name in wanted.sorted() {
+                    guard let domain = try? TrustDomain(name), domain != trustDomain else { continue }
+                    var request = Spire_Api_Server_Bundle_V1_GetFederatedBundleRequest()
+                    request.trustDomain = name
+                    do {
+                        federated[domain] = try SPIREProtoConversions.bundle(
+                            try await bundleClient.getFederatedBundle(request, options: options),
+                            expected: domain
+                        )
+                    } catch let error as RPCError where error.code == .notFound {
+                        logger.warning("the server has no bundle for a federated trust domain", metadata: ["trust_domain": "\(name)"])
+                    }
+                }
+                return (bundle, entries, federated)
+            }
+            knownEntries.withLock { $0 = entries }
+            if bundle != current.bundle { try updateBundle(bundle) }
+            var converted: [RegistrationEntry] = []
+            for entry in entries.values.sorted(by: { $0.id < $1.id }) {
+                do {
+                    converted.append(try SPIREProtoConversions.entry(entry))
+                } catch {
+                    logger.warning("skipping an entry the server sent", metadata: ["entry.id": "\(entry.id)", "error": "\(error)"])
+                }
+            }
+            return Snapshot(entries: converted, bundle: bundle, federatedBundles: federated)
+        } catch let error as UpstreamError {
+            throw error
+        } catch {
+            throw UpstreamError(.unavailable, "sync with spire server failed: \(SPIREServerConnection.describe(error))")
+        }
+    }
+
+    /// Keeps the stored bundle current, so the server stays trusted across its CA rotations and restarts.
+    private func updateBundle(_ bundle: SPIFFEBundle) throws(UpstreamError) {
+        guard var current = identity.withLock({ $0 }) else { return }
+        current.bundle = bundle
+        try current.save(directory: config.dataDirectory)
+        identity.withLock { $0 = current }
+        logger.info("trust bundle updated", metadata: ["bundle.sequence": "\(bundle.sequenceNumber ?? 0)"])
+    }
+
+    /// `SyncAuthorizedEntries` (revisions first, then only the entries that changed); `GetAuthorizedEntries` when the
+    /// server does not implement it.
+    static func authorizedEntries(
+        _ client: Spire_Api_Server_Entry_V1_Entry.Client<HTTP2ClientTransport.Posix>,
+        known: [String: Spire_Api_Types_Entry],
+        options: CallOptions
+    ) async throws -> [String: Spire_Api_Types_Entry] {
+        do {
+            return try await syncEntries(client, known: known, options: options)
+        } catch let error as RPCError where error.code == .unimplemented {
+            var request = Spire_Api_Server_Entry_V1_GetAuthorizedEntriesRequest()
+            request.outputMask = entryMask
+            let response = try await client.getAuthorizedEntries(request, options: options)
+            return Dictionary(response.entries.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+        }
+    }
+
+    /// The sync protocol, as SPIRE's agent speaks it: the first answer either holds every entry (no revisions), or
+    /// starts pages of revisions; the agent then asks, a page at a time, for the entries that are new or changed.
+    /// Entries the server did not mention are gone.
+    static func syncEntries(
+        _ client: Spire_Api_Server_Entry_V1_Entry.Client<HTTP2ClientTransport.Posix>,
+        known: [String: Spire_Api_Types_Entry],
+        options: CallOptions
+    ) async throws -> [String: Spire_Api_Types_Entry] {
+        let (requests, requestSink) = AsyncStream<Spire_Api_Server_Entry_V1_SyncAuthorizedEntriesRequest>.makeStream()
+        var first = Spire_Api_Server_Entry_V1_SyncAuthorizedEntriesRequest()
+        first.outputMask = entryMask
+        requestSink.yield(first)
+        return try await client.syncAuthorizedEntries(
+            request: StreamingClientRequest { writer in
+                for await request in requests { try await writer.write(request) }
+            },
+            options: options
+        ) { response in
+            defer { requestSink.finish() }
+            var messages = response.messages.makeAsyncIterator()
+            guard let opening = try await messages.next() else {
+                throw UpstreamError(.protocolViolation, "the entry sync stream ended before any answer")
+            }
+            if opening.entryRevisions.isEmpty {
+                var entries = Dictionary(opening.entries.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+                var more = opening.more
+                while more {
+                    guard let page = try await messages.next() else { break }
+                    guard page.entryRevisions.isEmpty else {
+                        throw UpstreamError(.protocolViolation, "the server mixed revisions into a full entry list")
+                    }
+                    for entry in page.entries { entries[entry.id] = entry }
+                    more = page.more
+                }
+                return entries
+            }
+            var revisions = opening.entryRevisions
+            let pageSize = max(1, opening.entryRevisions.count)
+            var more = opening.more
+            while more {
+                guard let page = try await messages.next() else {
+                    throw UpstreamError(.protocolViolation, "the entry sync stream ended in the middle of revisions")
+                }
+                guard page.entries.isEmpty else {
+                    throw UpstreamError(.protocolViolation, "the server sent entries while paging revisions")
+                }
+                revisions += page.entryRevisions
+                more = page.more
+            }
+            var result: [String: Spire_Api_Types_Entry] = [:]
+            var wanted: [String] = []
+            for revision in revisions {
+                if let entry = known[revision.id], entry.revisionNumber == revision.revisionNumber,
+                    entry.createdAt == revision.createdAt
+                {
+                    result[revision.id] = entry
+                } else {
+                    wanted.append(revision.id)
+                }
+            }
+            wanted.sort()
+            while !wanted.isEmpty {
+                var request = Spire_Api_Server_Entry_V1_SyncAuthorizedEntriesRequest()
+                request.ids = Array(wanted.prefix(pageSize))
+                wanted.removeFirst(request.ids.count)
+                requestSink.yield(request)
+                var receiving = true
+                while receiving {
+                    guard let page = try await messages.next() else {
+                        throw UpstreamError(.protocolViolation, "the entry sync stream ended while sending entries")
+                    }
+                    guard page.entryRevisions.isEmpty else {
+                        throw UpstreamError(.protocolViolation, "the server sent revisions while sending entries")
+                    }
+                    for entry in page.entries { result[entry.id] = entry }
+                    receiving = page.more
+                }
+            }
+            return result
+        }
+    }
+
+    // MARK: - Workload SVIDs
+
+    /// The server's answer for one X.509 signing request.
+    public typealias SigningResult = Result<[Certificate], UpstreamError>
+
+    /// Signs workload CSRs with `BatchNewX509SVID`, in batches; each result is in its request's place.
+    public func signX509SVIDs(
+        _ requests: [(entryID: String, csr: CertificateSigningRequest)],
+        at now: Date
+    ) async throws(UpstreamError) -> [SigningResult] {
+        let current = try await ensureIdentity(at: now)
+        let options = connection.callOptions
+        do {
+            return try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities) {
+                client in
+                let svidClient = Spire_Api_Server_Svid_V1_SVID.Client(wrapping: client)
+                var results: [SigningResult] = []
+                for start in stride(from: 0, to: requests.count, by: Self.batchSize) {
+                    let batch = requests[start..<min(start + Self.batchSize, requests.count)]
+                    var request = Spire_Api_Server_Svid_V1_BatchNewX509SVIDRequest()
+                    request.params = batch.map { item in
+                        var params = Spire_Api_Server_Svid_V1_NewX509SVIDParams()
+                        params.entryID = item.entryID
+                        params.csr = item.csr.derEncoded
+                        return params
+                    }
+                    let response = try await svidClient.batchNewX509SVID(request, options: options)
+                    guard response.results.count == batch.count else {
+                        throw UpstreamError(
+                            .protocolViolation,
+                            "asked to sign \(batch.count) svids, the server answered \(response.results.count)"
+                        )
+                    }
+                    for (item, result) in zip(batch, response.results) {
+                        if result.status.code != 0 {
+                            results.append(.failure(UpstreamError(
+                                .signingRefused,
+                                "the server refused to sign for entry \(item.entryID): \(result.status.message) (code \(result.status.code))"
+                            )))
+                        } else {
+                            results.append(Result { () throws(UpstreamError) -> [Certificate] in
+                                try SPIREProtoConversions.chain(result.svid, what: "x509-svid")
+                            })
+                        }
+                    }
+                }
+                return results
+            }
+        } catch let error as UpstreamError {
+            throw error
+        } catch {
+            throw UpstreamError(.unavailable, "x509-svid signing failed: \(SPIREServerConnection.describe(error))")
+        }
+    }
+
+    /// Entries per `BatchNewX509SVID` call.
+    static let batchSize = 500
+
+    /// A JWT-SVID for an entry from `NewJWTSVID`, checked against the trust bundle before it is handed out.
+    public func signJWTSVID(
+        entryID: String,
+        audience: [String],
+        at now: Date
+    ) async throws(UpstreamError) -> SPIFFECrypto.JWTSVID {
+        let current = try await ensureIdentity(at: now)
+        let options = connection.callOptions
+        var request = Spire_Api_Server_Svid_V1_NewJWTSVIDRequest()
+        request.entryID = entryID
+        request.audience = audience
+        let jwtRequest = request
+        let svid: Spire_Api_Types_JWTSVID
+        do {
+            svid = try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities) {
+                client in try await Spire_Api_Server_Svid_V1_SVID.Client(wrapping: client).newJWTSVID(jwtRequest, options: options).svid
+            }
+        } catch let error as UpstreamError {
+            throw error
+        } catch {
+            throw UpstreamError(.unavailable, "jwt-svid signing failed: \(SPIREServerConnection.describe(error))")
+        }
+        guard svid.issuedAt > 0, svid.expiresAt > 0, svid.issuedAt <= svid.expiresAt, let first = audience.first else {
+            throw UpstreamError(.protocolViolation, "the server sent a jwt-svid with invalid times or no audience")
+        }
+        let bundle = current.bundle
+        do {
+            return try JWTSVIDValidator().validate(
+                svid.token,
+                audience: first,
+                bundles: { $0 == bundle.trustDomain ? bundle : nil },
+                at: now
+            )
+        } catch {
+            throw UpstreamError(.protocolViolation, "the server's jwt-svid does not verify against the bundle: \(error)")
+        }
+    }
+}
