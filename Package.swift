@@ -31,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // System OpenSSL 3: only SPIFFECrypto may import it.
@@ -140,11 +142,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Fakes for tests and demos (never shipped in the agent): the fake kubelet.
+        // Fakes for tests and demos (never shipped in the agent): the fake kubelet and the fake SPIRE server.
         .target(
             name: "LanyardTestSupport",
             dependencies: [
-                "SPIFFE", "SPIFFECrypto",
+                "SPIFFE", "SPIFFECrypto", "LanyardProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -180,7 +186,7 @@ let package = Package(
             name: "LanyardAgentTests",
             dependencies: [
                 "LanyardAgent", "LanyardProto", "SPIFFE", "SPIFFECrypto", "Attestation", "Endpoints", "IdentityCache",
-                "LanyardTestSupport",
+                "LanyardTestSupport", "Upstream",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

@@ -15,8 +15,40 @@ public protocol IdentityUpstream: Sendable {
         at now: Date
     ) async throws -> [Certificate]
 
+    /// Signs several CSRs at once, each result in its request's place. Upstreams with a batch API (SPIRE's
+    /// `BatchNewX509SVID`) implement it; the default signs one at a time.
+    func signX509SVIDs(_ requests: [X509SigningRequest], at now: Date) async throws -> [Result<[Certificate], any Error>]
+
     /// Mints a JWT-SVID for `entry` and `audience`.
     func signJWTSVID(for entry: RegistrationEntry, audience: [String], at now: Date) async throws -> JWTSVID
+}
+
+/// One X.509 signing request: the entry and the CSR over the key the agent made for it.
+public struct X509SigningRequest: Sendable {
+    public var entry: RegistrationEntry
+    public var csr: CertificateSigningRequest
+
+    public init(entry: RegistrationEntry, csr: CertificateSigningRequest) {
+        self.entry = entry
+        self.csr = csr
+    }
+}
+
+extension IdentityUpstream {
+    public func signX509SVIDs(
+        _ requests: [X509SigningRequest],
+        at now: Date
+    ) async throws -> [Result<[Certificate], any Error>] {
+        var results: [Result<[Certificate], any Error>] = []
+        for request in requests {
+            do {
+                results.append(.success(try await signX509SVID(csr: request.csr, for: request.entry, at: now)))
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
 }
 
 /// A snapshot of what the upstream says.

@@ -47,6 +47,8 @@ public struct SVIDRotator: Sendable {
             }
             Counter(label: "lanyard_upstream_sync_total", dimensions: [("result", "ok")]).increment()
         } catch {
+            // A pass cut short by shutdown is not an upstream failure.
+            if Task.isCancelled { return 0 }
             cache.update { cacheState in
                 cacheState.markSyncResult(succeeded: false)
                 return false
@@ -55,17 +57,37 @@ public struct SVIDRotator: Sendable {
             logger.warning("upstream sync failed; serving cached identities", metadata: ["error": "\(error)"])
             return 0
         }
-        var minted = 0
+        // Keys and CSRs for every entry due, then one batch to the upstream.
+        var requests: [(X509SigningRequest, PrivateKey)] = []
         for entry in cache.state.entriesDue(at: time) {
             do {
                 let key = try PrivateKey(generating: keyType)
-                let csr = try CertificateSigningRequest(
-                    privateKey: key,
-                    spiffeID: entry.spiffeID,
-                    dnsNames: entry.dnsNames
-                )
-                let chain = try await upstream.signX509SVID(csr: csr, for: entry, at: time)
-                let svid = try X509SVID(certificates: chain, privateKey: key)
+                let csr = try CertificateSigningRequest(privateKey: key, spiffeID: entry.spiffeID, dnsNames: entry.dnsNames)
+                requests.append((X509SigningRequest(entry: entry, csr: csr), key))
+            } catch {
+                logger.error("cannot make a key and csr", metadata: ["spiffe.id": "\(entry.spiffeID)", "error": "\(error)"])
+            }
+        }
+        guard !requests.isEmpty else {
+            recordGauges()
+            return 0
+        }
+        let results: [Result<[Certificate], any Error>]
+        do {
+            results = try await upstream.signX509SVIDs(requests.map(\.0), at: time)
+        } catch {
+            logger.error("x509-svid signing failed", metadata: ["count": "\(requests.count)", "error": "\(error)"])
+            recordGauges()
+            return 0
+        }
+        var minted = 0
+        for ((request, key), result) in zip(requests, results) {
+            let entry = request.entry
+            do {
+                let svid = try X509SVID(certificates: result.get(), privateKey: key)
+                guard svid.spiffeID == entry.spiffeID else {
+                    throw CryptoError(.invalidX509SVID, "the upstream signed \(svid.spiffeID) for \(entry.spiffeID)")
+                }
                 // Lifetimes count from issuance: the certificate's backdated start would bring renewal forward.
                 let renewAt = cache.policy.renewalTime(
                     notBefore: max(svid.leaf.notBefore, time),
@@ -97,21 +119,36 @@ public struct SVIDRotator: Sendable {
                 )
             }
         }
+        recordGauges()
+        return minted
+    }
+
+    private func recordGauges() {
         let snapshot = cache.state
         Gauge(label: "lanyard_cache_entries").record(snapshot.entries.count)
         Gauge(label: "lanyard_cache_svids").record(snapshot.svids.count)
         Gauge(label: "lanyard_stream_subscribers").record(cache.subscriberCount)
-        return minted
     }
 
-    /// Passes until cancelled, sleeping until the next renewal or the sync interval, whichever comes first.
-    /// Cancellation is the normal way to stop and returns without error.
+    /// Passes until cancelled, sleeping until the next renewal or the sync interval, whichever comes first. After
+    /// a failed pass (upstream unreachable, or an SVID due that could not be minted) it backs off instead:
+    /// doubling from the sync interval up to eight of them (at most a minute), with ±20 % jitter so a fleet of
+    /// agents does not return to a recovered server in step. Cancellation is the normal way to stop.
     public func run() async {
+        var failures = 0
         while !Task.isCancelled {
             let started = now()
             await syncOnce(at: started)
+            let healthy = cache.state.lastSyncSucceeded && cache.state.entriesDue(at: now()).isEmpty
+            failures = healthy ? 0 : failures + 1
             var wait = syncInterval.timeInterval
-            if let next = cache.state.nextRenewal { wait = min(wait, max(0.05, next.timeIntervalSince(now()))) }
+            if healthy, let next = cache.state.nextRenewal {
+                wait = min(wait, max(0.05, next.timeIntervalSince(now())))
+            } else if !healthy {
+                let ceiling = min(60, 8 * syncInterval.timeInterval)
+                wait = min(ceiling, syncInterval.timeInterval * pow(2, Double(min(failures - 1, 16))))
+                wait *= Double.random(in: 0.8...1.2)
+            }
             do {
                 try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
             } catch {

@@ -1,4 +1,5 @@
 import Attestation
+import Upstream
 import Foundation
 import SPIFFE
 import SPIFFECrypto
@@ -90,7 +91,7 @@ struct ConfigTests {
             "trust_domain = \"example.org\"\n[upstream.local]\nca_key_type = \"dsa\"",
             "upstream.local.ca_key_type: must be one of"
         ),
-        ("trust_domain = \"example.org\"\n[upstream]\nkind = \"spire\"", "upstream.kind"),
+        ("trust_domain = \"example.org\"\n[upstream]\nkind = \"spire\"", "upstream.spire.server_address: is required"),
         ("trust_domain = \"example.org\"\nlog_level = \"loud\"", "log_level: must be one of"),
         (
             "trust_domain = \"example.org\"\n[attestors.unix]\nenabled = \"yes\"",
@@ -159,7 +160,51 @@ struct ConfigTests {
             "attestors.k8s.poll_retry_interval: \"soon\" is not a positive duration"
         ),
         ("trust_domain = \"example.org\"\n[attestors.k8s]\nkubelet = 1", "attestors.k8s.kubelet: unknown key"),
+        (
+            "trust_domain = \"example.org\"\n[upstream.spire]\ntrust_bundle_path = \"/b.pem\"",
+            "upstream.spire.server_address: is required"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"\ntrust_bundle_path = \"/b.pem\"\nnode_attestor = \"aws_iid\"",
+            "upstream.spire.node_attestor: \"aws_iid\" is not join_token, x509pop or k8s_psat"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"\ntrust_bundle_path = \"/b.pem\"\n[[entries]]\nspiffe_id = \"spiffe://example.org/a\"\nselectors = [\"unix:uid:1\"]",
+            "entries: come from the SPIRE Server in fleet mode"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"\ntrust_bundle_path = \"/b.pem\"\nnode_attestor = \"k8s_psat\"",
+            "upstream.spire.k8s_psat_cluster: is required"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[upstream]\nkind = \"vault\"",
+            "upstream.kind: \"vault\" is not an upstream"
+        ),
     ]
+
+    @Test("[upstream.spire] selects fleet mode with the server, bootstrap bundle and node attestor")
+    func parsesSPIRE() throws {
+        let config = try AgentConfig.parse(
+            minimal + """
+
+                [upstream.spire]
+                server_address = "spire-server.spire.svc:8081"
+                trust_bundle_path = "/etc/lanyard/bootstrap.pem"
+                node_attestor = "x509pop"
+                x509pop_certificate_path = "/etc/lanyard/node.crt"
+                x509pop_private_key_path = "/etc/lanyard/node.key"
+                sync_interval = "10s"
+                """,
+            path: "t.toml"
+        )
+        let spire = try #require(config.spire)
+        #expect(spire.host == "spire-server.spire.svc" && spire.port == 8081)
+        #expect(spire.nodeAttestor == .x509pop(certificatePath: "/etc/lanyard/node.crt", privateKeyPath: "/etc/lanyard/node.key"))
+        #expect(spire.syncInterval == .seconds(10))
+        #expect(spire.dataDirectory == "/var/lib/lanyard/agent")
+        #expect(spire.serverID.description == "spiffe://example.org/spire/server")
+        #expect(try AgentConfig.parse(minimal, path: "t.toml").spire == nil)
+    }
 
     @Test("[attestors.k8s] parses into kubelet and attestor settings; node_name is the host to reach")
     func parsesK8s() throws {

@@ -46,32 +46,51 @@ public struct Agent: Sendable {
     public func run(onReady: @escaping @Sendable () -> Void = {}) async throws {
         let now: @Sendable () -> Date = Date.init
         let notifier = SystemdNotifier()
-        notifier.status("starting: loading the signing authority")
-        let authority = try LocalAuthority(
-            config: LocalAuthority.Config(
-                trustDomain: config.trustDomain,
-                dataDirectory: config.dataDirectory,
-                caKeyType: config.caKeyType,
-                caTTL: config.caTTL,
-                x509SVIDTTL: config.x509SVIDTTL,
-                jwtSVIDTTL: config.jwtSVIDTTL
-            ),
-            now: now()
-        )
-        let upstream = LocalUpstream(
-            authority: authority,
-            entries: config.entries,
-            federatedBundles: config.federatedBundles
-        )
+        let upstream: any IdentityUpstream
+        let localUpstream: LocalUpstream?
+        if let spire = config.spire {
+            upstream = SPIREUpstream(server: SPIREServerUpstream(config: spire, logger: logger))
+            localUpstream = nil
+        } else {
+            notifier.status("starting: loading the signing authority")
+            let authority = try LocalAuthority(
+                config: LocalAuthority.Config(
+                    trustDomain: config.trustDomain,
+                    dataDirectory: config.dataDirectory,
+                    caKeyType: config.caKeyType,
+                    caTTL: config.caTTL,
+                    x509SVIDTTL: config.x509SVIDTTL,
+                    jwtSVIDTTL: config.jwtSVIDTTL
+                ),
+                now: now()
+            )
+            let local = LocalUpstream(
+                authority: authority,
+                entries: config.entries,
+                federatedBundles: config.federatedBundles
+            )
+            upstream = local
+            localUpstream = local
+        }
         let cache = IdentityCache()
-        let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger, now: now)
-        // Prime the cache before the socket opens, so the first caller already finds its SVIDs.
-        notifier.status("starting: minting \(config.entries.count) identities")
-        let minted = await rotator.syncOnce(at: now())
+        let syncInterval = config.spire?.syncInterval ?? .seconds(5)
+        let rotator = SVIDRotator(cache: cache, upstream: upstream, syncInterval: syncInterval, logger: logger, now: now)
+        // Prime the cache before the socket opens, so the first caller already finds its SVIDs. A SPIRE Server that
+        // cannot be reached yet is waited for (with backoff): until the first sync there is nothing to serve.
+        notifier.status(config.spire == nil ? "starting: minting \(config.entries.count) identities" : "starting: syncing with spire server")
+        var minted = await rotator.syncOnce(at: now())
+        var attempt = 1
+        while config.spire != nil && !cache.state.lastSyncSucceeded {
+            let wait = min(30, syncInterval.timeInterval * pow(2, Double(min(attempt, 10))))
+            notifier.status("starting: waiting for spire server (attempt \(attempt) failed)")
+            try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+            minted = await rotator.syncOnce(at: now())
+            attempt += 1
+        }
         logger.info(
             "identity cache primed",
             metadata: [
-                "entries": "\(config.entries.count)", "svids": "\(minted)", "trust_domain": "\(config.trustDomain)",
+                "entries": "\(cache.state.entries.count)", "svids": "\(minted)", "trust_domain": "\(config.trustDomain)",
             ]
         )
         let attestors = AttestorSet(AttestorSet.attestors(for: config))
@@ -138,7 +157,7 @@ public struct Agent: Sendable {
             let reloader = Reloader(
                 path: configPath,
                 running: config,
-                upstream: upstream,
+                upstream: localUpstream,
                 attestors: attestors,
                 rotator: rotator,
                 logLevel: logLevel,

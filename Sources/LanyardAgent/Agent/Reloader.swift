@@ -2,6 +2,7 @@ import Foundation
 import IdentityCache
 import Logging
 import Synchronization
+import Upstream
 
 /// Applies a re-read configuration: entries, federated bundles, attestor settings and the log level change live;
 /// anything else (trust domain, paths, CA and SDS settings) needs a restart and is reported as such. An invalid
@@ -9,7 +10,8 @@ import Synchronization
 final class Reloader: Sendable {
     let path: String
     private let running: Mutex<AgentConfig>
-    let upstream: LocalUpstream
+    /// The local CA's registrations, replaced on reload; nil in fleet mode, where entries come from the server.
+    let upstream: LocalUpstream?
     let attestors: AttestorSet
     let rotator: SVIDRotator
     let logLevel: LogLevelBox?
@@ -20,7 +22,7 @@ final class Reloader: Sendable {
     init(
         path: String,
         running: AgentConfig,
-        upstream: LocalUpstream,
+        upstream: LocalUpstream?,
         attestors: AttestorSet,
         rotator: SVIDRotator,
         logLevel: LogLevelBox?,
@@ -61,14 +63,14 @@ final class Reloader: Sendable {
                 metadata: ["keys": "\(needsRestart.joined(separator: ", "))"]
             )
         }
-        upstream.replace(entries: next.entries, federatedBundles: next.federatedBundles)
+        upstream?.replace(entries: next.entries, federatedBundles: next.federatedBundles)
         attestors.replace(with: AttestorSet.attestors(for: next))
         if let level = Logger.Level(rawValue: next.logLevel) { logLevel?.current = level }
         running.withLock { $0 = next }
         let minted = await rotator.syncOnce(at: Date())
         logger.info(
             "configuration reloaded",
-            metadata: ["entries": "\(next.entries.count)", "svids.minted": "\(minted)"]
+            metadata: ["entries": "\(rotator.cache.state.entries.count)", "svids.minted": "\(minted)"]
         )
         notifier.ready(status: status.line())
     }
@@ -88,6 +90,13 @@ final class Reloader: Sendable {
             keys.append("upstream.local")
         }
         if old.sds != new.sds { keys.append("sds") }
+        if old.spire?.host != new.spire?.host || old.spire?.port != new.spire?.port
+            || old.spire?.nodeAttestor != new.spire?.nodeAttestor
+            || old.spire?.trustBundlePath != new.spire?.trustBundlePath
+            || old.spire?.syncInterval != new.spire?.syncInterval
+        {
+            keys.append("upstream.spire")
+        }
         if old.healthListen?.host != new.healthListen?.host || old.healthListen?.port != new.healthListen?.port {
             keys.append("health.listen")
         }

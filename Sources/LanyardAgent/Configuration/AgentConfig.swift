@@ -3,6 +3,7 @@ public import Endpoints
 import Foundation
 public import SPIFFE
 public import SPIFFECrypto
+public import Upstream
 
 /// The agent's configuration, read from one TOML file and checked completely before anything starts.
 ///
@@ -22,6 +23,8 @@ public struct AgentConfig: Sendable {
     public var unixAttestorEnabled: Bool
     public var discoverWorkloadPath: Bool
     public var workloadSizeLimit: Int64
+    /// `[upstream.spire]`: fleet mode, with SPIRE Server as the upstream; nil in standalone mode (the local CA).
+    public var spire: SPIREServerConfig?
     /// `[attestors.k8s]` when enabled.
     public var k8sAttestor: K8sAttestorSettings?
     public var entries: [RegistrationEntry]
@@ -147,10 +150,16 @@ private struct ConfigReader {
         }
 
         let upstream = table(root, "upstream", prefix: "")
-        check(upstream, prefix: "upstream.", allowed: ["kind", "local"])
-        let kind = string(upstream, "kind", prefix: "upstream.") ?? "local"
-        if kind != "local" {
-            problem("upstream.kind", "\"\(kind)\" is not supported by this version; use \"local\"")
+        check(upstream, prefix: "upstream.", allowed: ["kind", "local", "spire"])
+        let kind = string(upstream, "kind", prefix: "upstream.") ?? (upstream?["spire"] != nil ? "spire" : "local")
+        if !["local", "spire"].contains(kind) {
+            problem("upstream.kind", "\"\(kind)\" is not an upstream; use \"local\" (embedded CA) or \"spire\" (SPIRE Server)")
+        }
+        if kind == "local" && upstream?["spire"] != nil {
+            problem("upstream.spire", "is set but upstream.kind is \"local\"")
+        }
+        if kind == "spire" && upstream?["local"] != nil {
+            problem("upstream.local", "is set but the upstream is a SPIRE Server")
         }
         let local = table(upstream, "local", prefix: "upstream.")
         let localPrefix = "upstream.local."
@@ -184,6 +193,16 @@ private struct ConfigReader {
 
         let federated = federation(root)
         let entries = trustDomain.map { readEntries(root, trustDomain: $0, federated: federated) } ?? []
+        var spire: SPIREServerConfig? = nil
+        if kind == "spire" {
+            spire = readSPIRE(table(upstream, "spire", prefix: "upstream."), trustDomain: trustDomain, dataDirectory: dataDirectory)
+            if root["entries"] != nil {
+                problem("entries", "come from the SPIRE Server in fleet mode; register them there (spire-server entry create)")
+            }
+            if root["federation"] != nil {
+                problem("federation", "bundles come from the SPIRE Server in fleet mode; federate there")
+            }
+        }
 
         guard let trustDomain, problems.isEmpty else { return nil }
         return AgentConfig(
@@ -200,11 +219,81 @@ private struct ConfigReader {
             unixAttestorEnabled: unixEnabled,
             discoverWorkloadPath: discover,
             workloadSizeLimit: sizeLimit,
+            spire: spire,
             k8sAttestor: k8s,
             entries: entries,
             federatedBundles: federated,
             sds: sds,
             healthListen: healthListen
+        )
+    }
+
+    mutating func readSPIRE(_ table: TOMLTable?, trustDomain: TrustDomain?, dataDirectory: String) -> SPIREServerConfig? {
+        let prefix = "upstream.spire."
+        check(
+            table,
+            prefix: prefix,
+            allowed: [
+                "server_address", "trust_bundle_path", "node_attestor", "join_token", "x509pop_certificate_path",
+                "x509pop_private_key_path", "k8s_psat_cluster", "k8s_psat_token_path", "sync_interval",
+                "request_timeout",
+            ]
+        )
+        var host = "", port = 8081
+        if let address = string(table, "server_address", prefix: prefix) {
+            if let colon = address.lastIndex(of: ":"), let value = Int(address[address.index(after: colon)...]),
+                (1...65535).contains(value), colon != address.startIndex
+            {
+                host = String(address[..<colon])
+                if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+                port = value
+            } else if !address.isEmpty && !address.contains(":") {
+                host = address
+            } else {
+                problem(prefix + "server_address", "\"\(address)\" is not host:port (such as \"spire-server:8081\")")
+            }
+        } else {
+            problem(prefix + "server_address", "is required")
+        }
+        let bundlePath = string(table, "trust_bundle_path", prefix: prefix) ?? ""
+        if !bundlePath.hasPrefix("/") {
+            problem(prefix + "trust_bundle_path", "must be the absolute path of the server's PEM CA bundle")
+        }
+        let attestorName = string(table, "node_attestor", prefix: prefix) ?? "join_token"
+        var attestor: SPIREServerConfig.NodeAttestor? = nil
+        switch attestorName {
+        case "join_token":
+            // May be empty once the agent has attested: its stored identity is reused and the token is spent.
+            attestor = .joinToken(string(table, "join_token", prefix: prefix) ?? "")
+        case "x509pop":
+            let certificate = string(table, "x509pop_certificate_path", prefix: prefix) ?? ""
+            let key = string(table, "x509pop_private_key_path", prefix: prefix) ?? ""
+            for (name, path) in [("x509pop_certificate_path", certificate), ("x509pop_private_key_path", key)]
+            where !path.hasPrefix("/") {
+                problem(prefix + name, "must be an absolute path with node_attestor = \"x509pop\"")
+            }
+            attestor = .x509pop(certificatePath: certificate, privateKeyPath: key)
+        case "k8s_psat":
+            let cluster = string(table, "k8s_psat_cluster", prefix: prefix) ?? ""
+            if cluster.isEmpty { problem(prefix + "k8s_psat_cluster", "is required with node_attestor = \"k8s_psat\"") }
+            let tokenPath = string(table, "k8s_psat_token_path", prefix: prefix) ?? "/var/run/secrets/tokens/spire-agent"
+            if !tokenPath.hasPrefix("/") { problem(prefix + "k8s_psat_token_path", "must be an absolute path") }
+            attestor = .k8sPSAT(cluster: cluster, tokenPath: tokenPath)
+        default:
+            problem(prefix + "node_attestor", "\"\(attestorName)\" is not join_token, x509pop or k8s_psat")
+        }
+        let syncInterval = duration(table, "sync_interval", prefix: prefix) ?? .seconds(5)
+        let timeout = duration(table, "request_timeout", prefix: prefix) ?? .seconds(10)
+        guard let trustDomain, let attestor else { return nil }
+        return SPIREServerConfig(
+            host: host,
+            port: port,
+            trustDomain: trustDomain,
+            trustBundlePath: bundlePath,
+            nodeAttestor: attestor,
+            dataDirectory: dataDirectory + "/agent",
+            syncInterval: syncInterval,
+            requestTimeout: timeout
         )
     }
 

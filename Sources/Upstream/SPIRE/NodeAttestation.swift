@@ -13,6 +13,12 @@ struct NodeAttestation: Sendable {
     func payload() throws(UpstreamError) -> Data {
         switch attestor {
         case .joinToken(let token):
+            guard !token.isEmpty else {
+                throw UpstreamError(
+                    .attestation,
+                    "no stored agent identity and upstream.spire.join_token is empty; create one with spire-server token generate"
+                )
+            }
             return Data(token.utf8)
         case .x509pop(let certificatePath, _):
             let chain = try certificates(at: certificatePath)

@@ -32,11 +32,19 @@ struct SPIREServerConnection: Sendable {
             serverID: config.serverID,
             authorities: authorities
         )
+        // An IP address cannot be sent as SNI, so literal addresses are targeted as such and names through DNS.
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        let target: any ResolvableTarget =
+            inet_pton(AF_INET, config.host, &v4) == 1
+            ? .ipv4(address: config.host, port: config.port)
+            : inet_pton(AF_INET6, config.host, &v6) == 1
+                ? .ipv6(address: config.host, port: config.port) : .dns(host: config.host, port: config.port)
         let transport: HTTP2ClientTransport.Posix
         do {
             let keyPEM = try identity.map { try Array($0.privateKey.pemEncoded.utf8) }
             transport = try HTTP2ClientTransport.Posix(
-                target: .dns(host: config.host, port: config.port),
+                target: target,
                 transportSecurity: .tls { tls in
                     if let identity, let keyPEM {
                         tls.certificateChain = identity.certificates.map { .bytes(Array($0.derEncoded), format: .der) }
@@ -72,7 +80,9 @@ struct SPIREServerConnection: Sendable {
     }
 
     static func describe(_ error: any Error) -> String {
-        if let error = error as? RPCError { return "\(error.code): \(error.message)" }
+        if let error = error as? RPCError {
+            return "\(error.code): \(error.message)" + (error.cause.map { " (\($0))" } ?? "")
+        }
         return "\(error)"
     }
 }

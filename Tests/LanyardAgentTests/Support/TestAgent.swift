@@ -18,7 +18,8 @@ final class TestAgent: Sendable {
         x509SVIDTTL: String = "1h",
         directory: String? = nil,
         allowUnauthenticatedVerifiers: Bool = false,
-        logs: LogCapture? = nil
+        logs: LogCapture? = nil,
+        upstream: String? = nil
     ) async throws -> TestAgent {
         let directory = directory ?? TestAgent.makeDirectory()
         let socketPath = directory + "/api.sock"
@@ -35,8 +36,7 @@ final class TestAgent: Sendable {
             [health]
             listen = ""
 
-            [upstream.local]
-            x509_svid_ttl = "\(x509SVIDTTL)"
+            \(upstream ?? "[upstream.local]\nx509_svid_ttl = \"\(x509SVIDTTL)\"")
 
             \(body)
             """

@@ -1,0 +1,329 @@
+public import Foundation
+public import GRPCCore
+import GRPCNIOTransportHTTP2
+import LanyardProto
+import NIOCore
+import NIOSSL
+public import SPIFFE
+public import SPIFFECrypto
+import Synchronization
+
+/// A SPIRE Server stand-in for tests: a real gRPC server over TCP with TLS, its own CA and server SVID
+/// (`spiffe://<td>/spire/server`), serving the agent-facing Agent, SVID, Entry and Bundle APIs from the same protos
+/// the agent uses. It attests with join tokens, x509pop and k8s_psat, authenticates every other call by the agent
+/// SVID presented in mTLS (client certificates are optional at the TLS layer, as on SPIRE Server, so attestation
+/// can happen without one), and can be told to add or remove entries, go down, be slow, or fail.
+public final class FakeSPIREServer: Sendable {
+    /// How calls are answered.
+    public enum Fault: Sendable, Equatable {
+        case none
+        /// Every call fails with this status.
+        case failing(RPCError.Code)
+        /// Every call waits this long first.
+        case slow(Duration)
+    }
+
+    /// A registration entry on the server.
+    public struct Entry: Sendable {
+        public var id: String
+        public var spiffeID: SPIFFEID
+        /// The agent (or nil: every agent) the entry is for.
+        public var parentID: SPIFFEID?
+        public var selectors: [Selector]
+        public var dnsNames: [String] = []
+        public var federatesWith: [String] = []
+        public var hint: String = ""
+        public var revision: Int64 = 1
+        public var createdAt: Int64
+    }
+
+    struct AgentRecord {
+        var serial: String
+        var reattestable: Bool
+    }
+
+    struct State {
+        var joinTokens: Set<String> = []
+        var psatTokens: [String: (cluster: String, nodeUID: String)] = [:]
+        var entries: [String: Entry] = [:]
+        var agents: [SPIFFEID: AgentRecord] = [:]
+        var federatedBundles: [String: SPIFFEBundle] = [:]
+        var fault: Fault = .none
+        var mustReattest = false
+        var entrySyncPageSize = 2
+        var syncUnimplemented = false
+        var counts: [String: Int] = [:]
+        var batchSizes: [Int] = []
+    }
+
+    public let trustDomain: TrustDomain
+    public let authority: CertificateAuthority
+    public let jwtSigner: JWTSVIDSigner
+    /// The CA that signs x509pop node certificates the server accepts.
+    public let x509popAuthority: CertificateAuthority
+    let serverSVID: SPIFFECrypto.X509SVID
+    let state = Mutex(State())
+    private let running = Mutex<(server: GRPCServer<HTTP2ServerTransport.Posix>, task: Task<Void, any Error>)?>(nil)
+    private let boundPort = Mutex<Int>(0)
+    /// Lifetime of agent SVIDs and of workload X.509 SVIDs.
+    public let agentSVIDTTL: Duration
+    public let x509SVIDTTL: Duration
+    public let jwtSVIDTTL: Duration
+
+    /// `serverPath` other than `/spire/server` makes an impostor, for testing that agents refuse it.
+    public init(
+        trustDomain: String = "example.org",
+        agentSVIDTTL: Duration = .seconds(3600),
+        x509SVIDTTL: Duration = .seconds(3600),
+        jwtSVIDTTL: Duration = .seconds(300),
+        serverPath: String = "/spire/server"
+    ) throws {
+        let trustDomain = try TrustDomain(trustDomain)
+        self.trustDomain = trustDomain
+        self.agentSVIDTTL = agentSVIDTTL
+        self.x509SVIDTTL = x509SVIDTTL
+        self.jwtSVIDTTL = jwtSVIDTTL
+        let now = Date()
+        authority = try CertificateAuthority.makeRoot(trustDomain: trustDomain, keyType: .ecP256, ttl: .seconds(86_400), now: now)
+        x509popAuthority = try CertificateAuthority.makeRoot(
+            trustDomain: TrustDomain("nodes.example"),
+            keyType: .ecP256,
+            ttl: .seconds(86_400),
+            now: now
+        )
+        jwtSigner = try JWTSVIDSigner(privateKey: PrivateKey(generating: .ecP256), keyID: "fake-spire-jwt-1")
+        let serverKey = try PrivateKey(generating: .ecP256)
+        let serverChain = try authority.issueX509SVID(
+            csr: CertificateSigningRequest(privateKey: serverKey, spiffeID: SPIFFEID(trustDomain: trustDomain, path: serverPath)),
+            spiffeID: SPIFFEID(trustDomain: trustDomain, path: serverPath),
+            ttl: .seconds(86_000),
+            dnsNames: ["localhost"],
+            now: now
+        )
+        serverSVID = try SPIFFECrypto.X509SVID(certificates: serverChain, privateKey: serverKey)
+    }
+
+    /// The server's CA in PEM, for the agent's `trust_bundle_path`.
+    public var bundlePEM: String { authority.certificate.pemEncoded }
+
+    /// The port it listens on (kept across stop and start).
+    public var port: Int { boundPort.withLock { $0 } }
+
+    /// Starts serving on 127.0.0.1 (the same port as before after a ``stop()``, a free one the first time).
+    public func start() async throws {
+        let (certificateChain, keyPEM) = (serverSVID.certificates, try serverSVID.privateKey.pemEncoded)
+        var tls = NIOSSL.TLSConfiguration.makeServerConfiguration(
+            certificateChain: try certificateChain.map { .certificate(try NIOSSLCertificate(bytes: Array($0.derEncoded), format: .der)) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem))
+        )
+        tls.minimumTLSVersion = .tlsv12
+        tls.applicationProtocols = ["h2"]
+        // Client certificates are asked for but optional (attestation comes without one), and checked when sent.
+        tls.certificateVerification = .optionalVerification
+        tls.trustRoots = .certificates([try NIOSSLCertificate(bytes: Array(authority.certificate.derEncoded), format: .der)])
+        let context = try NIOSSLContext(configuration: tls)
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        // gRPC's transport cannot make client certificates optional, so TLS is added here in front of its HTTP/2
+        // handlers; the transport still finds the handler and reports the peer certificate to the services.
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context), position: .first)
+            }
+        }
+        let transport = HTTP2ServerTransport.Posix(
+            address: .ipv4(host: "127.0.0.1", port: port),
+            transportSecurity: .plaintext,
+            config: config
+        )
+        let server = GRPCServer(
+            transport: transport,
+            services: [
+                FakeAgentService(server: self), FakeSVIDService(server: self), FakeEntryService(server: self),
+                FakeBundleService(server: self),
+            ]
+        )
+        let task = Task { try await server.serve() }
+        guard let address = try await transport.listeningAddress.ipv4 else {
+            throw RPCError(code: .internalError, message: "the fake spire server did not bind")
+        }
+        boundPort.withLock { $0 = address.port }
+        running.withLock { $0 = (server, task) }
+    }
+
+    /// Stops listening and drops every connection, as a crashed or unreachable server would.
+    public func stop() async {
+        guard let (server, task) = running.withLock({ value in defer { value = nil }; return value }) else { return }
+        server.beginGracefulShutdown()
+        task.cancel()
+        _ = try? await task.value
+    }
+
+    // MARK: - Controls
+
+    public func addJoinToken(_ token: String) { state.withLock { _ = $0.joinTokens.insert(token) } }
+
+    /// Accepts `token` from cluster `cluster` as the node `nodeUID`.
+    public func addPSAT(_ token: String, cluster: String, nodeUID: String) {
+        state.withLock { $0.psatTokens[token] = (cluster, nodeUID) }
+    }
+
+    /// Adds an entry and returns its ID.
+    @discardableResult
+    public func addEntry(
+        spiffeID: String,
+        selectors: [String],
+        parentID: SPIFFEID? = nil,
+        dnsNames: [String] = [],
+        federatesWith: [String] = [],
+        hint: String = ""
+    ) throws -> String {
+        let id = UUID().uuidString.lowercased()
+        let entry = Entry(
+            id: id,
+            spiffeID: try SPIFFEID(spiffeID),
+            parentID: parentID,
+            selectors: try selectors.map { try Selector($0) },
+            dnsNames: dnsNames,
+            federatesWith: federatesWith,
+            hint: hint,
+            createdAt: Int64(Date().timeIntervalSince1970)
+        )
+        state.withLock { $0.entries[id] = entry }
+        return id
+    }
+
+    public func removeEntry(_ id: String) { state.withLock { _ = $0.entries.removeValue(forKey: id) } }
+
+    /// Changes an entry's selectors and bumps its revision.
+    public func updateEntry(_ id: String, selectors: [String]) throws {
+        let parsed = try selectors.map { try Selector($0) }
+        state.withLock { state in
+            state.entries[id]?.selectors = parsed
+            state.entries[id]?.revision += 1
+        }
+    }
+
+    public func setFederatedBundle(_ bundle: SPIFFEBundle) {
+        state.withLock { $0.federatedBundles[bundle.trustDomain.name] = bundle }
+    }
+
+    public func setFault(_ fault: Fault) { state.withLock { $0.fault = fault } }
+
+    /// Makes `RenewAgent` answer PERMISSION_DENIED (the agent must re-attest).
+    public func setMustReattest(_ value: Bool) { state.withLock { $0.mustReattest = value } }
+
+    /// Revisions per page in `SyncAuthorizedEntries`; 0 sends every entry in the first answer.
+    public func setEntrySyncPageSize(_ size: Int) { state.withLock { $0.entrySyncPageSize = size } }
+
+    /// Answers `SyncAuthorizedEntries` with UNIMPLEMENTED, as older servers do.
+    public func setSyncUnimplemented(_ value: Bool) { state.withLock { $0.syncUnimplemented = value } }
+
+    /// How many times each RPC was called, by name (`AttestAgent`, `RenewAgent`, `BatchNewX509SVID`…).
+    public func count(_ method: String) -> Int { state.withLock { $0.counts[method] ?? 0 } }
+
+    /// The number of params of each `BatchNewX509SVID` call, in order.
+    public var batchSizes: [Int] { state.withLock { $0.batchSizes } }
+
+    /// The agents that attested, by SPIFFE ID.
+    public var agentIDs: [SPIFFEID] { state.withLock { Array($0.agents.keys) } }
+
+    // MARK: - For the services
+
+    /// Counts the call and applies the fault switch.
+    func enter(_ method: String) async throws {
+        let fault = state.withLock { state in
+            state.counts[method, default: 0] += 1
+            return state.fault
+        }
+        switch fault {
+        case .none: return
+        case .failing(let code): throw RPCError(code: code, message: "fake spire server: \(method) fails on purpose")
+        case .slow(let delay): try await Task.sleep(for: delay)
+        }
+    }
+
+    /// The attested agent behind a call: its mTLS certificate must be the agent's current SVID.
+    func authenticatedAgent(_ context: ServerContext) throws -> SPIFFEID {
+        guard let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
+            let peer = transport.peerCertificate
+        else { throw RPCError(code: .unauthenticated, message: "an agent svid is required") }
+        let certificate = try Certificate(derEncoded: Data(FakeSPIREServer.derBytes(peer)))
+        guard let id = certificate.spiffeID else {
+            throw RPCError(code: .unauthenticated, message: "the client certificate has no spiffe id")
+        }
+        let record = state.withLock { $0.agents[id] }
+        guard let record else {
+            throw RPCError(code: .permissionDenied, message: "agent \(id) is not attested")
+        }
+        guard record.serial == certificate.serialNumberHex else {
+            throw RPCError(code: .permissionDenied, message: "agent \(id) presented an svid that is not its current one")
+        }
+        guard certificate.notAfter > Date() else {
+            throw RPCError(code: .permissionDenied, message: "agent \(id) svid expired")
+        }
+        return id
+    }
+
+    /// Issues an agent SVID for `agentID` over the CSR's key and records it as the agent's current one.
+    func issueAgentSVID(_ agentID: SPIFFEID, csrDER: Data, reattestable: Bool) throws -> Spire_Api_Types_X509SVID {
+        let csr = try CertificateSigningRequest(derEncoded: csrDER)
+        let chain = try authority.issueX509SVID(csr: csr, spiffeID: agentID, ttl: agentSVIDTTL, now: Date())
+        state.withLock { $0.agents[agentID] = AgentRecord(serial: chain[0].serialNumberHex, reattestable: reattestable) }
+        return Self.svid(chain, id: agentID)
+    }
+
+    static func svid(_ chain: [Certificate], id: SPIFFEID) -> Spire_Api_Types_X509SVID {
+        var svid = Spire_Api_Types_X509SVID()
+        svid.certChain = chain.map(\.derEncoded)
+        svid.id = wireID(id)
+        svid.expiresAt = Int64(chain[0].notAfter.timeIntervalSince1970)
+        return svid
+    }
+
+    static func wireID(_ id: SPIFFEID) -> Spire_Api_Types_SPIFFEID {
+        var wire = Spire_Api_Types_SPIFFEID()
+        wire.trustDomain = id.trustDomain.name
+        wire.path = id.path
+        return wire
+    }
+
+    /// The server's own bundle in wire form: its CA and JWT key.
+    func wireBundle() throws -> Spire_Api_Types_Bundle {
+        var bundle = Spire_Api_Types_Bundle()
+        bundle.trustDomain = trustDomain.name
+        var x509 = Spire_Api_Types_X509Certificate()
+        x509.asn1 = authority.certificate.derEncoded
+        bundle.x509Authorities = [x509]
+        var jwt = Spire_Api_Types_JWTKey()
+        jwt.keyID = jwtSigner.keyID
+        jwt.publicKey = try jwtSigner.privateKey.publicKey.spkiDER
+        bundle.jwtAuthorities = [jwt]
+        bundle.sequenceNumber = 1
+        bundle.refreshHint = 300
+        return bundle
+    }
+
+    /// The entries an agent may see: those parented to it, and those for every agent.
+    func entries(for agent: SPIFFEID) -> [Entry] {
+        state.withLock { $0.entries.values.filter { $0.parentID == nil || $0.parentID == agent } }
+            .sorted { $0.id < $1.id }
+    }
+
+    static func wireEntry(_ entry: Entry) -> Spire_Api_Types_Entry {
+        var wire = Spire_Api_Types_Entry()
+        wire.id = entry.id
+        wire.spiffeID = wireID(entry.spiffeID)
+        wire.selectors = entry.selectors.map { selector in
+            var value = Spire_Api_Types_Selector()
+            value.type = selector.type
+            value.value = selector.value
+            return value
+        }
+        wire.dnsNames = entry.dnsNames
+        wire.federatesWith = entry.federatesWith
+        wire.hint = entry.hint
+        wire.revisionNumber = entry.revision
+        wire.createdAt = entry.createdAt
+        return wire
+    }
+}

@@ -1,0 +1,280 @@
+import Foundation
+import LanyardAgent
+import LanyardProto
+import LanyardTestSupport
+import SPIFFE
+import SPIFFECrypto
+import Synchronization
+import Testing
+import Upstream
+import Logging
+
+/// The agent in fleet mode against the fake SPIRE server over real mTLS gRPC on loopback.
+@Suite("Fleet mode: SPIRE Server as the upstream", .serialized)
+struct SPIREUpstreamIntegrationTests {
+    static func requireRoot() -> Bool {
+        if getuid() == 0 { return true }
+        print("skipped: the fleet-mode integration tests register entries for uid 0 and need root")
+        return false
+    }
+
+    /// `[upstream.spire]` for `server`, with the bootstrap bundle written into `directory`.
+    static func upstream(
+        _ server: FakeSPIREServer,
+        directory: String,
+        attestor: String = "node_attestor = \"join_token\"\njoin_token = \"token-1\"",
+        syncInterval: String = "250ms",
+        bundlePEM: String? = nil
+    ) throws -> String {
+        try Data((bundlePEM ?? server.bundlePEM).utf8).write(to: URL(fileURLWithPath: directory + "/bootstrap.pem"))
+        return """
+            [upstream.spire]
+            server_address = "127.0.0.1:\(server.port)"
+            trust_bundle_path = "\(directory)/bootstrap.pem"
+            sync_interval = "\(syncInterval)"
+            request_timeout = "2s"
+            \(attestor)
+            """
+    }
+
+    static func startServer(
+        agentSVIDTTL: Duration = .seconds(3600),
+        x509SVIDTTL: Duration = .seconds(3600)
+    ) async throws -> FakeSPIREServer {
+        let server = try FakeSPIREServer(agentSVIDTTL: agentSVIDTTL, x509SVIDTTL: x509SVIDTTL)
+        server.addJoinToken("token-1")
+        try await server.start()
+        return server
+    }
+
+    /// Waits until `condition` holds, checking every 50 ms, for at most `limit`.
+    static func eventually(_ limit: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+
+    @Test("join-token attestation, then workloads get X.509 SVIDs (batched) and JWT-SVIDs signed by the server")
+    func joinToken() async throws {
+        guard Self.requireRoot() else { return }
+        let server = try await Self.startServer()
+        try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
+        try server.addEntry(spiffeID: "spiffe://example.org/db", selectors: ["unix:uid:0"], hint: "db")
+        try server.addEntry(spiffeID: "spiffe://example.org/other", selectors: ["unix:uid:4242"])
+        let directory = TestAgent.makeDirectory()
+        let agent = try await TestAgent.start("", directory: directory, upstream: try Self.upstream(server, directory: directory))
+
+        let response = try await agent.client.fetchX509SVID()
+        #expect(Set(response.svids.map(\.spiffeID)) == ["spiffe://example.org/web", "spiffe://example.org/db"])
+        let chain = try Certificate.chain(derConcatenated: response.svids[0].x509Svid)
+        let bundle = X509Bundle(trustDomain: server.trustDomain, authorities: [server.authority.certificate])
+        #expect(try X509SVIDVerifier.verify(chain, bundle: bundle, at: Date()).trustDomain.name == "example.org")
+        #expect(server.count("AttestAgent") == 1)
+        #expect(server.batchSizes.first == 3, "all three entries' svids in one batch: \(server.batchSizes)")
+        #expect(server.agentIDs.map(\.description) == ["spiffe://example.org/spire/agent/join_token/token-1"])
+
+        let jwt = try await agent.client.fetchJWTSVID(audience: ["payments"], spiffeID: "spiffe://example.org/web")
+        #expect(jwt.svids.count == 1)
+        #expect(server.count("NewJWTSVID") == 1)
+        let validated = try await agent.client.validateJWTSVID(token: jwt.svids[0].svid, audience: "payments")
+        #expect(validated.spiffeID == "spiffe://example.org/web")
+
+        let identity = directory + "/data/agent/agent-identity.json"
+        let mode = try FileManager.default.attributesOfItem(atPath: identity)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        await agent.stop()
+
+        // A restart reuses the stored identity: the join token is spent and is not needed again.
+        let again = try await TestAgent.start("", directory: directory, upstream: try Self.upstream(server, directory: directory))
+        #expect(try await again.client.fetchX509SVID().svids.count == 2)
+        #expect(server.count("AttestAgent") == 1)
+        await again.stop()
+        await server.stop()
+        agent.removeDirectory()
+    }
+
+    @Test("x509pop and k8s_psat attest with SPIRE's agent IDs")
+    func otherAttestors() async throws {
+        guard Self.requireRoot() else { return }
+        let server = try await Self.startServer()
+        try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
+
+        let directory = TestAgent.makeDirectory()
+        let nodeKey = try PrivateKey(generating: .ecP256)
+        let nodeChain = try server.x509popAuthority.issueX509SVID(
+            csr: CertificateSigningRequest(privateKey: nodeKey, spiffeID: SPIFFEID("spiffe://nodes.example/node-1")),
+            spiffeID: SPIFFEID("spiffe://nodes.example/node-1"),
+            ttl: .seconds(3600),
+            now: Date()
+        )
+        try Data(nodeChain.map(\.pemEncoded).joined().utf8).write(to: URL(fileURLWithPath: directory + "/node.crt"))
+        try Data(nodeKey.pemEncoded.utf8).write(to: URL(fileURLWithPath: directory + "/node.key"))
+        let x509pop = """
+            node_attestor = "x509pop"
+            x509pop_certificate_path = "\(directory)/node.crt"
+            x509pop_private_key_path = "\(directory)/node.key"
+            """
+        let agent = try await TestAgent.start(
+            "",
+            directory: directory,
+            upstream: try Self.upstream(server, directory: directory, attestor: x509pop)
+        )
+        #expect(try await agent.client.fetchX509SVID().svids.count == 1)
+        let fingerprint = Digest.sha1(nodeChain[0].derEncoded).map { String(format: "%02x", $0) }.joined()
+        #expect(server.agentIDs.map(\.description).contains("spiffe://example.org/spire/agent/x509pop/\(fingerprint)"))
+        await agent.stop()
+        agent.removeDirectory()
+
+        let psatDirectory = TestAgent.makeDirectory()
+        try Data("projected-token-abc\n".utf8).write(to: URL(fileURLWithPath: psatDirectory + "/psat"))
+        server.addPSAT("projected-token-abc", cluster: "prod", nodeUID: "9f1c-node")
+        let psat = """
+            node_attestor = "k8s_psat"
+            k8s_psat_cluster = "prod"
+            k8s_psat_token_path = "\(psatDirectory)/psat"
+            """
+        let psatAgent = try await TestAgent.start(
+            "",
+            directory: psatDirectory,
+            upstream: try Self.upstream(server, directory: psatDirectory, attestor: psat)
+        )
+        #expect(try await psatAgent.client.fetchX509SVID().svids.count == 1)
+        #expect(server.agentIDs.map(\.description).contains("spiffe://example.org/spire/agent/k8s_psat/prod/9f1c-node"))
+        await psatAgent.stop()
+        psatAgent.removeDirectory()
+        await server.stop()
+    }
+
+    @Test("an entry added on the server reaches an open stream within a sync interval; a removed one leaves it")
+    func entryChanges() async throws {
+        guard Self.requireRoot() else { return }
+        let server = try await Self.startServer()
+        server.setEntrySyncPageSize(1)
+        try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
+        let directory = TestAgent.makeDirectory()
+        let agent = try await TestAgent.start("", directory: directory, upstream: try Self.upstream(server, directory: directory))
+        let seen = Mutex<[[String]]>([])
+        let watcher = Task {
+            try await agent.client.watchX509SVID(count: 3) { message in
+                seen.withLock { $0.append(message.svids.map(\.spiffeID).sorted()) }
+            }
+        }
+        #expect(try await Self.eventually { seen.withLock { $0.count } == 1 })
+        let added = try server.addEntry(spiffeID: "spiffe://example.org/api", selectors: ["unix:uid:0"])
+        let start = ContinuousClock.now
+        #expect(try await Self.eventually { seen.withLock { $0.count } == 2 })
+        #expect(ContinuousClock.now - start < .seconds(2), "a 250 ms sync interval should bring it well within 2 s")
+        #expect(seen.withLock { $0[1] } == ["spiffe://example.org/api", "spiffe://example.org/web"])
+        server.removeEntry(added)
+        #expect(try await Self.eventually { seen.withLock { $0.count } == 3 })
+        #expect(seen.withLock { $0[2] } == ["spiffe://example.org/web"])
+        _ = try await watcher.value
+        await agent.stop()
+        agent.removeDirectory()
+
+        // A server without SyncAuthorizedEntries: the agent falls back to GetAuthorizedEntries.
+        server.setSyncUnimplemented(true)
+        let fallbackDirectory = TestAgent.makeDirectory()
+        server.addJoinToken("token-1")
+        let fallback = try await TestAgent.start(
+            "",
+            directory: fallbackDirectory,
+            upstream: try Self.upstream(server, directory: fallbackDirectory)
+        )
+        #expect(try await fallback.client.fetchX509SVID().svids.count == 1)
+        #expect(server.count("GetAuthorizedEntries") >= 1)
+        await fallback.stop()
+        fallback.removeDirectory()
+        await server.stop()
+    }
+
+    @Test("the agent SVID renews at half-life through RenewAgent, and is stored")
+    func agentRenewal() async throws {
+        guard Self.requireRoot() else { return }
+        let server = try await Self.startServer(agentSVIDTTL: .seconds(3))
+        try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
+        let directory = TestAgent.makeDirectory()
+        let agent = try await TestAgent.start("", directory: directory, upstream: try Self.upstream(server, directory: directory))
+        let path = directory + "/data/agent/agent-identity.json"
+        let first = FileManager.default.contents(atPath: path)
+        #expect(try await Self.eventually { server.count("RenewAgent") >= 2 })
+        #expect(FileManager.default.contents(atPath: path) != first)
+        // Calls keep being authenticated with the renewed SVID.
+        let batches = server.count("BatchNewX509SVID") + server.count("SyncAuthorizedEntries")
+        #expect(try await Self.eventually { server.count("SyncAuthorizedEntries") + server.count("BatchNewX509SVID") > batches + 2 })
+        #expect(try await agent.client.fetchX509SVID().svids.count == 1)
+        await agent.stop()
+        agent.removeDirectory()
+        await server.stop()
+    }
+
+    @Test("through an outage longer than half an SVID's life the workload keeps a valid SVID, renewed after recovery")
+    func outage() async throws {
+        guard Self.requireRoot() else { return }
+        let server = try await Self.startServer(x509SVIDTTL: .seconds(12))
+        try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
+        let directory = TestAgent.makeDirectory()
+        let agent = try await TestAgent.start("", directory: directory, upstream: try Self.upstream(server, directory: directory))
+        let before = try Certificate.chain(derConcatenated: try await agent.client.fetchX509SVID().svids[0].x509Svid)[0]
+        await server.stop()
+        // Down for 7 s: past the 6 s half-life, and past the renewal time (40–48 % of 12 s).
+        try await Task.sleep(for: .seconds(7))
+        let during = try Certificate.chain(derConcatenated: try await agent.client.fetchX509SVID().svids[0].x509Svid)[0]
+        #expect(during.serialNumber == before.serialNumber)
+        #expect(during.notAfter > Date(), "the cached svid is still valid")
+        try await server.start()
+        #expect(
+            try await Self.eventually(.seconds(4)) {
+                let now = try Certificate.chain(derConcatenated: try await agent.client.fetchX509SVID().svids[0].x509Svid)[0]
+                return now.serialNumber != before.serialNumber
+            },
+            "renewed within 4 s of the server's return"
+        )
+        await agent.stop()
+        agent.removeDirectory()
+        await server.stop()
+    }
+
+    @Test("a server with the wrong SPIFFE ID, or a certificate the bundle does not trust, is refused")
+    func refusesImpostors() async throws {
+        let impostor = try FakeSPIREServer(serverPath: "/impostor")
+        impostor.addJoinToken("token-1")
+        try await impostor.start()
+        let genuine = try FakeSPIREServer()
+        try await genuine.start()
+        for (server, bundle, expected) in [
+            (impostor, impostor.bundlePEM, "presented spiffe://example.org/impostor, not spiffe://example.org/spire/server"),
+            (genuine, impostor.bundlePEM, "its certificate is not trusted"),
+        ] {
+            let directory = TestAgent.makeDirectory()
+            try Data(bundle.utf8).write(to: URL(fileURLWithPath: directory + "/bootstrap.pem"))
+            let upstream = SPIREServerUpstream(
+                config: SPIREServerConfig(
+                    host: "127.0.0.1",
+                    port: server.port,
+                    trustDomain: try TrustDomain("example.org"),
+                    trustBundlePath: directory + "/bootstrap.pem",
+                    nodeAttestor: .joinToken("token-1"),
+                    dataDirectory: directory + "/agent",
+                    requestTimeout: .seconds(2)
+                ),
+                logger: Logger(label: "test")
+            )
+            do {
+                try await upstream.ensureIdentity(at: Date())
+                Issue.record("attested against an untrusted server")
+            } catch {
+                #expect(error.code == .untrustedServer)
+                #expect(error.message.contains(expected), "\(error.message)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: directory + "/agent/agent-identity.json"))
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        #expect(impostor.count("AttestAgent") == 0, "the join token never reached the impostor")
+        await impostor.stop()
+        await genuine.stop()
+    }
+}
