@@ -17,7 +17,10 @@ public protocol IdentityUpstream: Sendable {
 
     /// Signs several CSRs at once, each result in its request's place. Upstreams with a batch API (SPIRE's
     /// `BatchNewX509SVID`) implement it; the default signs one at a time.
-    func signX509SVIDs(_ requests: [X509SigningRequest], at now: Date) async throws -> [Result<[Certificate], any Error>]
+    func signX509SVIDs(
+        _ requests: [X509SigningRequest],
+        at now: Date
+    ) async throws -> [Result<[Certificate], any Error>]
 
     /// Mints a JWT-SVID for `entry` and `audience`.
     func signJWTSVID(for entry: RegistrationEntry, audience: [String], at now: Date) async throws -> JWTSVID

@@ -62,10 +62,17 @@ public struct SVIDRotator: Sendable {
         for entry in cache.state.entriesDue(at: time) {
             do {
                 let key = try PrivateKey(generating: keyType)
-                let csr = try CertificateSigningRequest(privateKey: key, spiffeID: entry.spiffeID, dnsNames: entry.dnsNames)
+                let csr = try CertificateSigningRequest(
+                    privateKey: key,
+                    spiffeID: entry.spiffeID,
+                    dnsNames: entry.dnsNames
+                )
                 requests.append((X509SigningRequest(entry: entry, csr: csr), key))
             } catch {
-                logger.error("cannot make a key and csr", metadata: ["spiffe.id": "\(entry.spiffeID)", "error": "\(error)"])
+                logger.error(
+                    "cannot make a key and csr",
+                    metadata: ["spiffe.id": "\(entry.spiffeID)", "error": "\(error)"]
+                )
             }
         }
         guard !requests.isEmpty else {
@@ -139,7 +146,8 @@ public struct SVIDRotator: Sendable {
         while !Task.isCancelled {
             let started = now()
             await syncOnce(at: started)
-            let healthy = cache.state.lastSyncSucceeded && cache.state.entriesDue(at: now()).isEmpty
+            // Entries due at the pass's own time that are still due were not minted; ones due since are not failures.
+            let healthy = cache.state.lastSyncSucceeded && cache.state.entriesDue(at: started).isEmpty
             failures = healthy ? 0 : failures + 1
             var wait = syncInterval.timeInterval
             if healthy, let next = cache.state.nextRenewal {

@@ -1,9 +1,9 @@
 import Attestation
-import Upstream
 import Foundation
 import SPIFFE
 import SPIFFECrypto
 import Testing
+import Upstream
 
 @testable import LanyardAgent
 
@@ -199,7 +199,10 @@ struct ConfigTests {
         )
         let spire = try #require(config.spire)
         #expect(spire.host == "spire-server.spire.svc" && spire.port == 8081)
-        #expect(spire.nodeAttestor == .x509pop(certificatePath: "/etc/lanyard/node.crt", privateKeyPath: "/etc/lanyard/node.key"))
+        #expect(
+            spire.nodeAttestor
+                == .x509pop(certificatePath: "/etc/lanyard/node.crt", privateKeyPath: "/etc/lanyard/node.key")
+        )
         #expect(spire.syncInterval == .seconds(10))
         #expect(spire.dataDirectory == "/var/lib/lanyard/agent")
         #expect(spire.serverID.description == "spiffe://example.org/spire/server")

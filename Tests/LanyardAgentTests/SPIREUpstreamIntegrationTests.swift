@@ -2,12 +2,12 @@ import Foundation
 import LanyardAgent
 import LanyardProto
 import LanyardTestSupport
+import Logging
 import SPIFFE
 import SPIFFECrypto
 import Synchronization
 import Testing
 import Upstream
-import Logging
 
 /// The agent in fleet mode against the fake SPIRE server over real mTLS gRPC on loopback.
 @Suite("Fleet mode: SPIRE Server as the upstream", .serialized)
@@ -48,7 +48,8 @@ struct SPIREUpstreamIntegrationTests {
     }
 
     /// Waits until `condition` holds, checking every 50 ms, for at most `limit`.
-    static func eventually(_ limit: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool {
+    static func eventually(_ limit: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool
+    {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
             if try await condition() { return true }
@@ -65,7 +66,11 @@ struct SPIREUpstreamIntegrationTests {
         try server.addEntry(spiffeID: "spiffe://example.org/db", selectors: ["unix:uid:0"], hint: "db")
         try server.addEntry(spiffeID: "spiffe://example.org/other", selectors: ["unix:uid:4242"])
         let directory = TestAgent.makeDirectory()
-        let agent = try await TestAgent.start("", directory: directory, upstream: try Self.upstream(server, directory: directory))
+        let agent = try await TestAgent.start(
+            "",
+            directory: directory,
+            upstream: try Self.upstream(server, directory: directory)
+        )
 
         let response = try await agent.client.fetchX509SVID()
         #expect(Set(response.svids.map(\.spiffeID)) == ["spiffe://example.org/web", "spiffe://example.org/db"])
@@ -88,7 +93,11 @@ struct SPIREUpstreamIntegrationTests {
         await agent.stop()
 
         // A restart reuses the stored identity: the join token is spent and is not needed again.
-        let again = try await TestAgent.start("", directory: directory, upstream: try Self.upstream(server, directory: directory))
+        let again = try await TestAgent.start(
+            "",
+            directory: directory,
+            upstream: try Self.upstream(server, directory: directory)
+        )
         #expect(try await again.client.fetchX509SVID().svids.count == 2)
         #expect(server.count("AttestAgent") == 1)
         await again.stop()
@@ -155,7 +164,11 @@ struct SPIREUpstreamIntegrationTests {
         server.setEntrySyncPageSize(1)
         try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
         let directory = TestAgent.makeDirectory()
-        let agent = try await TestAgent.start("", directory: directory, upstream: try Self.upstream(server, directory: directory))
+        let agent = try await TestAgent.start(
+            "",
+            directory: directory,
+            upstream: try Self.upstream(server, directory: directory)
+        )
         let seen = Mutex<[[String]]>([])
         let watcher = Task {
             try await agent.client.watchX509SVID(count: 3) { message in
@@ -197,14 +210,22 @@ struct SPIREUpstreamIntegrationTests {
         let server = try await Self.startServer(agentSVIDTTL: .seconds(3))
         try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
         let directory = TestAgent.makeDirectory()
-        let agent = try await TestAgent.start("", directory: directory, upstream: try Self.upstream(server, directory: directory))
+        let agent = try await TestAgent.start(
+            "",
+            directory: directory,
+            upstream: try Self.upstream(server, directory: directory)
+        )
         let path = directory + "/data/agent/agent-identity.json"
         let first = FileManager.default.contents(atPath: path)
         #expect(try await Self.eventually { server.count("RenewAgent") >= 2 })
         #expect(FileManager.default.contents(atPath: path) != first)
         // Calls keep being authenticated with the renewed SVID.
         let batches = server.count("BatchNewX509SVID") + server.count("SyncAuthorizedEntries")
-        #expect(try await Self.eventually { server.count("SyncAuthorizedEntries") + server.count("BatchNewX509SVID") > batches + 2 })
+        #expect(
+            try await Self.eventually {
+                server.count("SyncAuthorizedEntries") + server.count("BatchNewX509SVID") > batches + 2
+            }
+        )
         #expect(try await agent.client.fetchX509SVID().svids.count == 1)
         await agent.stop()
         agent.removeDirectory()
@@ -217,7 +238,11 @@ struct SPIREUpstreamIntegrationTests {
         let server = try await Self.startServer(x509SVIDTTL: .seconds(12))
         try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
         let directory = TestAgent.makeDirectory()
-        let agent = try await TestAgent.start("", directory: directory, upstream: try Self.upstream(server, directory: directory))
+        let agent = try await TestAgent.start(
+            "",
+            directory: directory,
+            upstream: try Self.upstream(server, directory: directory)
+        )
         let before = try Certificate.chain(derConcatenated: try await agent.client.fetchX509SVID().svids[0].x509Svid)[0]
         await server.stop()
         // Down for 7 s: past the 6 s half-life, and past the renewal time (40–48 % of 12 s).
@@ -228,7 +253,9 @@ struct SPIREUpstreamIntegrationTests {
         try await server.start()
         #expect(
             try await Self.eventually(.seconds(4)) {
-                let now = try Certificate.chain(derConcatenated: try await agent.client.fetchX509SVID().svids[0].x509Svid)[0]
+                let now = try Certificate.chain(
+                    derConcatenated: try await agent.client.fetchX509SVID().svids[0].x509Svid
+                )[0]
                 return now.serialNumber != before.serialNumber
             },
             "renewed within 4 s of the server's return"
@@ -246,7 +273,10 @@ struct SPIREUpstreamIntegrationTests {
         let genuine = try FakeSPIREServer()
         try await genuine.start()
         for (server, bundle, expected) in [
-            (impostor, impostor.bundlePEM, "presented spiffe://example.org/impostor, not spiffe://example.org/spire/server"),
+            (
+                impostor, impostor.bundlePEM,
+                "presented spiffe://example.org/impostor, not spiffe://example.org/spire/server"
+            ),
             (genuine, impostor.bundlePEM, "its certificate is not trusted"),
         ] {
             let directory = TestAgent.makeDirectory()

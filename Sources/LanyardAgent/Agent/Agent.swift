@@ -74,10 +74,19 @@ public struct Agent: Sendable {
         }
         let cache = IdentityCache()
         let syncInterval = config.spire?.syncInterval ?? .seconds(5)
-        let rotator = SVIDRotator(cache: cache, upstream: upstream, syncInterval: syncInterval, logger: logger, now: now)
+        let rotator = SVIDRotator(
+            cache: cache,
+            upstream: upstream,
+            syncInterval: syncInterval,
+            logger: logger,
+            now: now
+        )
         // Prime the cache before the socket opens, so the first caller already finds its SVIDs. A SPIRE Server that
         // cannot be reached yet is waited for (with backoff): until the first sync there is nothing to serve.
-        notifier.status(config.spire == nil ? "starting: minting \(config.entries.count) identities" : "starting: syncing with spire server")
+        notifier.status(
+            config.spire == nil
+                ? "starting: minting \(config.entries.count) identities" : "starting: syncing with spire server"
+        )
         var minted = await rotator.syncOnce(at: now())
         var attempt = 1
         while config.spire != nil && !cache.state.lastSyncSucceeded {
@@ -90,7 +99,8 @@ public struct Agent: Sendable {
         logger.info(
             "identity cache primed",
             metadata: [
-                "entries": "\(cache.state.entries.count)", "svids": "\(minted)", "trust_domain": "\(config.trustDomain)",
+                "entries": "\(cache.state.entries.count)", "svids": "\(minted)",
+                "trust_domain": "\(config.trustDomain)",
             ]
         )
         let attestors = AttestorSet(AttestorSet.attestors(for: config))

@@ -26,7 +26,10 @@ struct SPIREUpstream: IdentityUpstream {
         try await signX509SVIDs([X509SigningRequest(entry: entry, csr: csr)], at: now)[0].get()
     }
 
-    func signX509SVIDs(_ requests: [X509SigningRequest], at now: Date) async throws -> [Result<[Certificate], any Error>] {
+    func signX509SVIDs(
+        _ requests: [X509SigningRequest],
+        at now: Date
+    ) async throws -> [Result<[Certificate], any Error>] {
         try await server.signX509SVIDs(requests.map { ($0.entry.id, $0.csr) }, at: now).map { result in
             result.mapError { $0 as any Error }
         }

@@ -153,7 +153,10 @@ private struct ConfigReader {
         check(upstream, prefix: "upstream.", allowed: ["kind", "local", "spire"])
         let kind = string(upstream, "kind", prefix: "upstream.") ?? (upstream?["spire"] != nil ? "spire" : "local")
         if !["local", "spire"].contains(kind) {
-            problem("upstream.kind", "\"\(kind)\" is not an upstream; use \"local\" (embedded CA) or \"spire\" (SPIRE Server)")
+            problem(
+                "upstream.kind",
+                "\"\(kind)\" is not an upstream; use \"local\" (embedded CA) or \"spire\" (SPIRE Server)"
+            )
         }
         if kind == "local" && upstream?["spire"] != nil {
             problem("upstream.spire", "is set but upstream.kind is \"local\"")
@@ -195,9 +198,16 @@ private struct ConfigReader {
         let entries = trustDomain.map { readEntries(root, trustDomain: $0, federated: federated) } ?? []
         var spire: SPIREServerConfig? = nil
         if kind == "spire" {
-            spire = readSPIRE(table(upstream, "spire", prefix: "upstream."), trustDomain: trustDomain, dataDirectory: dataDirectory)
+            spire = readSPIRE(
+                table(upstream, "spire", prefix: "upstream."),
+                trustDomain: trustDomain,
+                dataDirectory: dataDirectory
+            )
             if root["entries"] != nil {
-                problem("entries", "come from the SPIRE Server in fleet mode; register them there (spire-server entry create)")
+                problem(
+                    "entries",
+                    "come from the SPIRE Server in fleet mode; register them there (spire-server entry create)"
+                )
             }
             if root["federation"] != nil {
                 problem("federation", "bundles come from the SPIRE Server in fleet mode; federate there")
@@ -228,7 +238,8 @@ private struct ConfigReader {
         )
     }
 
-    mutating func readSPIRE(_ table: TOMLTable?, trustDomain: TrustDomain?, dataDirectory: String) -> SPIREServerConfig? {
+    mutating func readSPIRE(_ table: TOMLTable?, trustDomain: TrustDomain?, dataDirectory: String) -> SPIREServerConfig?
+    {
         let prefix = "upstream.spire."
         check(
             table,
@@ -276,7 +287,8 @@ private struct ConfigReader {
         case "k8s_psat":
             let cluster = string(table, "k8s_psat_cluster", prefix: prefix) ?? ""
             if cluster.isEmpty { problem(prefix + "k8s_psat_cluster", "is required with node_attestor = \"k8s_psat\"") }
-            let tokenPath = string(table, "k8s_psat_token_path", prefix: prefix) ?? "/var/run/secrets/tokens/spire-agent"
+            let tokenPath =
+                string(table, "k8s_psat_token_path", prefix: prefix) ?? "/var/run/secrets/tokens/spire-agent"
             if !tokenPath.hasPrefix("/") { problem(prefix + "k8s_psat_token_path", "must be an absolute path") }
             attestor = .k8sPSAT(cluster: cluster, tokenPath: tokenPath)
         default:

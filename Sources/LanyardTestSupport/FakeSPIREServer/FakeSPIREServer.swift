@@ -84,7 +84,12 @@ public final class FakeSPIREServer: Sendable {
         self.x509SVIDTTL = x509SVIDTTL
         self.jwtSVIDTTL = jwtSVIDTTL
         let now = Date()
-        authority = try CertificateAuthority.makeRoot(trustDomain: trustDomain, keyType: .ecP256, ttl: .seconds(86_400), now: now)
+        authority = try CertificateAuthority.makeRoot(
+            trustDomain: trustDomain,
+            keyType: .ecP256,
+            ttl: .seconds(86_400),
+            now: now
+        )
         x509popAuthority = try CertificateAuthority.makeRoot(
             trustDomain: TrustDomain("nodes.example"),
             keyType: .ecP256,
@@ -94,7 +99,10 @@ public final class FakeSPIREServer: Sendable {
         jwtSigner = try JWTSVIDSigner(privateKey: PrivateKey(generating: .ecP256), keyID: "fake-spire-jwt-1")
         let serverKey = try PrivateKey(generating: .ecP256)
         let serverChain = try authority.issueX509SVID(
-            csr: CertificateSigningRequest(privateKey: serverKey, spiffeID: SPIFFEID(trustDomain: trustDomain, path: serverPath)),
+            csr: CertificateSigningRequest(
+                privateKey: serverKey,
+                spiffeID: SPIFFEID(trustDomain: trustDomain, path: serverPath)
+            ),
             spiffeID: SPIFFEID(trustDomain: trustDomain, path: serverPath),
             ttl: .seconds(86_000),
             dnsNames: ["localhost"],
@@ -113,14 +121,18 @@ public final class FakeSPIREServer: Sendable {
     public func start() async throws {
         let (certificateChain, keyPEM) = (serverSVID.certificates, try serverSVID.privateKey.pemEncoded)
         var tls = NIOSSL.TLSConfiguration.makeServerConfiguration(
-            certificateChain: try certificateChain.map { .certificate(try NIOSSLCertificate(bytes: Array($0.derEncoded), format: .der)) },
+            certificateChain: try certificateChain.map {
+                .certificate(try NIOSSLCertificate(bytes: Array($0.derEncoded), format: .der))
+            },
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem))
         )
         tls.minimumTLSVersion = .tlsv12
         tls.applicationProtocols = ["h2"]
         // Client certificates are asked for but optional (attestation comes without one), and checked when sent.
         tls.certificateVerification = .optionalVerification
-        tls.trustRoots = .certificates([try NIOSSLCertificate(bytes: Array(authority.certificate.derEncoded), format: .der)])
+        tls.trustRoots = .certificates([
+            try NIOSSLCertificate(bytes: Array(authority.certificate.derEncoded), format: .der)
+        ])
         let context = try NIOSSLContext(configuration: tls)
         var config = HTTP2ServerTransport.Posix.Config.defaults
         // gRPC's transport cannot make client certificates optional, so TLS is added here in front of its HTTP/2
@@ -152,7 +164,11 @@ public final class FakeSPIREServer: Sendable {
 
     /// Stops listening and drops every connection, as a crashed or unreachable server would.
     public func stop() async {
-        guard let (server, task) = running.withLock({ value in defer { value = nil }; return value }) else { return }
+        guard
+            let (server, task) = running.withLock({ value in
+                defer { value = nil }; return value
+            })
+        else { return }
         server.beginGracefulShutdown()
         task.cancel()
         _ = try? await task.value
@@ -256,7 +272,10 @@ public final class FakeSPIREServer: Sendable {
             throw RPCError(code: .permissionDenied, message: "agent \(id) is not attested")
         }
         guard record.serial == certificate.serialNumberHex else {
-            throw RPCError(code: .permissionDenied, message: "agent \(id) presented an svid that is not its current one")
+            throw RPCError(
+                code: .permissionDenied,
+                message: "agent \(id) presented an svid that is not its current one"
+            )
         }
         guard certificate.notAfter > Date() else {
             throw RPCError(code: .permissionDenied, message: "agent \(id) svid expired")
@@ -268,7 +287,9 @@ public final class FakeSPIREServer: Sendable {
     func issueAgentSVID(_ agentID: SPIFFEID, csrDER: Data, reattestable: Bool) throws -> Spire_Api_Types_X509SVID {
         let csr = try CertificateSigningRequest(derEncoded: csrDER)
         let chain = try authority.issueX509SVID(csr: csr, spiffeID: agentID, ttl: agentSVIDTTL, now: Date())
-        state.withLock { $0.agents[agentID] = AgentRecord(serial: chain[0].serialNumberHex, reattestable: reattestable) }
+        state.withLock {
+            $0.agents[agentID] = AgentRecord(serial: chain[0].serialNumberHex, reattestable: reattestable)
+        }
         return Self.svid(chain, id: agentID)
     }
 

@@ -38,7 +38,10 @@ struct FakeAgentService: Spire_Api_Server_Agent_V1_Agent.SimpleServiceProtocol {
             let token = String(decoding: payload, as: UTF8.self)
             let known = server.state.withLock { $0.joinTokens.remove(token) != nil }
             guard known else {
-                throw RPCError(code: .invalidArgument, message: "failed to attest: join token does not exist or has already been used")
+                throw RPCError(
+                    code: .invalidArgument,
+                    message: "failed to attest: join token does not exist or has already been used"
+                )
             }
             agentID = try SPIFFEID(trustDomain: server.trustDomain, path: "/spire/agent/join_token/\(token)")
             reattestable = false
@@ -50,12 +53,21 @@ struct FakeAgentService: Spire_Api_Server_Agent_V1_Agent.SimpleServiceProtocol {
                 let cluster = object["cluster"], let token = object["token"]
             else { throw RPCError(code: .invalidArgument, message: "malformed k8s_psat payload") }
             guard let node = server.state.withLock({ $0.psatTokens[token] }), node.cluster == cluster else {
-                throw RPCError(code: .permissionDenied, message: "failed to attest: the token is not valid for cluster \(cluster)")
+                throw RPCError(
+                    code: .permissionDenied,
+                    message: "failed to attest: the token is not valid for cluster \(cluster)"
+                )
             }
-            agentID = try SPIFFEID(trustDomain: server.trustDomain, path: "/spire/agent/k8s_psat/\(cluster)/\(node.nodeUID)")
+            agentID = try SPIFFEID(
+                trustDomain: server.trustDomain,
+                path: "/spire/agent/k8s_psat/\(cluster)/\(node.nodeUID)"
+            )
             reattestable = true
         default:
-            throw RPCError(code: .failedPrecondition, message: "could not find node attestor type \"\(params.data.type)\"")
+            throw RPCError(
+                code: .failedPrecondition,
+                message: "could not find node attestor type \"\(params.data.type)\""
+            )
         }
         var result = Spire_Api_Server_Agent_V1_AttestAgentResponse()
         result.result.svid = try server.issueAgentSVID(agentID, csrDER: params.params.csr, reattestable: reattestable)
@@ -70,7 +82,8 @@ struct FakeAgentService: Spire_Api_Server_Agent_V1_Agent.SimpleServiceProtocol {
         response: RPCWriter<Spire_Api_Server_Agent_V1_AttestAgentResponse>
     ) async throws -> SPIFFEID {
         guard let object = try? JSONSerialization.jsonObject(with: payload) as? [String: [String]],
-            let encoded = object["certificates"], let leafText = encoded.first, let leafDER = Data(base64Encoded: leafText)
+            let encoded = object["certificates"], let leafText = encoded.first,
+            let leafDER = Data(base64Encoded: leafText)
         else { throw RPCError(code: .invalidArgument, message: "malformed x509pop payload") }
         let leaf = try SPIFFECrypto.Certificate(derEncoded: leafDER)
         guard leaf.isIssued(by: server.x509popAuthority.certificate), leaf.notAfter > Date() else {
@@ -90,7 +103,8 @@ struct FakeAgentService: Spire_Api_Server_Agent_V1_Agent.SimpleServiceProtocol {
         let message = nonce + theirNonce
         let valid: Bool
         if isEC {
-            guard let r = signed["r"].flatMap({ Data(base64Encoded: $0) }), let s = signed["s"].flatMap({ Data(base64Encoded: $0) }),
+            guard let r = signed["r"].flatMap({ Data(base64Encoded: $0) }),
+                let s = signed["s"].flatMap({ Data(base64Encoded: $0) }),
                 r.count <= 32, s.count <= 32
             else { throw RPCError(code: .invalidArgument, message: "x509pop: malformed ecdsa signature") }
             let raw = Data(repeating: 0, count: 32 - r.count) + r + Data(repeating: 0, count: 32 - s.count) + s
@@ -101,7 +115,9 @@ struct FakeAgentService: Spire_Api_Server_Agent_V1_Agent.SimpleServiceProtocol {
             }
             valid = try leaf.publicKey.isValidSignature(signature, over: message, algorithm: .ps256)
         }
-        guard valid else { throw RPCError(code: .permissionDenied, message: "x509pop: challenge response does not verify") }
+        guard valid else {
+            throw RPCError(code: .permissionDenied, message: "x509pop: challenge response does not verify")
+        }
         let fingerprint = Digest.sha1(leaf.derEncoded).map { String(format: "%02x", $0) }.joined()
         return try SPIFFEID(trustDomain: server.trustDomain, path: "/spire/agent/x509pop/\(fingerprint)")
     }
@@ -112,7 +128,9 @@ struct FakeAgentService: Spire_Api_Server_Agent_V1_Agent.SimpleServiceProtocol {
     ) async throws -> Spire_Api_Server_Agent_V1_RenewAgentResponse {
         try await server.enter("RenewAgent")
         let agent = try server.authenticatedAgent(context)
-        let (mustReattest, reattestable) = server.state.withLock { ($0.mustReattest, $0.agents[agent]?.reattestable ?? false) }
+        let (mustReattest, reattestable) = server.state.withLock {
+            ($0.mustReattest, $0.agents[agent]?.reattestable ?? false)
+        }
         if mustReattest && reattestable {
             throw RPCError(code: .permissionDenied, message: "agent must reattest")
         }

@@ -52,7 +52,10 @@ public struct AgentIdentity: Sendable {
             let chain = try Certificate.chain(pemEncoded: stored.svidPEM)
             let svid = try X509SVID(certificates: chain, privateKey: PrivateKey(pemEncoded: stored.privateKeyPEM))
             guard svid.spiffeID.trustDomain == trustDomain else {
-                throw UpstreamError(.corruptState, "\(path) holds an identity in \(svid.spiffeID.trustDomain), not \(trustDomain)")
+                throw UpstreamError(
+                    .corruptState,
+                    "\(path) holds an identity in \(svid.spiffeID.trustDomain), not \(trustDomain)"
+                )
             }
             let bundle = try SPIFFEBundle(trustDomain: trustDomain, jwksData: Data(stored.bundle.utf8))
             return AgentIdentity(svid: svid, bundle: bundle, reattestable: stored.reattestable)

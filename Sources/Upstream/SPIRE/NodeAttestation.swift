@@ -35,7 +35,10 @@ struct NodeAttestation: Sendable {
     /// The answer to a server challenge.
     func respond(to challenge: Data) throws(UpstreamError) -> Data {
         guard case .x509pop(_, let keyPath) = attestor else {
-            throw UpstreamError(.attestation, "the server sent a challenge, which \(attestor.pluginName) does not expect")
+            throw UpstreamError(
+                .attestation,
+                "the server sent a challenge, which \(attestor.pluginName) does not expect"
+            )
         }
         guard let object = try? JSONSerialization.jsonObject(with: challenge) as? [String: Any] else {
             throw UpstreamError(.attestation, "the x509pop challenge is not a JSON object")
@@ -53,7 +56,10 @@ struct NodeAttestation: Sendable {
         do {
             if object["ecdsa_signature"] != nil {
                 guard case .ec(.p256) = key.algorithm else {
-                    throw UpstreamError(.attestation, "x509pop with an ECDSA node key needs P-256, not \(key.algorithm)")
+                    throw UpstreamError(
+                        .attestation,
+                        "x509pop with an ECDSA node key needs P-256, not \(key.algorithm)"
+                    )
                 }
                 let signature = try key.signature(over: challengeNonce("ecdsa_signature") + nonce, algorithm: .es256)
                 let half = signature.count / 2
@@ -68,7 +74,9 @@ struct NodeAttestation: Sendable {
             if object["rsa_signature"] != nil {
                 let signature = try key.signature(over: challengeNonce("rsa_signature") + nonce, algorithm: .ps256)
                 return try json([
-                    "rsa_signature": ["nonce": nonce.base64EncodedString(), "signature": signature.base64EncodedString()]
+                    "rsa_signature": [
+                        "nonce": nonce.base64EncodedString(), "signature": signature.base64EncodedString(),
+                    ]
                 ])
             }
         } catch let error as UpstreamError {

@@ -10,12 +10,17 @@ enum SPIREProtoConversions {
         do {
             return try SPIFFEID(trustDomain: TrustDomain(id.trustDomain), path: id.path)
         } catch {
-            throw UpstreamError(.protocolViolation, "the server sent an invalid spiffe id \(id.trustDomain)\(id.path): \(error)")
+            throw UpstreamError(
+                .protocolViolation,
+                "the server sent an invalid spiffe id \(id.trustDomain)\(id.path): \(error)"
+            )
         }
     }
 
     static func entry(_ entry: Spire_Api_Types_Entry) throws(UpstreamError) -> RegistrationEntry {
-        guard !entry.id.isEmpty else { throw UpstreamError(.protocolViolation, "the server sent an entry without an id") }
+        guard !entry.id.isEmpty else {
+            throw UpstreamError(.protocolViolation, "the server sent an entry without an id")
+        }
         let id = try spiffeID(entry.spiffeID)
         var selectors: Set<Selector> = []
         for selector in entry.selectors {
@@ -30,7 +35,10 @@ enum SPIREProtoConversions {
             do {
                 federatesWith.append(try TrustDomain(name))
             } catch {
-                throw UpstreamError(.protocolViolation, "entry \(entry.id) federates with an invalid trust domain \(name)")
+                throw UpstreamError(
+                    .protocolViolation,
+                    "entry \(entry.id) federates with an invalid trust domain \(name)"
+                )
             }
         }
         return RegistrationEntry(
@@ -46,15 +54,24 @@ enum SPIREProtoConversions {
         )
     }
 
-    static func bundle(_ bundle: Spire_Api_Types_Bundle, expected: TrustDomain? = nil) throws(UpstreamError) -> SPIFFEBundle {
+    static func bundle(
+        _ bundle: Spire_Api_Types_Bundle,
+        expected: TrustDomain? = nil
+    ) throws(UpstreamError) -> SPIFFEBundle {
         let trustDomain: TrustDomain
         do {
             trustDomain = try TrustDomain(bundle.trustDomain)
         } catch {
-            throw UpstreamError(.protocolViolation, "the server sent a bundle for an invalid trust domain \(bundle.trustDomain)")
+            throw UpstreamError(
+                .protocolViolation,
+                "the server sent a bundle for an invalid trust domain \(bundle.trustDomain)"
+            )
         }
         if let expected, trustDomain != expected {
-            throw UpstreamError(.protocolViolation, "asked for the bundle of \(expected), the server sent \(trustDomain)'s")
+            throw UpstreamError(
+                .protocolViolation,
+                "asked for the bundle of \(expected), the server sent \(trustDomain)'s"
+            )
         }
         var x509: [Data] = []
         for authority in bundle.x509Authorities {
@@ -71,7 +88,10 @@ enum SPIREProtoConversions {
                 let publicKey = try PublicKey(spkiDER: key.publicKey)
                 jwt.append(.init(keyID: key.keyID, key: try publicKey.jwk))
             } catch {
-                throw UpstreamError(.protocolViolation, "the bundle of \(trustDomain) has an unreadable jwt authority \(key.keyID)")
+                throw UpstreamError(
+                    .protocolViolation,
+                    "the bundle of \(trustDomain) has an unreadable jwt authority \(key.keyID)"
+                )
             }
         }
         return SPIFFEBundle(
@@ -84,7 +104,9 @@ enum SPIREProtoConversions {
     }
 
     static func chain(_ svid: Spire_Api_Types_X509SVID, what: String) throws(UpstreamError) -> [Certificate] {
-        guard !svid.certChain.isEmpty else { throw UpstreamError(.protocolViolation, "the server sent an empty \(what) chain") }
+        guard !svid.certChain.isEmpty else {
+            throw UpstreamError(.protocolViolation, "the server sent an empty \(what) chain")
+        }
         do {
             return try svid.certChain.map { try Certificate(derEncoded: $0) }
         } catch {

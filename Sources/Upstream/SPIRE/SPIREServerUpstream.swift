@@ -69,11 +69,16 @@ public final class SPIREServerUpstream: Sendable {
         do {
             return try await identityLock.withLock { () async throws -> AgentIdentity in
                 if identity.withLock({ $0 }) == nil,
-                    let stored = try AgentIdentity.load(directory: config.dataDirectory, trustDomain: config.trustDomain)
+                    let stored = try AgentIdentity.load(
+                        directory: config.dataDirectory,
+                        trustDomain: config.trustDomain
+                    )
                 {
                     logger.info(
                         "reusing the stored agent identity",
-                        metadata: ["spiffe.id": "\(stored.svid.spiffeID)", "svid.expires_at": "\(stored.svid.expiresAt)"]
+                        metadata: [
+                            "spiffe.id": "\(stored.svid.spiffeID)", "svid.expires_at": "\(stored.svid.expiresAt)",
+                        ]
                     )
                     identity.withLock { $0 = stored }
                 }
@@ -85,7 +90,10 @@ public final class SPIREServerUpstream: Sendable {
                             "the agent svid \(current.svid.spiffeID) expired at \(current.svid.expiresAt) and \(config.nodeAttestor.pluginName) cannot re-attest; give the agent a new join token"
                         )
                     }
-                    logger.warning("the agent svid expired; attesting again", metadata: ["spiffe.id": "\(current.svid.spiffeID)"])
+                    logger.warning(
+                        "the agent svid expired; attesting again",
+                        metadata: ["spiffe.id": "\(current.svid.spiffeID)"]
+                    )
                     return try await attest(at: now)
                 }
                 let lifetime = current.svid.expiresAt.timeIntervalSince(current.svid.leaf.notBefore)
@@ -178,7 +186,8 @@ public final class SPIREServerUpstream: Sendable {
                 try await Spire_Api_Server_Agent_V1_Agent.Client(wrapping: client).renewAgent(renewal, options: options)
                     .svid
             }
-        } catch let error as UpstreamError where error.code == .unavailable && current.reattestable
+        } catch let error as UpstreamError
+            where error.code == .unavailable && current.reattestable
             && error.message.contains("permissionDenied")
         {
             logger.warning("the server refused renewal; attesting again", metadata: ["error": "\(error)"])
@@ -201,7 +210,10 @@ public final class SPIREServerUpstream: Sendable {
 
     private func checkAgentID(_ id: SPIFFEID) throws(UpstreamError) {
         guard id.trustDomain == config.trustDomain, id.path.hasPrefix("/spire/agent/") else {
-            throw UpstreamError(.protocolViolation, "the server issued \(id), which is not an agent id of \(config.trustDomain)")
+            throw UpstreamError(
+                .protocolViolation,
+                "the server issued \(id), which is not an agent id of \(config.trustDomain)"
+            )
         }
     }
 
@@ -259,7 +271,10 @@ public final class SPIREServerUpstream: Sendable {
                             expected: domain
                         )
                     } catch let error as RPCError where error.code == .notFound {
-                        logger.warning("the server has no bundle for a federated trust domain", metadata: ["trust_domain": "\(name)"])
+                        logger.warning(
+                            "the server has no bundle for a federated trust domain",
+                            metadata: ["trust_domain": "\(name)"]
+                        )
                     }
                 }
                 return (bundle, entries, federated)
@@ -271,7 +286,10 @@ public final class SPIREServerUpstream: Sendable {
                 do {
                     converted.append(try SPIREProtoConversions.entry(entry))
                 } catch {
-                    logger.warning("skipping an entry the server sent", metadata: ["entry.id": "\(entry.id)", "error": "\(error)"])
+                    logger.warning(
+                        "skipping an entry the server sent",
+                        metadata: ["entry.id": "\(entry.id)", "error": "\(error)"]
+                    )
                 }
             }
             return Snapshot(entries: converted, bundle: bundle, federatedBundles: federated)
@@ -425,14 +443,20 @@ public final class SPIREServerUpstream: Sendable {
                     }
                     for (item, result) in zip(batch, response.results) {
                         if result.status.code != 0 {
-                            results.append(.failure(UpstreamError(
-                                .signingRefused,
-                                "the server refused to sign for entry \(item.entryID): \(result.status.message) (code \(result.status.code))"
-                            )))
+                            results.append(
+                                .failure(
+                                    UpstreamError(
+                                        .signingRefused,
+                                        "the server refused to sign for entry \(item.entryID): \(result.status.message) (code \(result.status.code))"
+                                    )
+                                )
+                            )
                         } else {
-                            results.append(Result { () throws(UpstreamError) -> [Certificate] in
-                                try SPIREProtoConversions.chain(result.svid, what: "x509-svid")
-                            })
+                            results.append(
+                                Result { () throws(UpstreamError) -> [Certificate] in
+                                    try SPIREProtoConversions.chain(result.svid, what: "x509-svid")
+                                }
+                            )
                         }
                     }
                 }
@@ -463,7 +487,11 @@ public final class SPIREServerUpstream: Sendable {
         let svid: Spire_Api_Types_JWTSVID
         do {
             svid = try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities) {
-                client in try await Spire_Api_Server_Svid_V1_SVID.Client(wrapping: client).newJWTSVID(jwtRequest, options: options).svid
+                client in
+                try await Spire_Api_Server_Svid_V1_SVID.Client(wrapping: client).newJWTSVID(
+                    jwtRequest,
+                    options: options
+                ).svid
             }
         } catch let error as UpstreamError {
             throw error
@@ -482,7 +510,10 @@ public final class SPIREServerUpstream: Sendable {
                 at: now
             )
         } catch {
-            throw UpstreamError(.protocolViolation, "the server's jwt-svid does not verify against the bundle: \(error)")
+            throw UpstreamError(
+                .protocolViolation,
+                "the server's jwt-svid does not verify against the bundle: \(error)"
+            )
         }
     }
 }
