@@ -215,9 +215,17 @@ struct SPIREUpstreamIntegrationTests {
             directory: directory,
             upstream: try Self.upstream(server, directory: directory)
         )
+        let started = ContinuousClock.now
         let path = directory + "/data/agent/agent-identity.json"
         let first = FileManager.default.contents(atPath: path)
+        // Half of 3 s from issuance (the server backdates notBefore; that must not bring renewal forward).
+        try await Task.sleep(for: .milliseconds(900))
+        #expect(server.count("RenewAgent") == 0, "renewed before half-life")
         #expect(try await Self.eventually { server.count("RenewAgent") >= 2 })
+        #expect(
+            ContinuousClock.now - started >= .seconds(2),
+            "two renewals take at least two half-lives (1.5 s + 0.75 s)"
+        )
         #expect(FileManager.default.contents(atPath: path) != first)
         // Calls keep being authenticated with the renewed SVID.
         let batches = server.count("BatchNewX509SVID") + server.count("SyncAuthorizedEntries")
@@ -226,6 +234,29 @@ struct SPIREUpstreamIntegrationTests {
                 server.count("SyncAuthorizedEntries") + server.count("BatchNewX509SVID") > batches + 2
             }
         )
+        #expect(try await agent.client.fetchX509SVID().svids.count == 1)
+        await agent.stop()
+        agent.removeDirectory()
+        await server.stop()
+    }
+
+    @Test("a re-attestable agent the server refuses to renew attests again by itself")
+    func reattestsWhenTold() async throws {
+        guard Self.requireRoot() else { return }
+        let server = try await Self.startServer(agentSVIDTTL: .seconds(2))
+        try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
+        server.setMustReattest(true)
+        let directory = TestAgent.makeDirectory()
+        try Data("projected-token\n".utf8).write(to: URL(fileURLWithPath: directory + "/psat"))
+        server.addPSAT("projected-token", cluster: "prod", nodeUID: "node-9")
+        let psat =
+            "node_attestor = \"k8s_psat\"\nk8s_psat_cluster = \"prod\"\nk8s_psat_token_path = \"\(directory)/psat\""
+        let agent = try await TestAgent.start(
+            "",
+            directory: directory,
+            upstream: try Self.upstream(server, directory: directory, attestor: psat)
+        )
+        #expect(try await Self.eventually { server.count("RenewAgent") >= 1 && server.count("AttestAgent") >= 2 })
         #expect(try await agent.client.fetchX509SVID().svids.count == 1)
         await agent.stop()
         agent.removeDirectory()

@@ -11,11 +11,20 @@ public struct AgentIdentity: Sendable {
     public var svid: X509SVID
     public var bundle: SPIFFEBundle
     public var reattestable: Bool
+    /// When the server issued it, as seen here: servers backdate `notBefore`, so half-life counts from this.
+    public var receivedAt: Date
 
-    public init(svid: X509SVID, bundle: SPIFFEBundle, reattestable: Bool) {
+    public init(svid: X509SVID, bundle: SPIFFEBundle, reattestable: Bool, receivedAt: Date) {
         self.svid = svid
         self.bundle = bundle
         self.reattestable = reattestable
+        self.receivedAt = receivedAt
+    }
+
+    /// Halfway between receipt and expiry: when the agent renews it.
+    public var renewAt: Date {
+        let issued = max(receivedAt, svid.leaf.notBefore)
+        return issued.addingTimeInterval(svid.expiresAt.timeIntervalSince(issued) / 2)
     }
 
     static let fileName = "agent-identity.json"
@@ -26,6 +35,7 @@ public struct AgentIdentity: Sendable {
         var privateKeyPEM: String
         var bundle: String
         var reattestable: Bool
+        var receivedAt: Double?
 
         enum CodingKeys: String, CodingKey {
             case version
@@ -33,6 +43,7 @@ public struct AgentIdentity: Sendable {
             case privateKeyPEM = "private_key_pem"
             case bundle
             case reattestable
+            case receivedAt = "received_at"
         }
     }
 
@@ -58,7 +69,12 @@ public struct AgentIdentity: Sendable {
                 )
             }
             let bundle = try SPIFFEBundle(trustDomain: trustDomain, jwksData: Data(stored.bundle.utf8))
-            return AgentIdentity(svid: svid, bundle: bundle, reattestable: stored.reattestable)
+            return AgentIdentity(
+                svid: svid,
+                bundle: bundle,
+                reattestable: stored.reattestable,
+                receivedAt: stored.receivedAt.map(Date.init(timeIntervalSince1970:)) ?? svid.leaf.notBefore
+            )
         } catch let error as UpstreamError {
             throw error
         } catch {
@@ -85,7 +101,8 @@ public struct AgentIdentity: Sendable {
             svidPEM: svid.certificates.map(\.pemEncoded).joined(),
             privateKeyPEM: keyPEM,
             bundle: String(decoding: bundleJSON, as: UTF8.self),
-            reattestable: reattestable
+            reattestable: reattestable,
+            receivedAt: receivedAt.timeIntervalSince1970
         )
         let data: Data
         do {

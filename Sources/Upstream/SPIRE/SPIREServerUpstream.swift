@@ -96,10 +96,7 @@ public final class SPIREServerUpstream: Sendable {
                     )
                     return try await attest(at: now)
                 }
-                let lifetime = current.svid.expiresAt.timeIntervalSince(current.svid.leaf.notBefore)
-                if now >= current.svid.leaf.notBefore.addingTimeInterval(lifetime / 2) {
-                    return try await renew(current, at: now)
-                }
+                if now >= current.renewAt { return try await renew(current, at: now) }
                 return current
             }
         } catch let error as UpstreamError {
@@ -157,7 +154,8 @@ public final class SPIREServerUpstream: Sendable {
         let fresh = AgentIdentity(
             svid: agentSVID,
             bundle: try SPIREProtoConversions.bundle(bundle, expected: config.trustDomain),
-            reattestable: reattestable
+            reattestable: reattestable,
+            receivedAt: now
         )
         try checkAgentID(agentSVID.spiffeID)
         try fresh.save(directory: config.dataDirectory)
@@ -179,24 +177,33 @@ public final class SPIREServerUpstream: Sendable {
         request.params.csr = try CertificateSigningRequest(privateKey: key, spiffeID: nil).derEncoded
         let renewal = request
         let options = connection.callOptions
-        let svid: Spire_Api_Types_X509SVID
-        do {
-            svid = try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities) {
-                client in
-                try await Spire_Api_Server_Agent_V1_Agent.Client(wrapping: client).renewAgent(renewal, options: options)
-                    .svid
-            }
-        } catch let error as UpstreamError
-            where error.code == .unavailable && current.reattestable
-            && error.message.contains("permissionDenied")
+        // nil: the server refused with PERMISSION_DENIED, which for a re-attestable agent means "attest again".
+        let answer = try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities)
         {
-            logger.warning("the server refused renewal; attesting again", metadata: ["error": "\(error)"])
+            client -> Spire_Api_Types_X509SVID? in
+            do {
+                return try await Spire_Api_Server_Agent_V1_Agent.Client(wrapping: client).renewAgent(
+                    renewal,
+                    options: options
+                )
+                .svid
+            } catch let error as RPCError where error.code == .permissionDenied {
+                if current.reattestable { return nil }
+                throw error
+            }
+        }
+        guard let svid = answer else {
+            logger.warning(
+                "the server refused renewal; attesting again",
+                metadata: ["spiffe.id": "\(current.svid.spiffeID)"]
+            )
             return try await attest(at: now)
         }
         let renewed = AgentIdentity(
             svid: try X509SVID(certificates: SPIREProtoConversions.chain(svid, what: "agent svid"), privateKey: key),
             bundle: current.bundle,
-            reattestable: current.reattestable
+            reattestable: current.reattestable,
+            receivedAt: now
         )
         try checkAgentID(renewed.svid.spiffeID)
         try renewed.save(directory: config.dataDirectory)
