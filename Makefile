@@ -7,7 +7,7 @@ FORMAT_PATHS = Package.swift $(shell find Sources Tests -name '*.swift' -not -pa
 # py-spiffe, the SPIFFE project's Python client: the interop tests drive the agent with it.
 PYTHON_TEST_PACKAGES := spiffe==0.3.2
 
-.PHONY: deps build test run protos install fmt lint clean
+.PHONY: deps build test bench run protos install fmt lint clean
 
 deps:
 	@missing=""; \
@@ -32,6 +32,14 @@ build: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+
+# Release build, then every benchmark figure next to its floor measured in the same run (never part of `make test`).
+# BENCH_ARGS=--quick runs reduced counts for a smoke run.
+bench: deps
+	$(SWIFT) build -c release
+	LANYARD_COMMIT=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) .build/release/lanyard-bench \
+		--lanyard .build/release/lanyard --fake-kubelet .build/release/lanyard-fake-kubelet \
+		--json bench-results.json $(BENCH_ARGS)
 
 RUN_DIR := $(CURDIR)/run
 

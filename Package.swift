@@ -166,6 +166,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `make bench`: every benchmark figure next to its floor, measured in the same run.
+        .executableTarget(
+            name: "lanyard-bench",
+            dependencies: [
+                "LanyardAgent", "LanyardProto", "LanyardTestSupport", "Attestation", "IdentityCache", "Upstream",
+                "SPIFFE", "SPIFFECrypto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SPIFFETests", dependencies: ["SPIFFE"], swiftSettings: swiftSettings),
         .testTarget(
             name: "AttestationTests",

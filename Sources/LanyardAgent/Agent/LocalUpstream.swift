@@ -1,13 +1,13 @@
-import Foundation
-import IdentityCache
-import SPIFFE
-import SPIFFECrypto
+package import Foundation
+package import IdentityCache
+package import SPIFFE
+package import SPIFFECrypto
 import Synchronization
-import Upstream
+package import Upstream
 
 /// Standalone mode: the embedded CA signs, and the entries and federated bundles come from the configuration
 /// (replaced on reload).
-final class LocalUpstream: IdentityUpstream {
+package final class LocalUpstream: IdentityUpstream {
     struct Registrations: Sendable {
         var entries: [RegistrationEntry]
         var federatedBundles: [TrustDomain: SPIFFEBundle]
@@ -16,7 +16,8 @@ final class LocalUpstream: IdentityUpstream {
     let authority: LocalAuthority
     private let registrations: Mutex<Registrations>
 
-    init(authority: LocalAuthority, entries: [RegistrationEntry], federatedBundles: [TrustDomain: SPIFFEBundle]) {
+    package init(authority: LocalAuthority, entries: [RegistrationEntry], federatedBundles: [TrustDomain: SPIFFEBundle])
+    {
         self.authority = authority
         self.registrations = Mutex(Registrations(entries: entries, federatedBundles: federatedBundles))
     }
@@ -26,7 +27,7 @@ final class LocalUpstream: IdentityUpstream {
         registrations.withLock { $0 = Registrations(entries: entries, federatedBundles: federatedBundles) }
     }
 
-    func state(at now: Date) async throws -> UpstreamState {
+    package func state(at now: Date) async throws -> UpstreamState {
         _ = try authority.rotateIfDue(now: now)
         let current = registrations.withLock { $0 }
         return UpstreamState(
@@ -36,7 +37,7 @@ final class LocalUpstream: IdentityUpstream {
         )
     }
 
-    func signX509SVID(
+    package func signX509SVID(
         csr: CertificateSigningRequest,
         for entry: RegistrationEntry,
         at now: Date
@@ -50,7 +51,7 @@ final class LocalUpstream: IdentityUpstream {
         )
     }
 
-    func signJWTSVID(for entry: RegistrationEntry, audience: [String], at now: Date) async throws -> JWTSVID {
+    package func signJWTSVID(for entry: RegistrationEntry, audience: [String], at now: Date) async throws -> JWTSVID {
         try authority.signJWTSVID(spiffeID: entry.spiffeID, audience: audience, ttl: entry.jwtSVIDTTL, now: now)
     }
 }

@@ -189,6 +189,11 @@ private final class PodsHandler: ChannelInboundHandler {
     }
 
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        if head.method == .GET, head.uri == "/stats" {
+            let count = responder.state.withLock { $0.requests }
+            send(status: 200, body: Data("{\"requests\":\(count)}".utf8), context: context)
+            return
+        }
         guard head.method == .GET, head.uri.split(separator: "?").first == "/pods" else {
             send(status: 404, body: Data("not found\n".utf8), context: context)
             return

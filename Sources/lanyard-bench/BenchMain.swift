@@ -1,0 +1,70 @@
+import Foundation
+
+/// `make bench`: measures every figure of the benchmark issue next to its floor, prints a table and writes JSON.
+///
+///     lanyard-bench --lanyard .build/release/lanyard --fake-kubelet .build/release/lanyard-fake-kubelet \
+///         [--json bench-results.json] [--quick]
+///     lanyard-bench floor-server SOCKET      (started by the benchmark itself)
+@main
+struct BenchMain {
+    static func main() async throws {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "floor-server", arguments.count == 2 {
+            try await FloorService.serve(socketPath: arguments[1])
+            return
+        }
+        func value(_ name: String) -> String? {
+            arguments.firstIndex(of: name).flatMap { arguments.indices.contains($0 + 1) ? arguments[$0 + 1] : nil }
+        }
+        let binDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        let directory = "/tmp/lanyard-bench-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var bench = Benchmarks(
+            lanyard: value("--lanyard") ?? binDirectory + "/lanyard",
+            fakeKubelet: value("--fake-kubelet") ?? binDirectory + "/lanyard-fake-kubelet",
+            directory: directory,
+            quick: arguments.contains("--quick")
+        )
+        let cpu =
+            (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown cpu"
+        let machine = "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu)"
+        let commit = ProcessInfo.processInfo.environment["LANYARD_COMMIT"] ?? "unknown"
+        print("lanyard benchmarks: \(machine); commit \(commit); \(Date())")
+        try bench.startup()
+        try await bench.rpcs()
+        try bench.validation()
+        try await bench.rotation()
+        try await bench.memory()
+        try await bench.kubernetes()
+
+        struct Report: Encodable {
+            var machine: String
+            var commit: String
+            var date: String
+            var figures: [Figure]
+        }
+        let report = Report(
+            machine: machine,
+            commit: commit,
+            date: ISO8601DateFormatter().string(from: Date()),
+            figures: bench.figures
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let path = value("--json") ?? "bench-results.json"
+        try encoder.encode(report).write(to: URL(fileURLWithPath: path))
+        print("\n| figure | value | floor | ratio | target | met |\n|---|---|---|---|---|---|")
+        for figure in bench.figures {
+            let floor = figure.floor.map { String(format: "%.1f", $0) } ?? "—"
+            let ratio = figure.ratio.map { String(format: "%.2f", $0) } ?? "—"
+            let met = figure.met.map { $0 ? "yes" : "**no**" } ?? "—"
+            print(
+                "| \(figure.name) | \(String(format: "%.1f", figure.value)) \(figure.unit) | \(floor) | \(ratio) | \(figure.target) | \(met) |"
+            )
+        }
+        print("\nwrote \(path)")
+    }
+}
