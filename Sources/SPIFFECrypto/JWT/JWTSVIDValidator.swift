@@ -10,6 +10,8 @@ public struct JWTSVIDValidator: Sendable {
     public var maximumTokenLength: Int
     /// Leeway for `exp`, `nbf` and `iat` against the validator's clock.
     public var clockSkew: TimeInterval
+    /// OpenSSL keys built from bundle JWKs, reused across tokens: building one costs several times a verification.
+    private let keys = PublicKeyCache()
 
     public init(maximumTokenLength: Int = 16 * 1024, clockSkew: TimeInterval = 30) {
         self.maximumTokenLength = maximumTokenLength
@@ -63,7 +65,7 @@ public struct JWTSVIDValidator: Sendable {
         guard let jwk = bundle.jwtAuthority(keyID: keyID) else {
             throw invalid("no JWT authority found for key id \"\(keyID)\" in trust domain \(spiffeID.trustDomain)")
         }
-        let key = try PublicKey(jwk: jwk)
+        let key = try keys.key(for: jwk)
         guard algorithm.fits(key.algorithm) else {
             throw invalid("token algorithm \(algorithm.rawValue) does not fit the \(key.algorithm) authority key")
         }
