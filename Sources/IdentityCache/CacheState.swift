@@ -7,7 +7,7 @@ public import SPIFFECrypto
 public struct CacheState: Sendable {
     /// An SVID with the time it is due for renewal and the entry revision it was minted for.
     public struct CachedSVID: Sendable {
-        public let svid: X509SVID
+        public let svid: IssuedSVID
         public let renewAt: Date
         public let revision: Int64
         public let dnsNames: [String]
@@ -78,7 +78,7 @@ public struct CacheState: Sendable {
     /// The earliest renewal time among the cached SVIDs.
     public var nextRenewal: Date? { svids.values.map(\.renewAt).min() }
 
-    public mutating func store(_ svid: X509SVID, for entry: RegistrationEntry, renewAt: Date) {
+    public mutating func store(_ svid: IssuedSVID, for entry: RegistrationEntry, renewAt: Date) {
         guard entries.contains(where: { $0.id == entry.id }) else { return }
         svids[entry.id] = CachedSVID(svid: svid, renewAt: renewAt, revision: entry.revision, dnsNames: entry.dnsNames)
     }
@@ -127,7 +127,7 @@ public struct CacheState: Sendable {
 public struct CallerView: Sendable {
     public struct Identity: Sendable {
         public let entry: RegistrationEntry
-        public let svid: X509SVID
+        public let svid: IssuedSVID
     }
 
     public let identities: [Identity]

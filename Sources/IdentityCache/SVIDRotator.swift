@@ -101,8 +101,9 @@ public struct SVIDRotator: Sendable {
                     notAfter: svid.leaf.notAfter,
                     jitter: Double.random(in: 0...1)
                 )
+                let issued = try IssuedSVID(svid)
                 cache.update { state in
-                    state.store(svid, for: entry, renewAt: renewAt)
+                    state.store(issued, for: entry, renewAt: renewAt)
                     return true
                 }
                 minted += 1

@@ -113,7 +113,10 @@ public final class KubeletClient: Sendable {
                 )
             }
         }
-        return try PodList(json: Data(body.readableBytesView))
+        let result = body.withUnsafeReadableBytes { bytes in
+            Result { () throws(AttestationError) in try PodList.read(bytes) }
+        }
+        return try result.get()
     }
 
     private func tooLarge() -> AttestationError {

@@ -10,24 +10,19 @@ public struct PodList: Sendable {
         self.pods = pods
     }
 
-    /// Decodes a `PodList` JSON document; pods without a UID are dropped, as the kubelet never sends them.
+    /// Reads a `PodList` JSON document; pods without a UID are dropped, as the kubelet never sends them.
     public init(json: Data) throws(AttestationError) {
-        do {
-            let document = try JSONDecoder().decode(Document.self, from: json)
-            guard document.kind == nil || document.kind == "PodList" else {
-                throw AttestationError(
-                    .kubeletUnavailable,
-                    "kubelet answered a \(document.kind ?? "") instead of a PodList"
-                )
-            }
-            pods = (document.items ?? []).filter { !$0.metadata.uid.isEmpty }
-        } catch let error as AttestationError {
-            throw error
-        } catch let error as DecodingError {
-            throw AttestationError(.kubeletUnavailable, "kubelet pod list is not valid: \(Self.describe(error))")
-        } catch {
-            throw AttestationError(.kubeletUnavailable, "kubelet pod list is not valid JSON")
+        let result = json.withUnsafeBytes { bytes in Result { () throws(AttestationError) in try Self.read(bytes) } }
+        self = try result.get()
+    }
+
+    /// Reads the document from raw bytes (the HTTP body as received, without copying it).
+    public static func read(_ bytes: UnsafeRawBufferPointer) throws(AttestationError) -> PodList {
+        let (kind, pods) = try PodListReader.read(bytes)
+        guard kind == nil || kind == "PodList" else {
+            throw AttestationError(.kubeletUnavailable, "kubelet answered a \(kind ?? "") instead of a PodList")
         }
+        return PodList(pods: pods.filter { !$0.metadata.uid.isEmpty })
     }
 
     /// The pod and container status that run `location`'s container. Nil when the container is not listed (yet);
@@ -52,48 +47,32 @@ public struct PodList: Sendable {
         pods.first { $0.metadata.uid == uid }
     }
 
-    struct Document: Decodable {
-        var kind: String?
-        var items: [Pod]?
-    }
-
-    public struct Pod: Decodable, Sendable {
+    public struct Pod: Sendable {
         public var metadata: Metadata
         public var spec: Spec?
         public var status: Status?
     }
 
-    public struct Metadata: Decodable, Sendable {
+    public struct Metadata: Sendable {
         public var name: String
         public var namespace: String
         public var uid: String
         public var labels: [String: String]?
         public var ownerReferences: [OwnerReference]?
-
-        enum CodingKeys: CodingKey { case name, namespace, uid, labels, ownerReferences }
-
-        public init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            name = try container.decodeIfPresent(String.self, forKey: .name) ?? ""
-            namespace = try container.decodeIfPresent(String.self, forKey: .namespace) ?? ""
-            uid = try container.decodeIfPresent(String.self, forKey: .uid) ?? ""
-            labels = try container.decodeIfPresent([String: String].self, forKey: .labels)
-            ownerReferences = try container.decodeIfPresent([OwnerReference].self, forKey: .ownerReferences)
-        }
     }
 
-    public struct OwnerReference: Decodable, Sendable {
+    public struct OwnerReference: Sendable {
         public var kind: String
         public var name: String
         public var uid: String
     }
 
-    public struct Spec: Decodable, Sendable {
+    public struct Spec: Sendable {
         public var serviceAccountName: String?
         public var nodeName: String?
     }
 
-    public struct Status: Decodable, Sendable {
+    public struct Status: Sendable {
         public var containerStatuses: [ContainerStatus]?
         public var initContainerStatuses: [ContainerStatus]?
 
@@ -104,7 +83,7 @@ public struct PodList: Sendable {
         }
     }
 
-    public struct ContainerStatus: Decodable, Sendable {
+    public struct ContainerStatus: Sendable {
         public var name: String
         public var image: String?
         public var imageID: String?
@@ -116,21 +95,6 @@ public struct PodList: Sendable {
             guard let containerID, let separator = containerID.range(of: "://") else { return nil }
             let id = containerID[separator.upperBound...]
             return id.isEmpty ? nil : String(id)
-        }
-    }
-
-    private static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            return keys.isEmpty ? "the document" : String(keys.drop { $0 == "." })
-        }
-        switch error {
-        case .typeMismatch(let type, let context): return "\(path(context)) is not a \(type)"
-        case .valueNotFound(let type, let context): return "\(path(context)) is null where a \(type) is needed"
-        case .keyNotFound(let key, let context): return "\(path(context)) lacks \"\(key.stringValue)\""
-        case .dataCorrupted(let context):
-            return context.codingPath.isEmpty ? "malformed JSON" : "\(path(context)) is malformed"
-        @unknown default: return "malformed"
         }
     }
 }

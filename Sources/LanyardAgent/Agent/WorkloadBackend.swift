@@ -89,18 +89,15 @@ struct WorkloadBackend: WorkloadAPIBackend {
 
     static func update(_ view: CallerView, trustDomain: TrustDomain) -> WorkloadUpdate {
         let localDER = view.bundle?.concatenatedX509Authorities ?? Data()
-        let svids = view.identities.compactMap { identity -> WorkloadX509SVID? in
-            guard let key = try? identity.svid.privateKey.pkcs8DER,
-                let keyPEM = try? identity.svid.privateKey.pemEncoded
-            else { return nil }
-            return WorkloadX509SVID(
+        let svids = view.identities.map { identity in
+            WorkloadX509SVID(
                 spiffeID: identity.entry.spiffeID,
-                chainDER: identity.svid.concatenatedDER,
-                privateKeyDER: key,
+                chainDER: identity.svid.chainDER,
+                privateKeyDER: identity.svid.privateKeyDER,
                 bundleDER: localDER,
                 hint: identity.entry.hint,
-                chainPEM: identity.svid.certificates.map(\.pemEncoded).joined(),
-                privateKeyPEM: keyPEM
+                chainPEM: identity.svid.chainPEM,
+                privateKeyPEM: identity.svid.privateKeyPEM
             )
         }
         var x509Bundles: [TrustDomain: Data] = [:]

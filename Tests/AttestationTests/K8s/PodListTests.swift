@@ -127,6 +127,17 @@ struct PodListTests {
                 "lacks \"name\""
             ),
             ("{\"items\":[", "malformed"),
+            ("{\"items\":[{\"metadata\":{\"uid\":\"u\",\"annotations\":{\"a\" \"b\"}}}]}", "expected ':'"),
+            ("{\"items\":[{\"spec\":{\"containers\":[1 2]}}]}", "expected ',' or ']'"),
+            ("{\"items\":[{\"spec\":{\"x\":{]}}]}", "expected a key"),
+            ("{\"items\":[{\"metadata\":{\"name\":\"a\\q\"}}]}", "invalid escape"),
+            ("{\"items\":[{\"metadata\":{\"name\":\"\\ud800\"}}]}", "unpaired surrogate"),
+            ("{\"items\":[]} trailing", "data after the document"),
+            ("{\"items\":[{\"metadata\":{\"labels\":{\"app\":7}}}]}", "items[0].metadata.labels.app is not a string"),
+            (
+                "{\"items\":[{\"spec\":{\"deep\":" + String(repeating: "[", count: 300) + "}}]}",
+                "nested deeper than 256"
+            ),
         ]
     )
     func malformed(_ json: String, _ fragment: String) {
@@ -136,6 +147,43 @@ struct PodListTests {
         } catch {
             #expect(error.code == .kubeletUnavailable)
             #expect(error.message.contains(fragment), "\(error.message)")
+        }
+    }
+
+    @Test("escapes, unicode and skipped members of every JSON kind are read as a JSON parser would")
+    func jsonDetails() throws {
+        let json = #"""
+            {"apiVersion":"v1","kind":"PodList","metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":"caf\u00e9-\ud83d\ude80","namespace":"a\/b\n","uid":"u-1","labels":{"k\"q":"v\\w"},"annotations":{"n":null,"t":true,"f":false,"x":[1,-2.5e3,{"y":[]},{}]}},"spec":{"serviceAccountName":null,"nodeName":"n1"},"status":{"containerStatuses":null,"initContainerStatuses":[{"name":"init","image":"i","containerID":"containerd://abc","ready":true}]}}]}
+            """#
+        let list = try PodList(json: Data(json.utf8))
+        let pod = try #require(list.pods.first)
+        #expect(pod.metadata.name == "café-🚀")
+        #expect(pod.metadata.namespace == "a/b\n")
+        #expect(pod.metadata.labels == ["k\"q": "v\\w"])
+        #expect(pod.spec?.serviceAccountName == nil && pod.spec?.nodeName == "n1")
+        #expect((pod.status?.containerStatuses ?? []).isEmpty)
+        #expect(pod.status?.initContainerStatuses?.first?.containerID == "containerd://abc")
+    }
+
+    @Test("random bytes and mutations of a real list never crash the reader")
+    func fuzzish() {
+        var json = [UInt8](FakePod.podListJSON(FakePod.generated(count: 3, bytesPerPod: 600)))
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            var mutated = json
+            for _ in 0..<Int.random(in: 1...8, using: &generator) {
+                mutated[Int.random(in: 0..<mutated.count, using: &generator)] = UInt8.random(
+                    in: 0...255,
+                    using: &generator
+                )
+            }
+            _ = try? PodList(json: Data(mutated))
+        }
+        for _ in 0..<500 {
+            json = (0..<Int.random(in: 0...200, using: &generator)).map { _ in
+                Array("{}[]\",:0123456789.-eE\\untrufalse ".utf8).randomElement()!
+            }
+            _ = try? PodList(json: Data(json))
         }
     }
 
