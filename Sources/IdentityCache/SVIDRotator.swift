@@ -108,11 +108,6 @@ public struct SVIDRotator: Sendable {
                 }
                 minted += 1
                 Counter(label: "lanyard_svid_rotations_total").increment()
-                Gauge(
-                    label: "lanyard_svid_expiry_timestamp_seconds",
-                    dimensions: [("spiffe_id", entry.spiffeID.description)]
-                )
-                .record(svid.expiresAt.timeIntervalSince1970)
                 logger.debug(
                     "x509-svid minted",
                     metadata: [
@@ -136,6 +131,10 @@ public struct SVIDRotator: Sendable {
         Gauge(label: "lanyard_cache_entries").record(snapshot.entries.count)
         Gauge(label: "lanyard_cache_svids").record(snapshot.svids.count)
         Gauge(label: "lanyard_stream_subscribers").record(cache.subscriberCount)
+        // One series, not one per SPIFFE ID: ten thousand identities must not mean ten thousand metrics.
+        if let earliest = snapshot.svids.values.map(\.svid.expiresAt).min() {
+            Gauge(label: "lanyard_svid_earliest_expiry_timestamp_seconds").record(earliest.timeIntervalSince1970)
+        }
     }
 
     /// Passes until cancelled, sleeping until the next renewal or the sync interval, whichever comes first. After

@@ -32,13 +32,17 @@ struct BenchMain {
             .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown cpu"
         let machine = "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu)"
         let commit = ProcessInfo.processInfo.environment["LANYARD_COMMIT"] ?? "unknown"
-        print("lanyard benchmarks: \(machine); commit \(commit); \(Date())")
-        try bench.startup()
-        try await bench.rpcs()
-        try bench.validation()
-        try await bench.rotation()
-        try await bench.memory()
-        try await bench.kubernetes()
+        say("lanyard benchmarks: \(machine); commit \(commit); \(Date())")
+        // A section that fails is reported and the others still run.
+        func section(_ name: String, _ body: () async throws -> Void) async {
+            do { try await body() } catch { say("  \(name) FAILED: \(error)") }
+        }
+        await section("startup") { try bench.startup() }
+        await section("rpcs") { try await bench.rpcs() }
+        await section("validation") { try bench.validation() }
+        await section("rotation") { try await bench.rotation() }
+        await section("memory") { try await bench.memory() }
+        await section("kubernetes") { try await bench.kubernetes() }
 
         struct Report: Encodable {
             var machine: String
@@ -56,15 +60,15 @@ struct BenchMain {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let path = value("--json") ?? "bench-results.json"
         try encoder.encode(report).write(to: URL(fileURLWithPath: path))
-        print("\n| figure | value | floor | ratio | target | met |\n|---|---|---|---|---|---|")
+        say("\n| figure | value | floor | ratio | target | met |\n|---|---|---|---|---|---|")
         for figure in bench.figures {
             let floor = figure.floor.map { String(format: "%.1f", $0) } ?? "—"
             let ratio = figure.ratio.map { String(format: "%.2f", $0) } ?? "—"
             let met = figure.met.map { $0 ? "yes" : "**no**" } ?? "—"
-            print(
+            say(
                 "| \(figure.name) | \(String(format: "%.1f", figure.value)) \(figure.unit) | \(floor) | \(ratio) | \(figure.target) | \(met) |"
             )
         }
-        print("\nwrote \(path)")
+        say("\nwrote \(path)")
     }
 }

@@ -56,7 +56,7 @@ struct Benchmarks {
         let floor = figure.floor.map { String(format: " (floor %.1f)", $0) } ?? ""
         let ratio = figure.ratio.map { String(format: ", ratio %.2f", $0) } ?? ""
         let verdict = figure.met.map { $0 ? "met" : "MISSED" } ?? "-"
-        print(
+        say(
             String(format: "  %@: %.1f %@", figure.name, figure.value, figure.unit) + floor + ratio
                 + " [\(figure.target): \(verdict)]"
         )
@@ -65,7 +65,7 @@ struct Benchmarks {
     // MARK: - Start to READY=1
 
     mutating func startup() throws {
-        print("start to READY=1")
+        say("start to READY=1")
         let home = try fresh("startup")
         let config = config(home, entries: 10)
         let first = try AgentProcess(binary: lanyard, directory: home, config: config)
@@ -153,7 +153,7 @@ struct Benchmarks {
     }
 
     mutating func rpcs() async throws {
-        print("Workload API RPCs (agent and floor server are separate processes on Unix sockets)")
+        say("Workload API RPCs (agent and floor server are separate processes on Unix sockets)")
         let home = try fresh("rpc")
         let agent = try AgentProcess(binary: lanyard, directory: home, config: config(home, entries: 10))
         defer { agent.stop() }
@@ -219,7 +219,7 @@ struct Benchmarks {
     // MARK: - ValidateJWTSVID
 
     mutating func validation() throws {
-        print("JWT-SVID ES256 validation on one core (in-process)")
+        say("JWT-SVID ES256 validation on one core (in-process)")
         let key = try PrivateKey(generating: .ecP256)
         let signer = try JWTSVIDSigner(privateKey: key, keyID: "bench")
         let svid = try signer.sign(
@@ -266,7 +266,7 @@ struct Benchmarks {
 
     mutating func rotation() async throws {
         let count = quick ? 1000 : 10_000
-        print("rotation of \(count) X.509 SVIDs through the local upstream (in-process)")
+        say("rotation of \(count) X.509 SVIDs through the local upstream (in-process)")
         let home = try fresh("rotation")
         let now = Date()
         let authority = try LocalAuthority(
@@ -323,7 +323,7 @@ struct Benchmarks {
     // MARK: - Memory of the agent process
 
     mutating func memory() async throws {
-        print("agent process memory (VmRSS)")
+        say("agent process memory (VmRSS)")
         let home = try fresh("memory")
         let idle = try AgentProcess(binary: lanyard, directory: home, config: config(home, entries: 1))
         try await Task.sleep(for: .seconds(1))
@@ -417,7 +417,7 @@ struct Benchmarks {
     // MARK: - k8s attestation
 
     mutating func kubernetes() async throws {
-        print("k8s attestation against the fake kubelet (110 pods, separate process, HTTPS)")
+        say("k8s attestation against the fake kubelet (110 pods, separate process, HTTPS)")
         let home = try fresh("k8s")
         let port = Int.random(in: 20_000...60_000)
         let kubelet = Process()

@@ -60,3 +60,9 @@ struct Figure: Encodable {
     var target: String
     var met: Bool?
 }
+
+/// Prints at once, so a crash or a watcher never loses what was measured.
+func say(_ text: String) {
+    print(text)
+    fflush(nil)
+}

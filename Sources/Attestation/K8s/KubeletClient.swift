@@ -97,15 +97,20 @@ public final class KubeletClient: Sendable {
                     "the kubelet at \(config.url) answered HTTP \(response.status.code)"
                 )
             }
-            if let length = response.headers.first(name: "Content-Length").flatMap(Int.init),
-                length > config.maximumResponseBytes
-            {
-                throw self.tooLarge()
-            }
+            let length = response.headers.first(name: "Content-Length").flatMap(Int.init)
+            if let length, length > config.maximumResponseBytes { throw self.tooLarge() }
             do {
-                return try await response.body.collect(upTo: config.maximumResponseBytes)
-            } catch is NIOTooManyBytesError {
-                throw self.tooLarge()
+                // Sized once from Content-Length: a growing buffer would briefly hold two copies of a large list.
+                var body = ByteBufferAllocator().buffer(capacity: length ?? 64 << 10)
+                for try await var chunk in response.body {
+                    guard body.readableBytes + chunk.readableBytes <= config.maximumResponseBytes else {
+                        throw self.tooLarge()
+                    }
+                    body.writeBuffer(&chunk)
+                }
+                return body
+            } catch let error as AttestationError {
+                throw error
             } catch {
                 throw AttestationError(
                     .kubeletUnavailable,

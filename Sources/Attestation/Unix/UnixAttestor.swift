@@ -75,7 +75,19 @@ public struct UnixAttestor: WorkloadAttestor {
         return (path, Digest.sha256(contents).map { String(format: "%02x", $0) }.joined())
     }
 
+    /// User and group names, each looked up at most once per ``AccountNames/lifetime`` (NSS reads /etc/passwd
+    /// or asks a directory service on every call; a call per RPC was a large share of a cached FetchJWTSVID).
+    static let names = AccountNames()
+
     static func userName(uid: UInt32) -> String? {
+        names.user(uid) { lookUpUser(uid: $0) }
+    }
+
+    static func groupName(gid: UInt32) -> String? {
+        names.group(gid) { lookUpGroup(gid: $0) }
+    }
+
+    static func lookUpUser(uid: UInt32) -> String? {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>? = nil
         var buffer = [CChar](repeating: 0, count: 4096)
@@ -84,7 +96,7 @@ public struct UnixAttestor: WorkloadAttestor {
         return String(cString: name)
     }
 
-    static func groupName(gid: UInt32) -> String? {
+    static func lookUpGroup(gid: UInt32) -> String? {
         var entry = group()
         var result: UnsafeMutablePointer<group>? = nil
         var buffer = [CChar](repeating: 0, count: 4096)
