@@ -34,7 +34,10 @@ struct BenchMain {
         let commit = ProcessInfo.processInfo.environment["LANYARD_COMMIT"] ?? "unknown"
         say("lanyard benchmarks: \(machine); commit \(commit); \(Date())")
         // A section that fails is reported and the others still run.
+        // `--only rpcs,memory` runs some sections (for profiling one of them).
+        let only = value("--only").map { Set($0.split(separator: ",").map(String.init)) }
         func section(_ name: String, _ body: () async throws -> Void) async {
+            guard only?.contains(name) ?? true else { return }
             do { try await body() } catch { say("  \(name) FAILED: \(error)") }
         }
         await section("startup") { try bench.startup() }

@@ -16,7 +16,8 @@ final class AccountNames: Sendable {
 
     func group(_ gid: UInt32, lookUp: (UInt32) -> String?) -> String? { name(gid, in: groups, lookUp: lookUp) }
 
-    private func name(_ id: UInt32, in table: borrowing Mutex<[UInt32: Cached]>, lookUp: (UInt32) -> String?) -> String? {
+    private func name(_ id: UInt32, in table: borrowing Mutex<[UInt32: Cached]>, lookUp: (UInt32) -> String?) -> String?
+    {
         let now = ContinuousClock.now
         if let cached = table.withLock({ $0[id] }), cached.until > now { return cached.name }
         let name = lookUp(id)

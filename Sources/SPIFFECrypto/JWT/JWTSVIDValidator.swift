@@ -123,14 +123,11 @@ public struct JWTSVIDValidator: Sendable {
 
     private func object(_ segment: Substring, name: String) throws(CryptoError) -> [String: JSONValue] {
         guard let data = Data(base64URLEncoded: segment) else { throw invalid("token \(name) is not base64url") }
-        guard let value = try? Self.decoder.decode(JSONValue.self, from: data), let object = value.objectValue else {
+        guard let value = try? JSONParser.parse(data), let object = value.objectValue else {
             throw invalid("token \(name) is not a JSON object")
         }
         return object
     }
 
     private func invalid(_ message: String) -> CryptoError { CryptoError(.invalidJWT, message) }
-
-    /// One decoder for every token: making one per segment cost more than the decoding.
-    private static let decoder = JSONDecoder()
 }

@@ -140,6 +140,13 @@ public struct Certificate: Hashable, Sendable, CustomStringConvertible {
         return length >= 0 ? length : nil
     }
 
+    /// Whether `privateKey` is the key of this certificate, compared inside OpenSSL (no encoding round trips,
+    /// which cost more than the signature when minting thousands of SVIDs).
+    public func matches(_ privateKey: PrivateKey) -> Bool {
+        defer { _ = OpenSSL.drainErrors() }
+        return X509_check_private_key(pointer, privateKey.pointer) == 1
+    }
+
     public var publicKey: PublicKey {
         get throws(CryptoError) {
             guard let key = X509_get_pubkey(pointer) else {

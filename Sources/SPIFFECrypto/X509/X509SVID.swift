@@ -10,7 +10,7 @@ public struct X509SVID: Sendable {
     /// Checks the chain by ``X509SVIDVerifier/validate(_:)`` and that `privateKey` belongs to the leaf.
     public init(certificates: [Certificate], privateKey: PrivateKey) throws(CryptoError) {
         self.spiffeID = try X509SVIDVerifier.validate(certificates)
-        guard try certificates[0].publicKey == privateKey.publicKey else {
+        guard certificates[0].matches(privateKey) else {
             throw CryptoError(.invalidX509SVID, "private key does not match the leaf certificate's public key")
         }
         self.certificates = certificates
