@@ -21,7 +21,8 @@ final class AgentProcess {
         environment.removeValue(forKey: "JOURNAL_STREAM")
         process.environment = environment
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        FileManager.default.createFile(atPath: directory + "/agent.log", contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: directory + "/agent.log")
         let started = ContinuousClock.now
         try process.run()
         guard notify.wait(for: "READY=1", timeout: timeout) != nil else {

@@ -38,6 +38,16 @@ enum ProcessMemory {
         return 0
     }
 
+    /// Private (anonymous) memory in KiB, from `/proc/<pid>/smaps_rollup`: RSS minus the file-backed pages of the
+    /// binary and shared libraries, which are shared between processes and reclaimable.
+    static func anonymousKiB(pid: Int32) -> Int {
+        guard let rollup = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return 0 }
+        for line in rollup.split(separator: "\n") where line.hasPrefix("Anonymous:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+        }
+        return 0
+    }
+
     /// Resets the peak (`VmHWM`) to the current RSS, so a later peak belongs to what ran since.
     static func resetPeak() {
         try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
