@@ -10,6 +10,10 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 #include <time.h>
+#include <malloc.h>
+
+// The host C library beside systemd's: glibc's malloc_trim, to give freed heap back after startup bursts.
+static inline int lanyard_malloc_trim(void) { return malloc_trim(0); }
 
 static inline int lanyard_SD_LISTEN_FDS_START(void) { return SD_LISTEN_FDS_START; }
 

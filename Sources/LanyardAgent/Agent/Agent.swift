@@ -103,6 +103,9 @@ public struct Agent: Sendable {
                 "trust_domain": "\(config.trustDomain)",
             ]
         )
+        // Priming allocated and freed a key, CSR and certificate per entry; hand the freed memory back to the
+        // system rather than keep it as the process's high-water mark.
+        MemoryTrimmer.trim()
         let attestors = AttestorSet(AttestorSet.attestors(for: config))
         let backend = WorkloadBackend(
             cache: cache,
