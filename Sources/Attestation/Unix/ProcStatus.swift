@@ -1,5 +1,3 @@
-import Foundation
-
 /// The credential lines of `/proc/<pid>/status`: `Uid:` and `Gid:` (real, effective, saved, filesystem) and
 /// `Groups:`.
 struct ProcStatus: Hashable, Sendable {
@@ -9,35 +7,36 @@ struct ProcStatus: Hashable, Sendable {
 
     init(pid: Int32, procRoot: String) throws(AttestationError) {
         let path = "\(procRoot)/\(pid)/status"
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let bytes = ProcFile.read(path) else {
             throw AttestationError(.processGone, "process \(pid) is gone (\(path) unreadable)")
         }
-        try self.init(parsing: String(decoding: data, as: UTF8.self), path: path)
+        try self.init(parsing: bytes, path: path)
     }
 
     init(parsing text: String, path: String) throws(AttestationError) {
+        try self.init(parsing: Array(text.utf8), path: path)
+    }
+
+    init(parsing bytes: [UInt8], path: String) throws(AttestationError) {
         var uid: UInt32? = nil
         var gid: UInt32? = nil
         var groups: [UInt32] = []
-        for line in text.split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let key = line[..<colon]
-            let values = line[line.index(after: colon)...].split(whereSeparator: { $0 == "\t" || $0 == " " })
-            switch key {
-            case "Uid", "Gid":
-                guard values.count == 4, let effective = UInt32(values[1]) else {
-                    throw AttestationError(.procUnreadable, "\(path): malformed \(key) line")
+        for line in bytes.split(separator: UInt8(ascii: "\n")) {
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+            let key = line[line.startIndex..<colon]
+            let isUID = key.elementsEqual("Uid".utf8), isGID = key.elementsEqual("Gid".utf8)
+            let isGroups = key.elementsEqual("Groups".utf8)
+            guard isUID || isGID || isGroups else { continue }
+            let name = isUID ? "Uid" : isGID ? "Gid" : "Groups"
+            guard let values = ProcFile.numbers(line[(colon + 1)...]), values.allSatisfy({ $0 <= UInt64(UInt32.max) })
+            else { throw AttestationError(.procUnreadable, "\(path): malformed \(name) line") }
+            if isGroups {
+                groups = values.map { UInt32($0) }
+            } else {
+                guard values.count == 4 else {
+                    throw AttestationError(.procUnreadable, "\(path): malformed \(name) line")
                 }
-                if key == "Uid" { uid = effective } else { gid = effective }
-            case "Groups":
-                for value in values {
-                    guard let group = UInt32(value) else {
-                        throw AttestationError(.procUnreadable, "\(path): malformed Groups line")
-                    }
-                    groups.append(group)
-                }
-            default:
-                continue
+                if isUID { uid = UInt32(values[1]) } else { gid = UInt32(values[1]) }
             }
         }
         guard let uid, let gid else { throw AttestationError(.procUnreadable, "\(path): no Uid or Gid line") }

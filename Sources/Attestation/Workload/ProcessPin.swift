@@ -1,5 +1,3 @@
-import Foundation
-
 /// Pins a process by PID and start time, so an identity is never handed to a process that merely reused the PID.
 ///
 /// The kernel's `SO_PEERCRED` PID is taken at `connect()`. If that process exits and the PID is recycled before
@@ -41,16 +39,15 @@ public struct ProcessPin: Hashable, Sendable {
     static func startTime(pid: Int32, procRoot: String) throws(AttestationError) -> UInt64 {
         guard pid > 0 else { throw AttestationError(.processGone, "pid \(pid) is not a process") }
         let path = "\(procRoot)/\(pid)/stat"
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let bytes = ProcFile.read(path) else {
             throw AttestationError(.processGone, "process \(pid) is gone (\(path) unreadable)")
         }
-        let text = String(decoding: data, as: UTF8.self)
-        guard let close = text.lastIndex(of: ")") else {
+        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else {
             throw AttestationError(.procUnreadable, "\(path) has no command field")
         }
         // After ")": field 3 (state) is the first; start time is field 22, the 20th after the command.
-        let fields = text[text.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
-        guard fields.count >= 20, let start = UInt64(fields[19]) else {
+        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true)
+        guard fields.count >= 20, let start = ProcFile.numbers(fields[fields.startIndex + 19])?.first else {
             throw AttestationError(.procUnreadable, "\(path) has no start time field")
         }
         return start

@@ -30,24 +30,18 @@ struct WorkloadBackend: WorkloadAPIBackend {
             throw WorkloadAPIError(.callerGone, "caller process is gone")
         }
         let attestors = attestorSet.current
-        let results = await withTaskGroup(of: (String, Result<[Selector], any Error>).self) { group in
-            for attestor in attestors {
-                group.addTask {
-                    let started = ContinuousClock.now
-                    defer {
-                        Timer(label: "lanyard_attestation_duration_seconds", dimensions: [("attestor", attestor.name)])
-                            .recordNanoseconds((ContinuousClock.now - started).nanoseconds)
-                    }
-                    do {
-                        return (attestor.name, .success(try await attestor.attest(pid: credentials.pid)))
-                    } catch {
-                        return (attestor.name, .failure(error))
-                    }
-                }
+        let pid = credentials.pid
+        let results: [(String, Result<[Selector], any Error>)]
+        if attestors.count == 1 {
+            // One attestor (the common unix-only node) runs inline: a child task would only add a scheduling hop.
+            results = [await Self.run(attestors[0], pid: pid)]
+        } else {
+            results = await withTaskGroup(of: (String, Result<[Selector], any Error>).self) { group in
+                for attestor in attestors { group.addTask { await Self.run(attestor, pid: pid) } }
+                var results: [(String, Result<[Selector], any Error>)] = []
+                for await result in group { results.append(result) }
+                return results
             }
-            var results: [(String, Result<[Selector], any Error>)] = []
-            for await result in group { results.append(result) }
-            return results
         }
         var selectors: Set<Selector> = []
         var failures = 0
@@ -80,6 +74,23 @@ struct WorkloadBackend: WorkloadAPIBackend {
             ]
         )
         return AttestedCaller(credentials: credentials, selectors: selectors)
+    }
+
+    /// One attestor's answer, timed.
+    private static func run(
+        _ attestor: any WorkloadAttestor,
+        pid: Int32
+    ) async -> (String, Result<[Selector], any Error>) {
+        let started = ContinuousClock.now
+        defer {
+            Timer(label: "lanyard_attestation_duration_seconds", dimensions: [("attestor", attestor.name)])
+                .recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        }
+        do {
+            return (attestor.name, .success(try await attestor.attest(pid: pid)))
+        } catch {
+            return (attestor.name, .failure(error))
+        }
     }
 
     func updates(for caller: AttestedCaller) -> AsyncStream<WorkloadUpdate> {
