@@ -7,7 +7,7 @@ extension Data {
     package init?(base64URLEncoded string: some StringProtocol) {
         let utf8 = string.utf8
         guard utf8.count % 4 != 1 else { return nil }
-        var output = Data()
+        var output: [UInt8] = []
         output.reserveCapacity(utf8.count * 3 / 4)
         var accumulator: UInt32 = 0
         var bits = 0
@@ -20,7 +20,7 @@ extension Data {
                 output.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
             }
         }
-        self = output
+        self = Data(output)
     }
 
     /// Encodes as unpadded base64url.
