@@ -372,43 +372,9 @@ struct Benchmarks {
 
         let streams = quick ? 100 : 1000
         let connections = streams / 50
-        let ready = StreamCounter()
-        let socket = idle.socketPath
-        let holder = Task {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<connections {
-                    group.addTask {
-                        try await WorkloadAPIClient(socketPath: socket).withClient { api in
-                            try await withThrowingTaskGroup(of: Void.self) { streamsGroup in
-                                for _ in 0..<50 {
-                                    streamsGroup.addTask {
-                                        try await api.fetchX509SVID(
-                                            X509SVIDRequest(),
-                                            metadata: ["workload.spiffe.io": "true"]
-                                        ) { response in
-                                            for try await _ in response.messages {
-                                                ready.value.add(1, ordering: .relaxed)
-                                                // Held open until the benchmark cancels it.
-                                                try await Task.sleep(for: .seconds(3600))
-                                            }
-                                        }
-                                    }
-                                }
-                                try await streamsGroup.waitForAll()
-                            }
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
-        }
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ready.value.load(ordering: .relaxed) < streams && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        let (holder, opened) = try await Self.holdStreams(socket: idle.socketPath, count: streams)
         try await Task.sleep(for: .milliseconds(500))
         let withStreams = ProcessMemory.kib(pid: idle.pid)
-        let opened = ready.value.load(ordering: .relaxed)
         let growth = Double(withStreams - idleKiB) / 1024
         add(
             Figure(
@@ -418,11 +384,23 @@ struct Benchmarks {
                 target: "-"
             )
         )
+        // The same streams on the floor server: what the gRPC stack itself costs per stream.
+        let floor = try FloorProcess(directory: try fresh("memory-floor"))
+        try await Task.sleep(for: .milliseconds(500))
+        let floorIdle = ProcessMemory.kib(pid: floor.process.processIdentifier)
+        let (floorHolder, _) = try await Self.holdStreams(socket: floor.socketPath, count: streams)
+        try await Task.sleep(for: .milliseconds(500))
+        let floorGrowth = Double(ProcessMemory.kib(pid: floor.process.processIdentifier) - floorIdle) / 1024
+        floorHolder.cancel()
+        _ = try? await floorHolder.value
+        floor.stop()
         add(
             Figure(
                 name: "RSS growth with \(opened) open FetchX509SVID streams",
                 value: growth,
                 unit: "MiB",
+                floor: floorGrowth,
+                ratio: growth / floorGrowth,
                 target: streams == 1000 ? "<= 30 MiB" : "-",
                 met: streams == 1000 ? growth <= 30 && opened == 1000 : nil
             )
@@ -461,6 +439,45 @@ struct Benchmarks {
                 met: perSVID <= 3 * 1024
             )
         )
+    }
+
+    /// Opens `count` FetchX509SVID streams (50 per connection) and holds them until the returned task is
+    /// cancelled; returns once every stream has its first message (or after a minute).
+    static func holdStreams(socket: String, count: Int) async throws -> (Task<Void, any Error>, Int) {
+        let ready = StreamCounter()
+        let holder = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<(count / 50) {
+                    group.addTask {
+                        try await WorkloadAPIClient(socketPath: socket).withClient { api in
+                            try await withThrowingTaskGroup(of: Void.self) { streams in
+                                for _ in 0..<50 {
+                                    streams.addTask {
+                                        try await api.fetchX509SVID(
+                                            X509SVIDRequest(),
+                                            metadata: ["workload.spiffe.io": "true"]
+                                        ) {
+                                            response in
+                                            for try await _ in response.messages {
+                                                ready.value.add(1, ordering: .relaxed)
+                                                try await Task.sleep(for: .seconds(3600))
+                                            }
+                                        }
+                                    }
+                                }
+                                try await streams.waitForAll()
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ready.value.load(ordering: .relaxed) < count && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return (holder, ready.value.load(ordering: .relaxed))
     }
 
     // MARK: - k8s attestation

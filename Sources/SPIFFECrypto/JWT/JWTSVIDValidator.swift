@@ -31,7 +31,9 @@ public struct JWTSVIDValidator: Sendable {
         guard token.utf8.count <= maximumTokenLength else {
             throw invalid("token is \(token.utf8.count) bytes; the limit is \(maximumTokenLength)")
         }
-        let segments = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map(Substring.init)
+        let segments = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map(
+            Substring.init
+        )
         guard segments.count == 3 else {
             throw invalid("token must have three dot-separated segments, found \(segments.count)")
         }
