@@ -9,6 +9,10 @@ import Foundation
 struct BenchMain {
     static func main() async throws {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "k8s-peak-child" {
+            try await Benchmarks.measureColdAttestationPeak(arguments: Array(arguments.dropFirst()))
+            return
+        }
         if arguments.first == "floor-server", arguments.count == 2 {
             try await FloorService.serve(socketPath: arguments[1])
             return
