@@ -107,7 +107,7 @@ struct HostileClientTests {
         }
         #expect(settled, "descriptors: \(before) before, \(Self.openDescriptors()) after \(tried) hostile connections")
         print(
-            "hostile clients: \(tried) connections tried; descriptors \(before) before, \(Self.openDescriptors()) after"
+            "hostile clients: \(tried) connections and streams tried; descriptors \(before) before, \(Self.openDescriptors()) after"
         )
         await agent.stop()
     }
