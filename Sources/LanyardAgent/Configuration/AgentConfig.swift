@@ -135,12 +135,8 @@ private struct ConfigReader {
         let healthText = string(health, "listen", prefix: "health.") ?? "127.0.0.1:8088"
         var healthListen: (host: String, port: Int)? = nil
         if !healthText.isEmpty {
-            if let colon = healthText.lastIndex(of: ":"), let port = Int(healthText[healthText.index(after: colon)...]),
-                (0...65535).contains(port), colon != healthText.startIndex
-            {
-                var host = String(healthText[..<colon])
-                if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-                healthListen = (host, port)
+            if let address = Self.hostAndPort(healthText) {
+                healthListen = address
             } else {
                 problem(
                     "health.listen",
@@ -238,6 +234,16 @@ private struct ConfigReader {
         )
     }
 
+    /// `host:port` (an IPv6 host in brackets), the port 0–65535; nil when the text is not of that form.
+    static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
+            let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+
     mutating func readSPIRE(_ table: TOMLTable?, trustDomain: TrustDomain?, dataDirectory: String) -> SPIREServerConfig?
     {
         let prefix = "upstream.spire."
@@ -252,12 +258,8 @@ private struct ConfigReader {
         )
         var host = "", port = 8081
         if let address = string(table, "server_address", prefix: prefix) {
-            if let colon = address.lastIndex(of: ":"), let value = Int(address[address.index(after: colon)...]),
-                (1...65535).contains(value), colon != address.startIndex
-            {
-                host = String(address[..<colon])
-                if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-                port = value
+            if let parsed = Self.hostAndPort(address), parsed.port >= 1 {
+                (host, port) = parsed
             } else if !address.isEmpty && !address.contains(":") {
                 host = address
             } else {

@@ -1,7 +1,6 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
-import Logging
 import NIOCore
 import NIOSSL
 import SPIFFE
@@ -17,7 +16,6 @@ import Synchronization
 /// bundle is used from the next pass on without any reload.
 struct SPIREServerConnection: Sendable {
     let config: SPIREServerConfig
-    let logger: Logger
 
     typealias Client = GRPCClient<HTTP2ClientTransport.Posix>
 

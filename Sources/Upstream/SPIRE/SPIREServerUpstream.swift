@@ -51,7 +51,7 @@ public final class SPIREServerUpstream: Sendable {
 
     public init(config: SPIREServerConfig, logger: Logger) {
         self.config = config
-        self.connection = SPIREServerConnection(config: config, logger: logger)
+        self.connection = SPIREServerConnection(config: config)
         self.logger = logger
     }
 
