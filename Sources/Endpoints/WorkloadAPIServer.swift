@@ -31,6 +31,7 @@ public final class WorkloadAPIServer: Sendable {
         logger: Logger,
         allowUnauthenticatedVerifiers: Bool = false,
         sds: SDSConfig = SDSConfig(),
+        limits: CallerLimits = .defaults,
         activatedDescriptor: Int? = nil
     ) {
         self.socketPath = socketPath
@@ -40,7 +41,9 @@ public final class WorkloadAPIServer: Sendable {
             (parent.isEmpty ? "." : parent) + "/.lanyard-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
         self.logger = logger
         var config = HTTP2ServerTransport.Posix.Config.defaults
-        config.channelDebuggingCallbacks.onAcceptHTTP2Stream = PeerCredentialHandler.installOnStream
+        let limiter = CallerLimiter(limits: limits, logger: logger)
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = PeerCredentialHandler.admitConnection(limiter: limiter)
+        config.channelDebuggingCallbacks.onAcceptHTTP2Stream = PeerCredentialHandler.installOnStream(limiter: limiter)
         if let activatedDescriptor {
             transport = HTTP2ServerTransport.Posix(
                 listeningSocketDescriptor: activatedDescriptor,

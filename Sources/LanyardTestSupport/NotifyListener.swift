@@ -5,7 +5,7 @@ public import Foundation
 #endif
 
 /// A datagram socket standing in for systemd's notification socket (`NOTIFY_SOCKET`).
-public final class NotifyListener {
+public final class NotifyListener: Sendable {
     public let path: String
     private let descriptor: Int32
 

@@ -1,4 +1,5 @@
 import Attestation
+import Endpoints
 import Foundation
 import SPIFFE
 import SPIFFECrypto
@@ -56,6 +57,7 @@ struct ConfigTests {
         let config = try AgentConfig.parse(fixed, path: "t.toml")
         #expect(config.trustDomain.name == "example.org")
         #expect(config.caKeyType == .ecP384)
+        #expect(config.callerLimits == .defaults)
         #expect(config.caTTL == .seconds(48 * 3600))
         #expect(config.x509SVIDTTL == .seconds(5400))
         #expect(config.jwtSVIDTTL == .seconds(90))
@@ -82,6 +84,14 @@ struct ConfigTests {
             "a unix socket path holds at most 107"
         ),
         ("trust_domain = \"example.org\"\n[workload_api]\nsocket_path = \"/tmp\"", "exists and is not a socket"),
+        (
+            "trust_domain = \"example.org\"\n[workload_api]\nmax_calls_per_caller = -1",
+            "workload_api.max_calls_per_caller: must be between 0 (no limit) and 1000000, not -1"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[workload_api]\nmax_connections_per_caller = \"many\"",
+            "workload_api.max_connections_per_caller: must be an integer, not a string"
+        ),
         (
             "trust_domain = \"example.org\"\n[upstream.local]\nx509_svid_ttl = \"1 hour\"",
             "upstream.local.x509_svid_ttl: \"1 hour\" is not a positive duration"

@@ -141,11 +141,7 @@ struct K8sAttestationIntegrationTests {
             clients == 1
             ? "echo $$ > \(cgroup.path)/cgroup.procs && exec \(fetch)"
             : "echo $$ > \(cgroup.path)/cgroup.procs && for i in $(seq \(clients)); do \(fetch) & done; fails=0; for job in $(jobs -p); do wait $job || fails=$((fails+1)); done; exit $fails"
-        return try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try LanyardCLI.runTool(["/bin/sh", "-c", script]) })
-            }
-        }
+        return try await LanyardCLI.runTool(["/bin/sh", "-c", script])
     }
 
     @Test("the right pod gets its identity and another namespace is denied", arguments: [1, 2])

@@ -10,7 +10,7 @@ import Testing
 #endif
 
 /// The `lanyard` binary running as a separate process, the way systemd runs it.
-final class AgentProcess {
+final class AgentProcess: @unchecked Sendable {
     let process = Process()
     let logPath: String
 
@@ -40,15 +40,21 @@ final class AgentProcess {
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
     /// Waits for exit up to `timeout` seconds, then kills.
-    func waitForExit(timeout: TimeInterval) -> Int32? {
+    func waitForExit(timeout: TimeInterval) async -> Int32? {
         let deadline = Date() + timeout
-        while process.isRunning && Date() < deadline { usleep(20_000) }
+        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            killNow()
             return nil
         }
         return process.terminationStatus
+    }
+
+    /// Kills the process if it still runs (for `defer`, which cannot wait asynchronously).
+    func killNow() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 }
 
@@ -94,7 +100,10 @@ struct SystemdTests {
             directory: directory,
             environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "400000"]
         )
-        let beforeReady = try #require(listener.wait(for: "READY=1", timeout: 60), "no READY=1; log: \(agent.log)")
+        let beforeReady = try #require(
+            try await offPool { listener.wait(for: "READY=1", timeout: 60) },
+            "no READY=1; log: \(agent.log)"
+        )
         // Ready means served: a fetch right now succeeds.
         let response = try await WorkloadAPIClient(socketPath: socket).fetchX509SVID()
         #expect(response.svids.first?.spiffeID == "spiffe://example.org/root-workload")
@@ -103,11 +112,14 @@ struct SystemdTests {
 
         // Pings queued while the fetch ran are drained first; then a window of 1.5 s at a 400 ms watchdog (pings
         // every 200 ms) must see at least 4 and, since delays under load only bunch pings, never more than 10.
-        while listener.next(timeout: 0) != nil {}
-        var pings = 0
-        let window = Date() + 1.5
-        while Date() < window, let message = listener.next(timeout: window.timeIntervalSinceNow) {
-            if message.contains("WATCHDOG=1") { pings += 1 }
+        let pings = try await offPool {
+            while listener.next(timeout: 0) != nil {}
+            var pings = 0
+            let window = Date() + 1.5
+            while Date() < window, let message = listener.next(timeout: window.timeIntervalSinceNow) {
+                if message.contains("WATCHDOG=1") { pings += 1 }
+            }
+            return pings
         }
         #expect((4...10).contains(pings), "\(pings) watchdog pings in 1.5 s at a 400 ms watchdog")
 
@@ -115,13 +127,13 @@ struct SystemdTests {
         let watchDirectory = directory + "/watch"
         try FileManager.default.createDirectory(atPath: watchDirectory, withIntermediateDirectories: true)
         let watcher = try AgentProcess(["api", "watch", "--socket", socket], directory: watchDirectory)
-        for _ in 0..<500 where !watcher.log.contains("received 1 svid") { usleep(20_000) }
+        for _ in 0..<500 where !watcher.log.contains("received 1 svid") { try await Task.sleep(for: .milliseconds(20)) }
         #expect(watcher.log.contains("received 1 svid"), "watch log: \(watcher.log)")
 
         agent.signal(SIGTERM)
-        #expect(listener.wait(for: "STOPPING=1", timeout: 10) != nil)
-        #expect(agent.waitForExit(timeout: 15) == 0, "log: \(agent.log)")
-        #expect(watcher.waitForExit(timeout: 15) == 0, "the stream ended with an error: \(watcher.log)")
+        #expect(try await offPool { listener.wait(for: "STOPPING=1", timeout: 10) } != nil)
+        #expect(await agent.waitForExit(timeout: 15) == 0, "log: \(agent.log)")
+        #expect(await watcher.waitForExit(timeout: 15) == 0, "the stream ended with an error: \(watcher.log)")
         #expect(!FileManager.default.fileExists(atPath: socket))
     }
 
@@ -138,13 +150,15 @@ struct SystemdTests {
             directory: directory,
             executable: "/usr/bin/systemd-socket-activate"
         )
-        for _ in 0..<500 where !FileManager.default.fileExists(atPath: activated) { usleep(20_000) }
+        for _ in 0..<500 where !FileManager.default.fileExists(atPath: activated) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         let response = try await WorkloadAPIClient(socketPath: activated).fetchX509SVID()
         #expect(response.svids.count == 1)
         #expect(!FileManager.default.fileExists(atPath: configured), "the configured path must not be bound")
         #expect(agent.log.contains("using the socket passed by systemd"))
         agent.signal(SIGTERM)
-        #expect(agent.waitForExit(timeout: 15) == 0, "log: \(agent.log)")
+        #expect(await agent.waitForExit(timeout: 15) == 0, "log: \(agent.log)")
     }
 
     @Test("SIGHUP applies a new entry; a broken file is refused and the running config stays")
@@ -160,8 +174,8 @@ struct SystemdTests {
             directory: directory,
             environment: ["NOTIFY_SOCKET": listener.path]
         )
-        defer { _ = agent.waitForExit(timeout: 0) }
-        #expect(listener.wait(for: "READY=1", timeout: 60) != nil)
+        defer { agent.killNow() }
+        #expect(try await offPool { listener.wait(for: "READY=1", timeout: 60) } != nil)
         let client = WorkloadAPIClient(socketPath: socket)
         #expect(try await client.fetchX509SVID().svids.count == 1)
 
@@ -172,7 +186,7 @@ struct SystemdTests {
                 + "\n[[entries]]\nspiffe_id = \"spiffe://example.org/second\"\nselectors = [\"unix:uid:0\", \"unix:gid:0\"]\n"
         )
         agent.signal(SIGHUP)
-        let reloaded = listener.wait(for: "READY=1", timeout: 30)
+        let reloaded = try await offPool { listener.wait(for: "READY=1", timeout: 30) }
         #expect(reloaded?.contains { $0.contains("RELOADING=1") } == true)
         #expect(
             try await client.fetchX509SVID().svids.map(\.spiffeID) == [
@@ -184,18 +198,18 @@ struct SystemdTests {
             to: URL(fileURLWithPath: config)
         )
         agent.signal(SIGHUP)
-        let refused = listener.wait(for: "READY=1", timeout: 30)
+        let refused = try await offPool { listener.wait(for: "READY=1", timeout: 30) }
         #expect(refused?.last?.contains("reload refused") == true)
         #expect(agent.log.contains("reload refused; the running configuration stays"))
         #expect(agent.log.contains("entries[0].spiffe_id: must be a string"))
         #expect(try await client.fetchX509SVID().svids.count == 2, "the previous configuration keeps running")
         agent.signal(SIGTERM)
-        #expect(agent.waitForExit(timeout: 15) == 0)
+        #expect(await agent.waitForExit(timeout: 15) == 0)
     }
 
     /// A plain HTTP GET on loopback, through curl (installed with the test set-up's Debian packages).
-    func get(_ url: String) throws -> (status: Int, body: String) {
-        let result = try LanyardCLI.runTool(["/usr/bin/curl", "-s", "-w", "\n%{http_code}", url])
+    func get(_ url: String) async throws -> (status: Int, body: String) {
+        let result = try await LanyardCLI.runTool(["/usr/bin/curl", "-s", "-w", "\n%{http_code}", url])
         let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
         return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
     }
@@ -224,23 +238,23 @@ struct SystemdTests {
             directory: directory,
             environment: ["NOTIFY_SOCKET": listener.path]
         )
-        defer { _ = agent.waitForExit(timeout: 0) }
-        #expect(listener.wait(for: "READY=1", timeout: 60) != nil)
+        defer { agent.killNow() }
+        #expect(try await offPool { listener.wait(for: "READY=1", timeout: 60) } != nil)
         let base = "http://127.0.0.1:\(port)"
-        var live = try get(base + "/live")
+        var live = try await get(base + "/live")
         for _ in 0..<100 where live.status != 200 {
-            usleep(50_000)
-            live = try get(base + "/live")
+            try await Task.sleep(for: .milliseconds(50))
+            live = try await get(base + "/live")
         }
         #expect(live.status == 200)
-        let notReady = try get(base + "/ready")
+        let notReady = try await get(base + "/ready")
         #expect(notReady.status == 503)
         #expect(notReady.body.contains("not primed"), "\(notReady.body)")
 
         _ = try writeConfig(directory, socket: socket, entries: Self.rootEntry, health: "127.0.0.1:\(port)")
         agent.signal(SIGHUP)
-        #expect(listener.wait(for: "READY=1", timeout: 30) != nil)
-        let ready = try get(base + "/ready")
+        #expect(try await offPool { listener.wait(for: "READY=1", timeout: 30) } != nil)
+        let ready = try await get(base + "/ready")
         #expect(ready.status == 200, "\(ready.body)")
 
         func fetchCount(_ text: String) -> Double {
@@ -249,7 +263,7 @@ struct SystemdTests {
                 .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }
                 .reduce(0, +)
         }
-        let before = try get(base + "/metrics")
+        let before = try await get(base + "/metrics")
         #expect(before.status == 200)
         for line in before.body.split(separator: "\n") where !line.hasPrefix("#") {
             let parts = line.split(separator: " ")
@@ -263,19 +277,19 @@ struct SystemdTests {
         _ = try await WorkloadAPIClient(socketPath: socket).fetchX509SVID()
         _ = try await WorkloadAPIClient(socketPath: socket).fetchX509SVID()
         // A stream is counted when it ends, just after the client hangs up.
-        var after = try get(base + "/metrics")
+        var after = try await get(base + "/metrics")
         for _ in 0..<40 where fetchCount(after.body) < fetchCount(before.body) + 2 {
-            usleep(50_000)
-            after = try get(base + "/metrics")
+            try await Task.sleep(for: .milliseconds(50))
+            after = try await get(base + "/metrics")
         }
         #expect(fetchCount(after.body) >= fetchCount(before.body) + 2, "\(after.body)")
         #expect(after.body.contains("lanyard_attestation_duration_seconds"))
         agent.signal(SIGTERM)
-        #expect(agent.waitForExit(timeout: 15) == 0)
+        #expect(await agent.waitForExit(timeout: 15) == 0)
     }
 
     @Test("systemd-analyze verify accepts the unit files")
-    func unitsVerify() throws {
+    func unitsVerify() async throws {
         let directory = TestAgent.makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let cli = try LanyardCLI(copyInto: directory)
@@ -286,7 +300,7 @@ struct SystemdTests {
                 .replacingOccurrences(of: "/usr/local/bin/lanyard", with: cli.binary)
             try Data(text.utf8).write(to: URL(fileURLWithPath: directory + "/" + unit))
         }
-        let result = try LanyardCLI.runTool(
+        let result = try await LanyardCLI.runTool(
             ["/usr/bin/systemd-analyze", "verify", directory + "/lanyard.service", directory + "/lanyard.socket"]
         )
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")

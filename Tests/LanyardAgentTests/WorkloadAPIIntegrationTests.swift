@@ -64,15 +64,15 @@ struct WorkloadAPIIntegrationTests {
         let mode = try FileManager.default.attributesOfItem(atPath: agent.socketPath)[.posixPermissions] as? Int
         #expect(mode == 0o777)
         let cli = try LanyardCLI(copyInto: agent.directory)
-        let nobody = try cli.run(["api", "fetch", "x509", "--socket", agent.socketPath], uid: 65534, gid: 65534)
+        let nobody = try await cli.run(["api", "fetch", "x509", "--socket", agent.socketPath], uid: 65534, gid: 65534)
         #expect(nobody.status == 0, "\(nobody.stderr)")
         #expect(nobody.stdout.contains("SPIFFE ID:\t\tspiffe://example.org/nobody"))
         #expect(!nobody.stdout.contains("root-workload"))
-        let stranger = try cli.run(["api", "fetch", "x509", "--socket", agent.socketPath], uid: 1234, gid: 5678)
+        let stranger = try await cli.run(["api", "fetch", "x509", "--socket", agent.socketPath], uid: 1234, gid: 5678)
         #expect(stranger.status == 1)
         #expect(stranger.stderr.contains("permissionDenied: no identity issued"), "\(stranger.stderr)")
         let written = agent.directory + "/out"
-        let write = try cli.run(["api", "fetch", "x509", "--socket", agent.socketPath, "--write", written])
+        let write = try await cli.run(["api", "fetch", "x509", "--socket", agent.socketPath, "--write", written])
         #expect(write.status == 0, "\(write.stderr)")
         #expect(
             try FileManager.default.attributesOfItem(atPath: written + "/svid.0.key")[.posixPermissions] as? Int
@@ -287,7 +287,7 @@ struct WorkloadAPIIntegrationTests {
     @Test("py-spiffe, an independent SPIFFE client, fetches and validates everything through the socket")
     func pySpiffeInterop() async throws {
         guard isRoot() else { return }
-        let probe = try LanyardCLI.runTool(["/usr/bin/env", "python3", "-c", "import spiffe"])
+        let probe = try await LanyardCLI.runTool(["/usr/bin/env", "python3", "-c", "import spiffe"])
         guard probe.status == 0 else {
             print("skipped: py-spiffe is not installed (make deps installs it): \(probe.stderr)")
             return
@@ -297,7 +297,7 @@ struct WorkloadAPIIntegrationTests {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
             "Fixtures/py_spiffe_client.py"
         ).path
-        let result = try LanyardCLI.runTool(["/usr/bin/env", "python3", script, agent.socketPath])
+        let result = try await LanyardCLI.runTool(["/usr/bin/env", "python3", script, agent.socketPath])
         await agent.stop()
         #expect(result.status == 0, "\(result.stderr)")
         let seen = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
@@ -315,18 +315,18 @@ struct WorkloadAPIIntegrationTests {
         let agent = try await TestAgent.start(Self.rootEntry)
         defer { agent.removeDirectory() }
         let cli = try LanyardCLI(copyInto: agent.directory)
-        #expect(try cli.run(["healthcheck", "--socket", agent.socketPath]).status == 0)
-        #expect(try cli.run(["config", "check", agent.configPath]).status == 0)
+        #expect(try await cli.run(["healthcheck", "--socket", agent.socketPath]).status == 0)
+        #expect(try await cli.run(["config", "check", agent.configPath]).status == 0)
         await agent.stop()
-        #expect(try cli.run(["healthcheck", "--socket", agent.socketPath]).status == 1)
+        #expect(try await cli.run(["healthcheck", "--socket", agent.socketPath]).status == 1)
         try Data("trust_domain = \"Bad\"\nnope = 1\n".utf8).write(
             to: URL(fileURLWithPath: agent.directory + "/bad.toml")
         )
-        let bad = try cli.run(["config", "check", agent.directory + "/bad.toml"])
+        let bad = try await cli.run(["config", "check", agent.directory + "/bad.toml"])
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("trust_domain: trust domain must be lowercase"))
         #expect(bad.stderr.contains("nope: unknown key"))
-        #expect(try cli.run(["api", "fetch", "jwt", "--socket", agent.socketPath]).status == 2)
-        #expect(try cli.run(["no-such-command"]).status == 2)
+        #expect(try await cli.run(["api", "fetch", "jwt", "--socket", agent.socketPath]).status == 2)
+        #expect(try await cli.run(["no-such-command"]).status == 2)
     }
 }

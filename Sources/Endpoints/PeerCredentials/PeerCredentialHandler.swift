@@ -14,22 +14,41 @@ import NIOHTTP2
 /// and gid. This handler sits first in the stream pipeline: it strips the header from every HEADERS frame (so no
 /// client can forge it) and adds the kernel's values to the first one. The handler must be installed on every
 /// listener that serves these services, and the service fails closed when the header is missing.
+///
+/// The same callbacks hold each uid to its ``CallerLimits``: a connection over the limit is closed as it is
+/// accepted, and a call over the limit is answered `RESOURCE_EXHAUSTED` here, before gRPC decodes anything.
 final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias InboundOut = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
 
     /// The private header; never trusted from the network.
     static let headerName = "x-lanyard-peer-credentials"
 
     private let credentials: CallerCredentials?
+    /// Set when the caller holds its limit of calls: the stream is answered with this message and nothing else.
+    private let refusal: String?
     private var injected = false
 
-    init(credentials: CallerCredentials?) {
+    init(credentials: CallerCredentials?, refusal: String? = nil) {
         self.credentials = credentials
+        self.refusal = refusal
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var payload = unwrapInboundIn(data)
+        if let refusal {
+            guard case .headers = payload, !injected else { return }
+            injected = true
+            let trailers: HPACKHeaders = [
+                ":status": "200", "content-type": "application/grpc", "grpc-status": "8", "grpc-message": refusal,
+            ]
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: trailers, endStream: true)))).whenComplete {
+                _ in channel.close(promise: nil)
+            }
+            return
+        }
         if case .headers(var headers) = payload {
             headers.headers.remove(name: Self.headerName)
             if !injected, let credentials {
@@ -60,27 +79,51 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
         var gid: UInt32 = 0
     }
 
-    /// The transport callback that installs the handler on each new stream.
-    static let installOnStream: @Sendable (any Channel) -> EventLoopFuture<Void> = { channel in
-        let socket = channel.parent as? any SocketOptionProvider
-        let credentials: EventLoopFuture<CallerCredentials?>
-        if let socket {
-            credentials = socket.unsafeGetSocketOption(
-                level: SocketOptionLevel(SOL_SOCKET),
-                name: SocketOptionName(SO_PEERCRED)
-            )
+    /// The kernel's view of the process at the other end of `socket`, or nil when it cannot be read.
+    private static func credentials(of socket: (any Channel)?) -> EventLoopFuture<CallerCredentials?>? {
+        guard let socket, let provider = socket as? any SocketOptionProvider else { return nil }
+        return provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
             .map { (kernel: KernelCredentials) -> CallerCredentials? in
                 kernel.pid > 0 ? CallerCredentials(pid: kernel.pid, uid: kernel.uid, gid: kernel.gid) : nil
             }
             .recover { _ in nil }
-        } else {
-            credentials = channel.eventLoop.makeSucceededFuture(nil)
+    }
+
+    /// The transport callback for each accepted connection: holds the caller to its connection limit.
+    static func admitConnection(limiter: CallerLimiter) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
+        { channel in
+            guard let credentials = credentials(of: channel) else { return channel.eventLoop.makeSucceededVoidFuture() }
+            return credentials.map { credentials in
+                // Without credentials there is no caller to count; every call on the connection fails closed.
+                guard let uid = credentials?.uid else { return }
+                if limiter.acquire(.connection, uid: uid) {
+                    channel.closeFuture.whenComplete { _ in limiter.release(.connection, uid: uid) }
+                } else {
+                    channel.close(promise: nil)
+                }
+            }
         }
-        return credentials.flatMapThrowing { credentials in
-            try channel.pipeline.syncOperations.addHandler(
-                PeerCredentialHandler(credentials: credentials),
-                position: .first
-            )
+    }
+
+    /// The transport callback that installs the handler on each new stream, counting it against the caller's calls.
+    static func installOnStream(limiter: CallerLimiter) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
+        { channel in
+            let credentials = credentials(of: channel.parent) ?? channel.eventLoop.makeSucceededFuture(nil)
+            return credentials.flatMapThrowing { credentials in
+                var refusal: String?
+                if let uid = credentials?.uid {
+                    if limiter.acquire(.call, uid: uid) {
+                        channel.closeFuture.whenComplete { _ in limiter.release(.call, uid: uid) }
+                    } else {
+                        refusal =
+                            "too many calls in progress for uid \(uid) (workload_api.max_calls_per_caller is \(limiter.limits.maxCalls))"
+                    }
+                }
+                try channel.pipeline.syncOperations.addHandler(
+                    PeerCredentialHandler(credentials: credentials, refusal: refusal),
+                    position: .first
+                )
+            }
         }
     }
 }

@@ -240,26 +240,48 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
 
     /// Feeds requests and updates, in arrival order, to one handler that owns the stream's state. The stream
     /// ends when Envoy closes its side or the agent ends the updates (shutdown).
+    ///
+    /// Each source waits until the handler has taken its last event before reading the next, so a client that
+    /// floods requests, or never reads while updates arrive, queues at most one of each here: HTTP/2 flow control
+    /// holds back the rest of its requests, and the cache keeps only the newest update for a subscriber.
     static func merge<Request: Sendable>(
         _ requests: RPCAsyncSequence<Request, any Error>,
         _ updates: AsyncStream<WorkloadUpdate>,
         handle: (Event<Request>) async throws -> Void
     ) async throws {
         let (events, continuation) = AsyncStream.makeStream(of: Event<Request>.self)
+        let (requestTaken, requestTakenContinuation) = AsyncStream.makeStream(of: Void.self)
+        let (updateTaken, updateTakenContinuation) = AsyncStream.makeStream(of: Void.self)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 defer { continuation.yield(.ended) }
-                for try await request in requests { continuation.yield(.request(request)) }
+                var taken = requestTaken.makeAsyncIterator()
+                for try await request in requests {
+                    continuation.yield(.request(request))
+                    guard await taken.next() != nil else { return }
+                }
             }
             group.addTask {
                 defer { continuation.yield(.ended) }
-                for await update in updates { continuation.yield(.update(update)) }
+                var taken = updateTaken.makeAsyncIterator()
+                for await update in updates {
+                    continuation.yield(.update(update))
+                    guard await taken.next() != nil else { return }
+                }
             }
-            defer { group.cancelAll() }
+            defer {
+                requestTakenContinuation.finish()
+                updateTakenContinuation.finish()
+                group.cancelAll()
+            }
             // A client that went away is reported through gRPC's cancellation handle, not task cancellation.
             try await withRPCCancellationHandler {
                 for await event in events {
-                    if case .ended = event { break }
+                    switch event {
+                    case .ended: return
+                    case .request: requestTakenContinuation.yield()
+                    case .update: updateTakenContinuation.yield()
+                    }
                     try await handle(event)
                 }
             } onCancelRPC: {

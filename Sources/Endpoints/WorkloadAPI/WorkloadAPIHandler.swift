@@ -63,24 +63,28 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
     /// one is required.
     ///
     /// gRPC reports a client that went away through its cancellation handle, not by cancelling this task, so the
-    /// stream listens for it and then stops following the cache (which drops the subscription at once).
+    /// stream listens for it and then stops following the cache (which drops the subscription at once). Only the
+    /// newest update waits while a slow reader holds the writer: every update is a whole snapshot, so older ones
+    /// are worthless, and queueing them would let a client that never reads grow the agent's memory.
     private static func stream<Response: SwiftProtobuf.Message & Equatable>(
         _ updates: AsyncStream<WorkloadUpdate>,
         requireIdentity: Bool,
         _ makeResponse: @escaping @Sendable (WorkloadUpdate) -> Response
     ) -> StreamingServerResponse<Response> {
         StreamingServerResponse { writer in
-            let (events, continuation) = AsyncStream.makeStream(of: WorkloadUpdate?.self)
+            let (events, continuation) = AsyncStream.makeStream(
+                of: WorkloadUpdate.self,
+                bufferingPolicy: .bufferingNewest(1)
+            )
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await update in updates { continuation.yield(update) }
-                    continuation.yield(nil)
+                    continuation.finish()
                 }
                 defer { group.cancelAll() }
                 try await withRPCCancellationHandler {
                     var last: Response? = nil
-                    for await event in events {
-                        guard let update = event else { break }
+                    for await update in events {
                         guard !requireIdentity || !update.svids.isEmpty else { throw noIdentity }
                         let response = makeResponse(update)
                         guard response != last else { continue }
@@ -88,7 +92,7 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
                         last = response
                     }
                 } onCancelRPC: {
-                    continuation.yield(nil)
+                    continuation.finish()
                 }
             }
             return [:]

@@ -126,6 +126,7 @@ public struct Agent: Sendable {
             logger: logger,
             allowUnauthenticatedVerifiers: config.allowUnauthenticatedVerifiers,
             sds: config.sds,
+            limits: config.callerLimits,
             activatedDescriptor: activated
         )
         let status = StatusReporter(cache: cache, trustDomain: config.trustDomain)

@@ -89,6 +89,7 @@ final class Reloader: Sendable {
         {
             keys.append("upstream.local")
         }
+        if old.callerLimits != new.callerLimits { keys.append("workload_api.max_*_per_caller") }
         if old.sds != new.sds { keys.append("sds") }
         if old.spire?.host != new.spire?.host || old.spire?.port != new.spire?.port
             || old.spire?.nodeAttestor != new.spire?.nodeAttestor

@@ -16,6 +16,8 @@ public struct AgentConfig: Sendable {
     public var logFormat: String
     public var socketPath: String
     public var allowUnauthenticatedVerifiers: Bool
+    /// `workload_api.max_connections_per_caller` and `max_calls_per_caller`.
+    public var callerLimits: CallerLimits
     public var caKeyType: KeyType
     public var caTTL: Duration
     public var x509SVIDTTL: Duration
@@ -98,10 +100,20 @@ private struct ConfigReader {
         if !["text", "json"].contains(logFormat) { problem("log_format", "must be text or json") }
 
         let api = table(root, "workload_api", prefix: "")
-        check(api, prefix: "workload_api.", allowed: ["socket_path", "allow_unauthenticated_verifiers"])
+        check(
+            api,
+            prefix: "workload_api.",
+            allowed: [
+                "socket_path", "allow_unauthenticated_verifiers", "max_connections_per_caller", "max_calls_per_caller",
+            ]
+        )
         let socketPath = string(api, "socket_path", prefix: "workload_api.") ?? "/run/lanyard/public/api.sock"
         checkSocketPath(socketPath)
         let allowVerifiers = bool(api, "allow_unauthenticated_verifiers", prefix: "workload_api.") ?? false
+        let callerLimits = CallerLimits(
+            maxConnections: limit(api, "max_connections_per_caller", default: CallerLimits.defaults.maxConnections),
+            maxCalls: limit(api, "max_calls_per_caller", default: CallerLimits.defaults.maxCalls)
+        )
 
         let sdsTable = table(root, "sds", prefix: "")
         let sdsPrefix = "sds."
@@ -218,6 +230,7 @@ private struct ConfigReader {
             logFormat: logFormat,
             socketPath: socketPath,
             allowUnauthenticatedVerifiers: allowVerifiers,
+            callerLimits: callerLimits,
             caKeyType: caKeyType,
             caTTL: caTTL,
             x509SVIDTTL: x509TTL,
@@ -566,6 +579,16 @@ private struct ConfigReader {
             problem(prefix + key, "must be an integer, not \(other.typeName)")
             return nil
         }
+    }
+
+    /// A `workload_api` limit: 0 (off) up to a million.
+    mutating func limit(_ table: TOMLTable?, _ key: String, default value: Int) -> Int {
+        guard let configured = integer(table, key, prefix: "workload_api.") else { return value }
+        guard (0...1_000_000).contains(configured) else {
+            problem("workload_api." + key, "must be between 0 (no limit) and 1000000, not \(configured)")
+            return value
+        }
+        return Int(configured)
     }
 
     mutating func strings(_ table: TOMLTable?, _ key: String, prefix: String) -> [String]? {

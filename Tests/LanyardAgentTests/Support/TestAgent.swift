@@ -19,7 +19,8 @@ final class TestAgent: Sendable {
         directory: String? = nil,
         allowUnauthenticatedVerifiers: Bool = false,
         logs: LogCapture? = nil,
-        upstream: String? = nil
+        upstream: String? = nil,
+        workloadAPI: String = ""
     ) async throws -> TestAgent {
         let directory = directory ?? TestAgent.makeDirectory()
         let socketPath = directory + "/api.sock"
@@ -32,6 +33,7 @@ final class TestAgent: Sendable {
             [workload_api]
             socket_path = "\(socketPath)"
             allow_unauthenticated_verifiers = \(allowUnauthenticatedVerifiers)
+            \(workloadAPI)
 
             [health]
             listen = ""
@@ -137,17 +139,23 @@ struct LanyardCLI {
         _ arguments: [String],
         uid: UInt32? = nil,
         gid: UInt32? = nil
-    ) throws -> (status: Int32, stdout: String, stderr: String) {
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
         if let uid, let gid {
-            return try Self.runTool(
+            return try await Self.runTool(
                 ["/usr/bin/setpriv", "--reuid", "\(uid)", "--regid", "\(gid)", "--clear-groups", binary] + arguments
             )
         }
-        return try Self.runTool([binary] + arguments)
+        return try await Self.runTool([binary] + arguments)
     }
 
-    /// Runs any program, its output captured through files.
-    static func runTool(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// Runs any program, its output captured through files. The wait happens on a GCD thread: blocking a thread of
+    /// Swift's small cooperative pool would starve an in-process agent that the program is talking to.
+    static func runTool(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await offPool { try runToolBlocking(arguments) }
+    }
+
+    private static func runToolBlocking(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String)
+    {
         let directory = FileManager.default.temporaryDirectory.path
         let out = directory + "/lanyard-out-\(UUID().uuidString)"
         let err = directory + "/lanyard-err-\(UUID().uuidString)"
@@ -173,5 +181,13 @@ struct LanyardCLI {
             String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self),
             String(decoding: FileManager.default.contents(atPath: err) ?? Data(), as: UTF8.self)
         )
+    }
+}
+
+/// Runs blocking work (waiting for a process, a datagram) on a GCD thread, so it never holds one of the few threads
+/// of Swift's cooperative pool that in-process agents and other tests need.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
     }
 }
