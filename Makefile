@@ -7,7 +7,7 @@ FORMAT_PATHS = Package.swift $(shell find Sources Tests -name '*.swift' -not -pa
 # py-spiffe, the SPIFFE project's Python client: the interop tests drive the agent with it.
 PYTHON_TEST_PACKAGES := spiffe==0.3.2
 
-.PHONY: deps build test bench run protos install fmt lint clean
+.PHONY: deps build test bench fuzz load run protos install fmt lint clean
 
 deps:
 	@missing=""; \
@@ -40,6 +40,14 @@ bench: deps
 	LANYARD_COMMIT=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) .build/release/lanyard-bench \
 		--lanyard .build/release/lanyard --fake-kubelet .build/release/lanyard-fake-kubelet \
 		--json bench-results.json $(BENCH_ARGS)
+
+# libFuzzer on every parser of untrusted input (Fuzz/), FUZZ_SECONDS per target (never part of `make test`).
+# FUZZ_TARGETS picks some; FUZZ_UPDATE_CORPUS=1 merges what found new code into the committed corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: deps
+	cd Fuzz && $(SWIFT) build --sanitize=fuzzer --sanitize=address
+	bash scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 RUN_DIR := $(CURDIR)/run
 

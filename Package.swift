@@ -16,6 +16,9 @@ let package = Package(
         .executable(name: "lanyard", targets: ["lanyard"]),
         .library(name: "SPIFFE", targets: ["SPIFFE"]),
         .library(name: "SPIFFECrypto", targets: ["SPIFFECrypto"]),
+        // For the fuzzing package in Fuzz/, which feeds these modules' parsers.
+        .library(name: "Attestation", targets: ["Attestation"]),
+        .library(name: "LanyardAgent", targets: ["LanyardAgent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

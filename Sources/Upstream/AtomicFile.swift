@@ -41,6 +41,18 @@ public enum AtomicFile {
         }
     }
 
+    /// Removes the temporary files of writes that a crash interrupted (`<name>.tmp-<n>` in `directory`). Only a
+    /// process that owns `directory` calls this, at start-up, before it writes anything there.
+    public static func removeLeftovers(in directory: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names {
+            guard let marker = name.range(of: ".tmp-", options: .backwards),
+                !name[marker.upperBound...].isEmpty, name[marker.upperBound...].allSatisfy(\.isNumber)
+            else { continue }
+            unlink(directory + "/" + name)
+        }
+    }
+
     private static func failure(_ message: String) -> UpstreamError {
         UpstreamError(.storage, "\(message): \(String(cString: strerror(errno)))")
     }

@@ -84,6 +84,11 @@ public final class LocalAuthority: Sendable {
         return changed
     }
 
+    /// Whether a root that has not expired can sign at `now` (so a failed rotation can wait for the next pass).
+    public func canSign(at now: Date) -> Bool {
+        generations.withLock { list in list.contains { $0.notAfter > now } }
+    }
+
     /// The generation that signs at `now`: the newest whose predecessor has reached three quarters of its life.
     func signingGeneration(at now: Date) -> Generation {
         generations.withLock { list in
@@ -164,10 +169,17 @@ public final class LocalAuthority: Sendable {
             let signer = try JWTSVIDSigner(privateKey: jwtKey, keyID: JWTSVIDSigner.keyID(for: try jwtKey.publicKey))
             let generation = Generation(authority: authority, jwtSigner: signer)
             let base = "\(directory)/ca-\(generation.stem)"
-            // Keys first: a certificate on disk always has its key beside it.
-            try AtomicFile.write(Data(try authority.privateKey.pemEncoded.utf8), to: base + ".key", mode: 0o600)
-            try AtomicFile.write(Data(try jwtKey.pemEncoded.utf8), to: base + ".jwt.key", mode: 0o600)
-            try AtomicFile.write(Data(authority.certificate.pemEncoded.utf8), to: base + ".pem", mode: 0o644)
+            // Keys first: a certificate on disk always has its key beside it, and the certificate, written last,
+            // is what makes a generation exist. A failed write removes what this generation wrote; a crash may leave
+            // keys without a certificate, which the next start removes.
+            do {
+                try AtomicFile.write(Data(try authority.privateKey.pemEncoded.utf8), to: base + ".key", mode: 0o600)
+                try AtomicFile.write(Data(try jwtKey.pemEncoded.utf8), to: base + ".jwt.key", mode: 0o600)
+                try AtomicFile.write(Data(authority.certificate.pemEncoded.utf8), to: base + ".pem", mode: 0o644)
+            } catch {
+                removeFiles(of: generation)
+                throw error
+            }
             return generation
         } catch let error as UpstreamError {
             throw error
@@ -182,6 +194,14 @@ public final class LocalAuthority: Sendable {
             names = try FileManager.default.contentsOfDirectory(atPath: directory)
         } catch {
             throw UpstreamError(.storage, "cannot list \(directory): \(error.localizedDescription)")
+        }
+        AtomicFile.removeLeftovers(in: directory)
+        // Keys whose certificate was never written belong to a generation that a crash interrupted: never used.
+        for name in names where name.hasPrefix("ca-") && name.hasSuffix(".key") {
+            let stem = name.hasSuffix(".jwt.key") ? name.dropLast(8) : name.dropLast(4)
+            if !names.contains(stem + ".pem") {
+                try? FileManager.default.removeItem(atPath: "\(directory)/\(name)")
+            }
         }
         var loaded: [Generation] = []
         for name in names where name.hasPrefix("ca-") && name.hasSuffix(".pem") {

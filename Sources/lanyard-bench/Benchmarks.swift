@@ -313,7 +313,12 @@ struct Benchmarks {
         let cache = IdentityCache()
         let rotator = SVIDRotator(
             cache: cache,
-            upstream: LocalUpstream(authority: authority, entries: entries, federatedBundles: [:]),
+            upstream: LocalUpstream(
+                authority: authority,
+                entries: entries,
+                federatedBundles: [:],
+                logger: Logger(label: "bench")
+            ),
             logger: Logger(label: "bench")
         )
         ProcessMemory.resetPeak()

@@ -18,9 +18,10 @@ final class AgentProcess: @unchecked Sendable {
         _ arguments: [String],
         directory: String,
         environment: [String: String] = [:],
-        executable: String? = nil
+        executable: String? = nil,
+        cli existing: LanyardCLI? = nil
     ) throws {
-        let cli = try LanyardCLI(copyInto: directory)
+        let cli = try existing ?? LanyardCLI(copyInto: directory)
         logPath = directory + "/agent.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))

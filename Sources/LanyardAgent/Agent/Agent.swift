@@ -67,7 +67,8 @@ public struct Agent: Sendable {
             let local = LocalUpstream(
                 authority: authority,
                 entries: config.entries,
-                federatedBundles: config.federatedBundles
+                federatedBundles: config.federatedBundles,
+                logger: logger
             )
             upstream = local
             localUpstream = local

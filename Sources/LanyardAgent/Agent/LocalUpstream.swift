@@ -1,5 +1,6 @@
 package import Foundation
 package import IdentityCache
+package import Logging
 package import SPIFFE
 package import SPIFFECrypto
 import Synchronization
@@ -15,11 +16,17 @@ package final class LocalUpstream: IdentityUpstream {
 
     let authority: LocalAuthority
     private let registrations: Mutex<Registrations>
+    private let logger: Logger
 
-    package init(authority: LocalAuthority, entries: [RegistrationEntry], federatedBundles: [TrustDomain: SPIFFEBundle])
-    {
+    package init(
+        authority: LocalAuthority,
+        entries: [RegistrationEntry],
+        federatedBundles: [TrustDomain: SPIFFEBundle],
+        logger: Logger
+    ) {
         self.authority = authority
         self.registrations = Mutex(Registrations(entries: entries, federatedBundles: federatedBundles))
+        self.logger = logger
     }
 
     /// Replaces the entries and federated bundles; the next sync hands them to the cache.
@@ -27,8 +34,19 @@ package final class LocalUpstream: IdentityUpstream {
         registrations.withLock { $0 = Registrations(entries: entries, federatedBundles: federatedBundles) }
     }
 
+    /// The entries and bundle, after rotating the root if it is due. A rotation that fails (its files cannot be
+    /// written: a root that is not stored must never sign) waits for the next pass while the current root is live,
+    /// so SVIDs keep being renewed; with no live root left it fails the pass.
     package func state(at now: Date) async throws -> UpstreamState {
-        _ = try authority.rotateIfDue(now: now)
+        do {
+            _ = try authority.rotateIfDue(now: now)
+        } catch {
+            guard authority.canSign(at: now) else { throw error }
+            logger.error(
+                "cannot rotate the signing root; the current root keeps signing and rotation is retried",
+                metadata: ["error": "\(error)"]
+            )
+        }
         let current = registrations.withLock { $0 }
         return UpstreamState(
             entries: current.entries,

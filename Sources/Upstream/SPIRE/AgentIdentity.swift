@@ -51,6 +51,7 @@ public struct AgentIdentity: Sendable {
     /// error (it is never overwritten silently: the operator decides).
     public static func load(directory: String, trustDomain: TrustDomain) throws(UpstreamError) -> AgentIdentity? {
         let path = directory + "/" + fileName
+        AtomicFile.removeLeftovers(in: directory)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw UpstreamError(.storage, "cannot read \(path)")

@@ -26,6 +26,8 @@ public final class SPIREServerUpstream: Sendable {
     private let connection: SPIREServerConnection
     private let logger: Logger
     private let identity = Mutex<AgentIdentity?>(nil)
+    /// Set while the identity in memory could not be written to `data_dir`.
+    private let unsaved = Mutex(false)
     /// Entries by ID from the last sync, so `SyncAuthorizedEntries` only asks for what changed.
     private let knownEntries = Mutex<[String: Spire_Api_Types_Entry]>([:])
     /// Serialises attestation and renewal, which must not run twice at once.
@@ -106,6 +108,31 @@ public final class SPIREServerUpstream: Sendable {
         }
     }
 
+    /// Makes `identity` the agent's and stores it. A failed write does not throw the identity away: the server issued
+    /// it (a join token is spent, a renewal may retire the old SVID), so the agent uses it from memory and tries to
+    /// store it again at every sync. Until a write succeeds, a restart falls back to the stored, older identity.
+    private func adopt(_ fresh: AgentIdentity) {
+        identity.withLock { $0 = fresh }
+        store(fresh)
+    }
+
+    private func store(_ current: AgentIdentity) {
+        do {
+            try current.save(directory: config.dataDirectory)
+            let recovered = unsaved.withLock { unsaved in
+                defer { unsaved = false }
+                return unsaved
+            }
+            if recovered { logger.notice("agent identity stored again", metadata: ["data_dir": "\(config.dataDirectory)"]) }
+        } catch {
+            unsaved.withLock { $0 = true }
+            logger.error(
+                "cannot store the agent identity; serving it from memory and retrying at every sync",
+                metadata: ["error": "\(error)"]
+            )
+        }
+    }
+
     /// `AttestAgent`: key and CSR, the attestation payload, challenges answered, the agent SVID and then the bundle.
     private func attest(at now: Date) async throws -> AgentIdentity {
         let attestation = NodeAttestation(attestor: config.nodeAttestor)
@@ -158,8 +185,7 @@ public final class SPIREServerUpstream: Sendable {
             receivedAt: now
         )
         try checkAgentID(agentSVID.spiffeID)
-        try fresh.save(directory: config.dataDirectory)
-        identity.withLock { $0 = fresh }
+        adopt(fresh)
         logger.notice(
             "node attested",
             metadata: [
@@ -206,8 +232,7 @@ public final class SPIREServerUpstream: Sendable {
             receivedAt: now
         )
         try checkAgentID(renewed.svid.spiffeID)
-        try renewed.save(directory: config.dataDirectory)
-        identity.withLock { $0 = renewed }
+        adopt(renewed)
         logger.info(
             "agent svid renewed",
             metadata: ["spiffe.id": "\(renewed.svid.spiffeID)", "svid.expires_at": "\(renewed.svid.expiresAt)"]
@@ -247,6 +272,7 @@ public final class SPIREServerUpstream: Sendable {
     /// One sync: the agent identity checked, then the bundle, the authorized entries and the federated bundles.
     public func sync(at now: Date) async throws(UpstreamError) -> Snapshot {
         let current = try await ensureIdentity(at: now)
+        if unsaved.withLock({ $0 }) { store(current) }
         let options = connection.callOptions
         let known = knownEntries.withLock { $0 }
         let logger = logger
@@ -287,7 +313,7 @@ public final class SPIREServerUpstream: Sendable {
                 return (bundle, entries, federated)
             }
             knownEntries.withLock { $0 = entries }
-            if bundle != current.bundle { try updateBundle(bundle) }
+            if bundle != current.bundle { updateBundle(bundle) }
             var converted: [RegistrationEntry] = []
             for entry in entries.values.sorted(by: { $0.id < $1.id }) {
                 do {
@@ -308,11 +334,10 @@ public final class SPIREServerUpstream: Sendable {
     }
 
     /// Keeps the stored bundle current, so the server stays trusted across its CA rotations and restarts.
-    private func updateBundle(_ bundle: SPIFFEBundle) throws(UpstreamError) {
+    private func updateBundle(_ bundle: SPIFFEBundle) {
         guard var current = identity.withLock({ $0 }) else { return }
         current.bundle = bundle
-        try current.save(directory: config.dataDirectory)
-        identity.withLock { $0 = current }
+        adopt(current)
         logger.info("trust bundle updated", metadata: ["bundle.sequence": "\(bundle.sequenceNumber ?? 0)"])
     }
 
@@ -426,6 +451,7 @@ public final class SPIREServerUpstream: Sendable {
         at now: Date
     ) async throws(UpstreamError) -> [SigningResult] {
         let current = try await ensureIdentity(at: now)
+        if unsaved.withLock({ $0 }) { store(current) }
         let options = connection.callOptions
         do {
             return try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities) {
@@ -486,6 +512,7 @@ public final class SPIREServerUpstream: Sendable {
         at now: Date
     ) async throws(UpstreamError) -> SPIFFECrypto.JWTSVID {
         let current = try await ensureIdentity(at: now)
+        if unsaved.withLock({ $0 }) { store(current) }
         let options = connection.callOptions
         var request = Spire_Api_Server_Svid_V1_NewJWTSVIDRequest()
         request.entryID = entryID
