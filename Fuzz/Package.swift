@@ -2,7 +2,7 @@
 import PackageDescription
 
 /// libFuzzer harnesses for every parser that reads untrusted input. Built apart from the main package because every
-/// module is compiled with `--sanitize=fuzzer --sanitize=address`; `make fuzz` builds and runs them.
+/// module is compiled with coverage for libFuzzer and AddressSanitizer; `make fuzz` builds and runs them.
 let package = Package(
     name: "lanyard-fuzz",
     platforms: [.macOS(.v15)],

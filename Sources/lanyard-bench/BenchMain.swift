@@ -5,6 +5,7 @@ import Foundation
 ///     lanyard-bench --lanyard .build/release/lanyard --fake-kubelet .build/release/lanyard-fake-kubelet \
 ///         [--json bench-results.json] [--quick]
 ///     lanyard-bench floor-server SOCKET      (started by the benchmark itself)
+///     lanyard-bench load [--lanyard BIN] [--seconds 60] [--streams 1000] [--unary-clients 8]   (`make load`)
 @main
 struct BenchMain {
     static func main() async throws {
@@ -24,6 +25,18 @@ struct BenchMain {
         let directory = "/tmp/lanyard-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
+        if arguments.first == "load" {
+            let load = LoadTest(
+                lanyard: value("--lanyard") ?? binDirectory + "/lanyard",
+                directory: directory,
+                seconds: value("--seconds").flatMap(Int.init) ?? 60,
+                streams: value("--streams").flatMap(Int.init) ?? 1000,
+                unaryClients: value("--unary-clients").flatMap(Int.init) ?? 8
+            )
+            let held = try await load.run()
+            try? FileManager.default.removeItem(atPath: directory)
+            exit(held ? 0 : 1)
+        }
         var bench = Benchmarks(
             lanyard: value("--lanyard") ?? binDirectory + "/lanyard",
             fakeKubelet: value("--fake-kubelet") ?? binDirectory + "/lanyard-fake-kubelet",

@@ -86,27 +86,36 @@ struct HostileClientTests {
                 preface + HTTP2Bytes.frame(type: 0x0, flags: 0x1, stream: 7, payload: [0, 0, 0, 0, 0])
             ),
         ]
+        // Raw sockets block (a full backlog blocks connect), so they are driven off Swift's cooperative pool, which
+        // the in-process agent needs to accept them.
+        let socketPath = agent.socketPath
         for (name, bytes) in hostile {
-            guard let client = RawSocketClient(path: agent.socketPath) else {
+            let closed = try await offPool { () -> Bool? in
+                guard let client = RawSocketClient(path: socketPath) else { return nil }
+                defer { client.close() }
+                client.send(bytes)
+                return client.closedByPeer(within: 2)
+            }
+            guard let closed else {
                 Issue.record("cannot connect for \(name)")
                 continue
             }
-            client.send(bytes)
-            let closed = client.closedByPeer(within: 2)
-            client.close()
             print(
                 "hostile client: \(name) → \(closed ? "connection closed by the agent" : "ignored, closed by the client")"
             )
         }
 
         // 2,000 connections opened and dropped, 200 held open at a time.
-        var opened = 0
-        for _ in 0..<10 {
-            let held = (0..<200).compactMap { _ in RawSocketClient(path: agent.socketPath) }
-            #expect(held.count == 200)
-            opened += held.count
-            held.forEach { $0.close() }
+        let opened = try await offPool {
+            var opened = 0
+            for _ in 0..<10 {
+                let held = (0..<200).compactMap { _ in RawSocketClient(path: socketPath) }
+                opened += held.count
+                held.forEach { $0.close() }
+            }
+            return opened
         }
+        #expect(opened == 2000)
 
         // A rapid-reset client: 300 streams opened and cancelled on one connection. HTTP/2's defence may close that
         // connection; nobody else may notice.
@@ -181,12 +190,16 @@ struct HostileClientTests {
         #expect(jwt?.svids.count == 1, "a call after the streams ended")
 
         // Sixteen connections held: the seventeenth of the same uid is closed at once, and a real call fails.
-        let held = (0..<16).compactMap { _ in RawSocketClient(path: agent.socketPath) }
+        let socketPath = agent.socketPath
+        let held = try await offPool { (0..<16).compactMap { _ in RawSocketClient(path: socketPath) } }
         #expect(held.count == 16)
         try await Task.sleep(for: .milliseconds(200))
-        let extra = try #require(RawSocketClient(path: agent.socketPath))
-        #expect(extra.closedByPeer(within: 5), "a connection over the limit must be closed")
-        extra.close()
+        let closed = try await offPool { () -> Bool in
+            guard let extra = RawSocketClient(path: socketPath) else { return false }
+            defer { extra.close() }
+            return extra.closedByPeer(within: 5)
+        }
+        #expect(closed, "a connection over the limit must be closed")
         await #expect(throws: RPCError.self) { _ = try await agent.client.fetchX509SVID() }
         if getuid() == 0 {
             // Another uid has its own budget.
@@ -261,15 +274,20 @@ struct HostileClientTests {
         defer { agent.removeDirectory() }
         // 100 connections, each with a FetchX509SVID and an SDS stream, and a zero flow-control window: the agent
         // can send them nothing but headers.
-        var readers: [RawSocketClient] = []
-        for _ in 0..<100 {
-            guard let client = RawSocketClient(path: agent.socketPath) else { continue }
-            client.send(
-                HTTP2Bytes.preface + HTTP2Bytes.settings(initialWindow: 0)
-                    + HTTP2Bytes.call(path: Self.fetchX509, stream: 1)
-                    + HTTP2Bytes.call(path: "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets", stream: 3)
-            )
-            readers.append(client)
+        let socketPath = agent.socketPath
+        let readers = try await offPool {
+            (0..<100).compactMap { _ -> RawSocketClient? in
+                guard let client = RawSocketClient(path: socketPath) else { return nil }
+                client.send(
+                    HTTP2Bytes.preface + HTTP2Bytes.settings(initialWindow: 0)
+                        + HTTP2Bytes.call(path: Self.fetchX509, stream: 1)
+                        + HTTP2Bytes.call(
+                            path: "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets",
+                            stream: 3
+                        )
+                )
+                return client
+            }
         }
         #expect(readers.count == 100)
 

@@ -46,8 +46,12 @@ struct KillRestartTests {
     }
 
     /// Starts the agent and kills it after a random delay in `window` seconds.
-    static func killAtRandom(config: String, directory: String, cli: LanyardCLI, window: ClosedRange<Double>) async throws
-    {
+    static func killAtRandom(
+        config: String,
+        directory: String,
+        cli: LanyardCLI,
+        window: ClosedRange<Double>
+    ) async throws {
         let agent = try AgentProcess(["run", "--config", config], directory: directory, cli: cli)
         try await Task.sleep(for: .milliseconds(Int(Double.random(in: window) * 1000)))
         agent.signal(SIGKILL)
@@ -120,7 +124,9 @@ struct KillRestartTests {
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory + "/data/authority").filter {
             $0.contains(".tmp-")
         }
-        print("kill/restart standalone: \(kills) SIGKILLs, \(verified) verified restarts, temp files left now: \(leftovers.count)")
+        print(
+            "kill/restart standalone: \(kills) SIGKILLs, \(verified) verified restarts, temp files left now: \(leftovers.count)"
+        )
         #expect(verified == 8)
     }
 

@@ -64,7 +64,9 @@ struct StorageFaultTests {
         let enumerator = FileManager.default.enumerator(atPath: path)
         while let name = enumerator?.nextObject() as? String {
             var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path + "/" + name, isDirectory: &isDirectory), !isDirectory.boolValue {
+            if FileManager.default.fileExists(atPath: path + "/" + name, isDirectory: &isDirectory),
+                !isDirectory.boolValue
+            {
                 files[name] = FileManager.default.contents(atPath: path + "/" + name)
             }
         }
@@ -107,7 +109,9 @@ struct StorageFaultTests {
         await disk.unmount()
     }
 
-    @Test("a root rotation on a full disk waits: SVIDs keep renewing, stored state intact, rotation after space returns")
+    @Test(
+        "a root rotation on a full disk waits: SVIDs keep renewing, stored state intact, rotation after space returns"
+    )
     func fullDiskAtRootRotation() async throws {
         guard Self.requireRoot() else { return }
         let directory = TestAgent.makeDirectory()
@@ -181,7 +185,9 @@ struct StorageFaultTests {
         // Past the stored SVID's own expiry, the agent still syncs with the renewed one from memory.
         try await Task.sleep(for: .seconds(3))
         let syncs = server.count("SyncAuthorizedEntries")
-        #expect(try await SPIREUpstreamIntegrationTests.eventually { server.count("SyncAuthorizedEntries") > syncs + 1 })
+        #expect(
+            try await SPIREUpstreamIntegrationTests.eventually { server.count("SyncAuthorizedEntries") > syncs + 1 }
+        )
         #expect(try await agent.client.fetchX509SVID().svids.count == 1)
         #expect(server.count("AttestAgent") == 1, "a join-token agent must never need to attest again")
 

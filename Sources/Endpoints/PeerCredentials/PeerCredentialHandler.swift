@@ -109,7 +109,10 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
     static func installOnStream(limiter: CallerLimiter) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
         { channel in
             let credentials = credentials(of: channel.parent) ?? channel.eventLoop.makeSucceededFuture(nil)
-            return credentials.flatMapThrowing { credentials in
+            // Never a failed future: gRPC has already wrapped the stream in an async channel, and a failed
+            // initializer would drop it unfinished, which NIO treats as a fatal error. A stream that closed before
+            // the handler could be added (a client reset it at once) is closed and left to end.
+            return credentials.map { credentials in
                 var refusal: String?
                 if let uid = credentials?.uid {
                     if limiter.acquire(.call, uid: uid) {
@@ -119,10 +122,14 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
                             "too many calls in progress for uid \(uid) (workload_api.max_calls_per_caller is \(limiter.limits.maxCalls))"
                     }
                 }
-                try channel.pipeline.syncOperations.addHandler(
-                    PeerCredentialHandler(credentials: credentials, refusal: refusal),
-                    position: .first
-                )
+                do {
+                    try channel.pipeline.syncOperations.addHandler(
+                        PeerCredentialHandler(credentials: credentials, refusal: refusal),
+                        position: .first
+                    )
+                } catch {
+                    channel.close(promise: nil)
+                }
             }
         }
     }

@@ -137,10 +137,15 @@ public final class FakeSPIREServer: Sendable {
         var config = HTTP2ServerTransport.Posix.Config.defaults
         // gRPC's transport cannot make client certificates optional, so TLS is added here in front of its HTTP/2
         // handlers; the transport still finds the handler and reports the peer certificate to the services.
+        // Never a failed future (gRPC would drop its unfinished async channel, a fatal error in NIO): a connection
+        // that closed before TLS could be added, such as an agent killed mid-handshake, is just closed.
         config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
-            channel.eventLoop.makeCompletedFuture {
+            do {
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context), position: .first)
+            } catch {
+                channel.close(promise: nil)
             }
+            return channel.eventLoop.makeSucceededVoidFuture()
         }
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: "127.0.0.1", port: port),

@@ -123,7 +123,9 @@ public final class SPIREServerUpstream: Sendable {
                 defer { unsaved = false }
                 return unsaved
             }
-            if recovered { logger.notice("agent identity stored again", metadata: ["data_dir": "\(config.dataDirectory)"]) }
+            if recovered {
+                logger.notice("agent identity stored again", metadata: ["data_dir": "\(config.dataDirectory)"])
+            }
         } catch {
             unsaved.withLock { $0 = true }
             logger.error(

@@ -4,8 +4,9 @@ import Foundation
     import Glibc
 #endif
 
-/// A client of a Unix socket that sends exactly the bytes it is given: for clients no library would write.
-struct RawSocketClient {
+/// A client of a Unix socket that sends exactly the bytes it is given: for clients no library would write. Its calls
+/// block, so async tests run them through `offPool`.
+struct RawSocketClient: Sendable {
     let descriptor: Int32
 
     /// Connects to `path`, or returns nil.
