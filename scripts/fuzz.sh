@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target of Fuzz/ for a time budget each, starting from the committed corpus, and prints what
 # each run tried. Usage: scripts/fuzz.sh SECONDS [TARGET...]. The binary must be built (make fuzz builds it).
-#   FUZZ_UPDATE_CORPUS=1  keeps the new inputs that reached new code in Fuzz/corpus, to commit.
+#   FUZZ_UPDATE_CORPUS=1  keeps the new inputs that reached new code in Fuzz/corpus, minimised (libFuzzer -merge),
+#                         with the seed-* inputs kept by name, to commit.
 # Exits 1 when any target crashed; the input is kept in Fuzz/crashes/ and becomes a regression input.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -44,5 +45,14 @@ for target in "${targets[@]}"; do
         grep -E "ERROR|Fatal error|SUMMARY|property broken" "$log" | head -5
     fi
     printf '%-10s %8s %12s %10s %9s %s\n' "$target" "$seconds" "${executions:-?}" "${rate:-?}" "${accepted:-?}" "$result"
+    if [ "${FUZZ_UPDATE_CORPUS:-0}" = 1 ] && [ $status -eq 0 ]; then
+        merged="$scratch/merged-$target"
+        mkdir -p "$merged"
+        if LANYARD_FUZZ_TARGET=$target "$binary" -merge=1 "$merged" "Fuzz/corpus/$target" >"$log.merge" 2>&1 &&
+            compgen -G "$merged/*" >/dev/null; then
+            find "Fuzz/corpus/$target" -type f ! -name 'seed-*' -delete
+            cp -n "$merged"/* "Fuzz/corpus/$target/"
+        fi
+    fi
 done
 exit $failed
