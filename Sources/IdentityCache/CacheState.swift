@@ -104,7 +104,10 @@ public struct CacheState: Sendable {
         var identities: [CallerView.Identity] = []
         var hints: Set<String> = []
         var federated: [TrustDomain: SPIFFEBundle] = [:]
-        for entry in entries where entry.matches(selectors) {
+        // Indices, not `for entry in entries`: most entries do not match, and copying each one out of the array
+        // retains and releases all its fields.
+        for index in entries.indices where entries[index].matches(selectors) {
+            let entry = entries[index]
             guard let cached = svids[entry.id] else { continue }
             if !entry.hint.isEmpty {
                 guard hints.insert(entry.hint).inserted else { continue }
@@ -124,8 +127,8 @@ public struct CacheState: Sendable {
 }
 
 /// Everything one caller may see at one moment.
-public struct CallerView: Sendable {
-    public struct Identity: Sendable {
+public struct CallerView: Sendable, Equatable {
+    public struct Identity: Sendable, Equatable {
         public let entry: RegistrationEntry
         public let svid: IssuedSVID
     }
