@@ -1,4 +1,6 @@
 import Foundation
+import LanyardAgent
+import LanyardProto
 import LanyardTestSupport
 import Testing
 
@@ -114,15 +116,24 @@ struct K8sAttestationIntegrationTests {
         }
     }
 
-    static func start(pods: [FakePod], token: String = "fake-kubelet-token", caPEM: String? = nil) async throws -> Setup
-    {
+    /// `attestor` adds keys to `[attestors.k8s]`; `more` adds entries.
+    static func start(
+        pods: [FakePod],
+        token: String = "fake-kubelet-token",
+        caPEM: String? = nil,
+        attestor: String = "",
+        more: String = ""
+    ) async throws -> Setup {
         let kubelet = try await FakeKubelet.start(pods: pods)
         let directory = TestAgent.makeDirectory()
         try Data(token.utf8).write(to: URL(fileURLWithPath: directory + "/token"))
         try Data((caPEM ?? kubelet.caPEM).utf8).write(to: URL(fileURLWithPath: directory + "/ca.crt"))
         let logs = LogCapture()
-        let body = entries.replacingOccurrences(of: "PORT", with: "\(kubelet.port)")
+        let body =
+            entries.replacingOccurrences(of: "PORT", with: "\(kubelet.port)")
             .replacingOccurrences(of: "DIR", with: directory)
+            .replacingOccurrences(of: "max_poll_attempts = 40", with: "max_poll_attempts = 40\n" + attestor) + "\n"
+            + more
         let agent = try await TestAgent.start(body, directory: directory, logs: logs)
         return Setup(kubelet: kubelet, agent: agent, cli: try LanyardCLI(copyInto: directory), logs: logs)
     }
@@ -209,6 +220,51 @@ struct K8sAttestationIntegrationTests {
             await setup.stop()
         }
         await impostor.stop()
+    }
+
+    @Test("a kubelet that fails, hangs, truncates or floods fails pod callers within the bound; others never wait")
+    func kubeletFaults() async throws {
+        guard let roots = Self.cgroupRoots() else { return }
+        let shop = FakePod.randomContainerID()
+        let setup = try await Self.start(
+            pods: Self.pods(shopContainer: shop, otherContainer: FakePod.randomContainerID()),
+            attestor: "kubelet_request_timeout = \"1s\"",
+            more: "[[entries]]\nspiffe_id = \"spiffe://example.org/host\"\nselectors = [\"unix:uid:0\"]"
+        )
+        let cgroup = try PodCgroup(
+            root: roots.v2,
+            version: 2,
+            podUID: "2c48913c-b29f-11e7-9350-020968147796",
+            containerID: shop
+        )
+        defer { cgroup.remove() }
+        for behaviour in [
+            FakeKubelet.Behaviour.hang, .status(500), .truncated, .oversized(64 << 20), .slow(.seconds(3)),
+        ] {
+            setup.kubelet.setBehaviour(behaviour)
+            let started = ContinuousClock.now
+            async let pod = Self.fetch(from: cgroup, setup)
+            // Meanwhile a process outside any pod (this one) is answered at once, kubelet or not.
+            var slowest = Duration.zero
+            for _ in 0..<10 {
+                let callStarted = ContinuousClock.now
+                let response = try await setup.agent.client.fetchX509SVID()
+                slowest = max(slowest, ContinuousClock.now - callStarted)
+                #expect(response.svids.first?.spiffeID == "spiffe://example.org/host")
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let result = try await pod
+            let took = ContinuousClock.now - started
+            #expect(result.status == 1, "\(behaviour): \(result.stdout)")
+            #expect(result.stderr.contains("unavailable"), "\(behaviour): \(result.stderr)")
+            #expect(took < .seconds(8), "\(behaviour): the pod caller waited \(took)")
+            #expect(slowest < .seconds(1), "\(behaviour): a host caller waited \(slowest)")
+            print("kubelet \(behaviour): pod caller failed Unavailable after \(took); slowest host call \(slowest)")
+        }
+        setup.kubelet.setBehaviour(.normal)
+        let recovered = try await Self.fetch(from: cgroup, setup)
+        #expect(recovered.stdout.contains("spiffe://example.org/ns/shop/sa/api"), "\(recovered.stderr)")
+        await setup.stop()
     }
 
     @Test("a container that appears after a few polls is attested once it does")
