@@ -23,7 +23,7 @@ struct Benchmarks {
     static let uid = getuid()
 
     /// A config for an agent in `directory` with `count` entries, the first for this process's uid.
-    func config(_ directory: String, entries count: Int) -> String {
+    static func config(_ directory: String, entries count: Int) -> String {
         var text = """
             trust_domain = "example.org"
             data_dir = "\(directory)/data"
@@ -67,7 +67,7 @@ struct Benchmarks {
     mutating func startup() throws {
         say("start to READY=1")
         let home = try fresh("startup")
-        let config = config(home, entries: 10)
+        let config = Self.config(home, entries: 10)
         let first = try AgentProcess(binary: lanyard, directory: home, config: config)
         first.stop()
         var runs: [Double] = []
@@ -168,7 +168,7 @@ struct Benchmarks {
     mutating func rpcs() async throws {
         say("Workload API RPCs (agent and floor server are separate processes on Unix sockets)")
         let home = try fresh("rpc")
-        let agent = try AgentProcess(binary: lanyard, directory: home, config: config(home, entries: 10))
+        let agent = try AgentProcess(binary: lanyard, directory: home, config: Self.config(home, entries: 10))
         defer { agent.stop() }
         let floor = try FloorProcess(directory: home)
         defer { floor.stop() }
@@ -353,7 +353,7 @@ struct Benchmarks {
     mutating func memory() async throws {
         say("agent process memory (VmRSS)")
         let home = try fresh("memory")
-        let idle = try AgentProcess(binary: lanyard, directory: home, config: config(home, entries: 1))
+        let idle = try AgentProcess(binary: lanyard, directory: home, config: Self.config(home, entries: 1))
         try await Task.sleep(for: .seconds(1))
         let idleKiB = ProcessMemory.kib(pid: idle.pid)
         let idleAnonymousKiB = ProcessMemory.anonymousKiB(pid: idle.pid)
@@ -418,7 +418,7 @@ struct Benchmarks {
         let big = try AgentProcess(
             binary: lanyard,
             directory: try fresh("memory-big"),
-            config: config(directory + "/memory-big", entries: count),
+            config: Self.config(directory + "/memory-big", entries: count),
             timeout: 600
         )
         try await Task.sleep(for: .seconds(1))

@@ -50,26 +50,7 @@ struct LoadTest {
     func run() async throws -> Bool {
         // 200 entries (one for this uid) whose 20 s SVIDs renew every 8 to 10 s: about six rotations a minute, each
         // pushed to every stream.
-        var config = """
-            trust_domain = "example.org"
-            data_dir = "\(directory)/data"
-            log_level = "warning"
-
-            [workload_api]
-            socket_path = "\(directory)/api.sock"
-
-            [health]
-            listen = ""
-
-            [upstream.local]
-            x509_svid_ttl = "20s"
-
-            """
-        for index in 0..<200 {
-            let selector = index == 0 ? "unix:uid:\(getuid())" : "unix:uid:\(100_000 + index)"
-            config +=
-                "\n[[entries]]\nspiffe_id = \"spiffe://example.org/load/\(index)\"\nselectors = [\"\(selector)\"]\n"
-        }
+        let config = Benchmarks.config(directory, entries: 200) + "\n[upstream.local]\nx509_svid_ttl = \"20s\"\n"
         let agent = try AgentProcess(binary: lanyard, directory: directory, config: config)
         defer { agent.stop() }
         let socket = agent.socketPath
