@@ -235,9 +235,67 @@ struct SPIREUpstreamIntegrationTests {
             }
         )
         #expect(try await agent.client.fetchX509SVID().svids.count == 1)
+        // The server promoted the renewed SVID once the agent presented it, and that is the one on disk.
+        let agentID = try #require(server.agentIDs.first)
+        #expect(
+            try await Self.eventually {
+                let serials = server.agentSerials(agentID)
+                let stored = try Self.storedSerial(path)
+                return serials?.pending == nil && serials?.current == stored
+            }
+        )
         await agent.stop()
         agent.removeDirectory()
         await server.stop()
+    }
+
+    @Test("a renewed agent SVID that never reaches the agent leaves it its current one; a later renewal takes")
+    func lostRenewal() async throws {
+        guard Self.requireRoot() else { return }
+        let server = try await Self.startServer(agentSVIDTTL: .seconds(8))
+        try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
+        server.setLosesRenewals(true)
+        let directory = TestAgent.makeDirectory()
+        let agent = try await TestAgent.start(
+            "",
+            directory: directory,
+            upstream: try Self.upstream(server, directory: directory)
+        )
+        let path = directory + "/data/agent/agent-identity.json"
+        let stored = try Self.storedSerial(path)
+        let agentID = try #require(server.agentIDs.first)
+        // From half-life (4 s) on, every renewal is issued and recorded by the server, then lost.
+        #expect(try await Self.eventually { server.count("RenewAgent") >= 2 })
+        #expect(server.agentSerials(agentID)?.current == stored)
+        #expect(server.agentSerials(agentID)?.pending != nil, "the server holds a renewed svid the agent never got")
+        // The agent keeps authenticating with the SVID it has, like an agent restarted before it stored a renewal.
+        let calls = { server.count("SyncAuthorizedEntries") + server.count("BatchNewX509SVID") }
+        let before = calls()
+        #expect(try await Self.eventually(.seconds(2)) { calls() >= before + 3 })
+        #expect(try await agent.client.fetchX509SVID().svids.count == 1)
+        server.setLosesRenewals(false)
+        #expect(
+            try await Self.eventually {
+                let now = try Self.storedSerial(path)
+                return now != stored && server.agentSerials(agentID)?.current == now
+            },
+            "the next renewal is stored and becomes current"
+        )
+        #expect(server.count("AttestAgent") == 1)
+        await agent.stop()
+        agent.removeDirectory()
+        await server.stop()
+    }
+
+    /// The serial number of the agent SVID stored in `agent-identity.json` at `path`.
+    static func storedSerial(_ path: String) throws -> String {
+        struct Stored: Decodable {
+            var svidPEM: String
+            enum CodingKeys: String, CodingKey { case svidPEM = "svid_pem" }
+        }
+        let data = try #require(FileManager.default.contents(atPath: path))
+        let stored = try JSONDecoder().decode(Stored.self, from: data)
+        return try Certificate.chain(pemEncoded: stored.svidPEM)[0].serialNumberHex
     }
 
     @Test("a re-attestable agent the server refuses to renew attests again by itself")

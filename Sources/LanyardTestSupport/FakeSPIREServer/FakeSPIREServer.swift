@@ -37,8 +37,12 @@ public final class FakeSPIREServer: Sendable {
         public var createdAt: Int64
     }
 
+    /// What the server knows of an attested agent. Like SPIRE's attested node, a renewal only records the new SVID's
+    /// serial as pending: the current one stays valid until the agent first presents the new one, so an agent that
+    /// dies before storing a renewed SVID can still come back with the one it stored.
     struct AgentRecord {
         var serial: String
+        var pendingSerial: String?
         var reattestable: Bool
     }
 
@@ -50,6 +54,7 @@ public final class FakeSPIREServer: Sendable {
         var federatedBundles: [String: SPIFFEBundle] = [:]
         var fault: Fault = .none
         var mustReattest = false
+        var losesRenewals = false
         var entrySyncPageSize = 2
         var syncUnimplemented = false
         var counts: [String: Int] = [:]
@@ -233,6 +238,15 @@ public final class FakeSPIREServer: Sendable {
     /// Makes `RenewAgent` answer PERMISSION_DENIED (the agent must re-attest).
     public func setMustReattest(_ value: Bool) { state.withLock { $0.mustReattest = value } }
 
+    /// Makes `RenewAgent` issue and record the new SVID, then fail UNAVAILABLE, as if the answer was lost on the way
+    /// (or the agent died before storing it): the agent is left with an SVID the server has already replaced.
+    public func setLosesRenewals(_ value: Bool) { state.withLock { $0.losesRenewals = value } }
+
+    /// The serial numbers (lowercase hex) of an agent's current SVID and of a renewed one it has not yet presented.
+    public func agentSerials(_ id: SPIFFEID) -> (current: String, pending: String?)? {
+        state.withLock { state in state.agents[id].map { ($0.serial, $0.pendingSerial) } }
+    }
+
     /// Revisions per page in `SyncAuthorizedEntries`; 0 sends every entry in the first answer.
     public func setEntrySyncPageSize(_ size: Int) { state.withLock { $0.entrySyncPageSize = size } }
 
@@ -272,14 +286,23 @@ public final class FakeSPIREServer: Sendable {
         guard let id = certificate.spiffeID else {
             throw RPCError(code: .unauthenticated, message: "the client certificate has no spiffe id")
         }
-        let record = state.withLock { $0.agents[id] }
-        guard let record else {
+        let presented = certificate.serialNumberHex
+        let known: Bool? = state.withLock { state in
+            guard var record = state.agents[id] else { return nil }
+            if record.pendingSerial == presented {
+                record.serial = presented
+                record.pendingSerial = nil
+                state.agents[id] = record
+            }
+            return record.serial == presented
+        }
+        guard let known else {
             throw RPCError(code: .permissionDenied, message: "agent \(id) is not attested")
         }
-        guard record.serial == certificate.serialNumberHex else {
+        guard known else {
             throw RPCError(
                 code: .permissionDenied,
-                message: "agent \(id) presented an svid that is not its current one"
+                message: "agent \(id) presented an svid that is neither its current nor its renewed one"
             )
         }
         guard certificate.notAfter > Date() else {
@@ -288,12 +311,24 @@ public final class FakeSPIREServer: Sendable {
         return id
     }
 
-    /// Issues an agent SVID for `agentID` over the CSR's key and records it as the agent's current one.
-    func issueAgentSVID(_ agentID: SPIFFEID, csrDER: Data, reattestable: Bool) throws -> Spire_Api_Types_X509SVID {
+    /// Issues an agent SVID for `agentID` over the CSR's key. Attestation makes it the agent's current SVID; a renewal
+    /// makes it the pending one, promoted when the agent first authenticates with it.
+    func issueAgentSVID(
+        _ agentID: SPIFFEID,
+        csrDER: Data,
+        reattestable: Bool,
+        renewal: Bool = false
+    ) throws -> Spire_Api_Types_X509SVID {
         let csr = try CertificateSigningRequest(derEncoded: csrDER)
         let chain = try authority.issueX509SVID(csr: csr, spiffeID: agentID, ttl: agentSVIDTTL, now: Date())
-        state.withLock {
-            $0.agents[agentID] = AgentRecord(serial: chain[0].serialNumberHex, reattestable: reattestable)
+        let serial = chain[0].serialNumberHex
+        state.withLock { state in
+            if renewal, var record = state.agents[agentID] {
+                record.pendingSerial = serial
+                state.agents[agentID] = record
+            } else {
+                state.agents[agentID] = AgentRecord(serial: serial, pendingSerial: nil, reattestable: reattestable)
+            }
         }
         return Self.svid(chain, id: agentID)
     }

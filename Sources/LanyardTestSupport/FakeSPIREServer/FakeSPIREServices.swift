@@ -135,7 +135,15 @@ struct FakeAgentService: Spire_Api_Server_Agent_V1_Agent.SimpleServiceProtocol {
             throw RPCError(code: .permissionDenied, message: "agent must reattest")
         }
         var response = Spire_Api_Server_Agent_V1_RenewAgentResponse()
-        response.svid = try server.issueAgentSVID(agent, csrDER: request.params.csr, reattestable: reattestable)
+        response.svid = try server.issueAgentSVID(
+            agent,
+            csrDER: request.params.csr,
+            reattestable: reattestable,
+            renewal: true
+        )
+        if server.state.withLock({ $0.losesRenewals }) {
+            throw RPCError(code: .unavailable, message: "fake spire server: the renewed svid was lost on purpose")
+        }
         return response
     }
 }

@@ -98,8 +98,21 @@ public final class SPIREServerUpstream: Sendable {
                     )
                     return try await attest(at: now)
                 }
-                if now >= current.renewAt { return try await renew(current, at: now) }
-                return current
+                guard now >= current.renewAt else { return current }
+                do {
+                    return try await renew(current, at: now)
+                } catch {
+                    // The current SVID is still valid (the server keeps accepting it until the agent presents a
+                    // renewed one), so a failed renewal must not stop the sync: try again on the next pass.
+                    logger.warning(
+                        "agent svid renewal failed; syncing with the current one and retrying",
+                        metadata: [
+                            "spiffe.id": "\(current.svid.spiffeID)", "svid.expires_at": "\(current.svid.expiresAt)",
+                            "error": "\(error)",
+                        ]
+                    )
+                    return current
+                }
             }
         } catch let error as UpstreamError {
             throw error
