@@ -232,17 +232,13 @@ struct HostileClientTests {
         defer { agent.removeDirectory() }
         let cli = try LanyardCLI(copyInto: agent.directory)
         for round in 1...3 {
-            var watchers: [(process: Process, log: String)] = []
+            var watchers: [(process: ChildProcess, log: String)] = []
             for index in 0..<3 {
                 let log = agent.directory + "/watch-\(round)-\(index).log"
-                _ = FileManager.default.createFile(atPath: log, contents: nil)
-                let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: cli.binary)
-                process.arguments = ["api", "watch", "--socket", agent.socketPath]
-                process.standardOutput = output
-                process.standardError = output
-                try process.run()
+                let process = try ChildProcess(
+                    [cli.binary, "api", "watch", "--socket", agent.socketPath],
+                    outputPath: log
+                )
                 watchers.append((process, log))
             }
             for watcher in watchers {
@@ -254,7 +250,7 @@ struct HostileClientTests {
                 }
                 #expect(text.contains("received 1 svid"), "round \(round): \(text)")
             }
-            for watcher in watchers { kill(watcher.process.processIdentifier, SIGKILL) }
+            for watcher in watchers { watcher.process.signal(SIGKILL) }
             let processes = watchers.map(\.process)
             try await offPool { for process in processes { process.waitUntilExit() } }
         }

@@ -151,7 +151,7 @@ struct K8sAttestationIntegrationTests {
         let script =
             clients == 1
             ? "echo $$ > \(cgroup.path)/cgroup.procs && exec \(fetch)"
-            : "echo $$ > \(cgroup.path)/cgroup.procs && for i in $(seq \(clients)); do \(fetch) & done; fails=0; for job in $(jobs -p); do wait $job || fails=$((fails+1)); done; exit $fails"
+            : "echo $$ > \(cgroup.path)/cgroup.procs && pids=''; for i in $(seq \(clients)); do \(fetch) & pids=\"$pids $!\"; done; fails=0; for pid in $pids; do wait $pid || fails=$((fails+1)); done; exit $fails"
         return try await LanyardCLI.runTool(["/bin/sh", "-c", script])
     }
 

@@ -10,8 +10,8 @@ import Testing
 #endif
 
 /// The `lanyard` binary running as a separate process, the way systemd runs it.
-final class AgentProcess: @unchecked Sendable {
-    let process = Process()
+final class AgentProcess: Sendable {
+    let process: ChildProcess
     let logPath: String
 
     init(
@@ -24,37 +24,30 @@ final class AgentProcess: @unchecked Sendable {
         let cli = try existing ?? LanyardCLI(copyInto: directory)
         logPath = directory + "/agent.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.executableURL = URL(fileURLWithPath: executable ?? cli.binary)
-        process.arguments = executable == nil ? arguments : arguments.map { $0 == "@lanyard" ? cli.binary : $0 }
         var env = ProcessInfo.processInfo.environment
         for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"] { env[key] = nil }
         env.merge(environment) { $1 }
-        process.environment = env
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        let command = executable == nil ? arguments : arguments.map { $0 == "@lanyard" ? cli.binary : $0 }
+        process = try ChildProcess([executable ?? cli.binary] + command, environment: env, outputPath: logPath)
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+    func signal(_ signal: Int32) { process.signal(signal) }
 
     /// Waits for exit up to `timeout` seconds, then kills.
     func waitForExit(timeout: TimeInterval) async -> Int32? {
         let deadline = Date() + timeout
         while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        if process.isRunning {
-            killNow()
-            return nil
-        }
-        return process.terminationStatus
+        if let status = process.terminationStatus { return status }
+        killNow()
+        return nil
     }
 
     /// Kills the process if it still runs (for `defer`, which cannot wait asynchronously).
     func killNow() {
         guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
+        process.signal(SIGKILL)
         process.waitUntilExit()
     }
 }

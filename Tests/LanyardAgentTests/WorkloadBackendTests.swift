@@ -12,11 +12,11 @@ import Testing
 /// An attestor that lets its caller die mid-attestation, as a process that exits (and whose PID could be
 /// recycled) while the agent is still looking at it.
 struct KillingAttestor: WorkloadAttestor {
-    let victim: Process
+    let victim: ChildProcess
     var name: String { "killing" }
 
     func attest(pid: Int32) async throws -> [Selector] {
-        kill(victim.processIdentifier, SIGKILL)
+        victim.signal(SIGKILL)
         victim.waitUntilExit()
         return [try Selector("unix:uid:0")]
     }
@@ -53,19 +53,15 @@ struct WorkloadBackendTests {
         )
     }
 
-    func sleeper() throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sleep")
-        process.arguments = ["30"]
-        try process.run()
-        return process
+    func sleeper() throws -> ChildProcess {
+        try ChildProcess(["/bin/sleep", "30"])
     }
 
     @Test("a caller that exits during attestation is refused as gone, never given the selectors")
     func callerExitsDuringAttestation() async throws {
         let child = try sleeper()
         let backend = try backend([KillingAttestor(victim: child)])
-        let credentials = CallerCredentials(pid: child.processIdentifier, uid: 0, gid: 0)
+        let credentials = CallerCredentials(pid: child.pid, uid: 0, gid: 0)
         await #expect(throws: WorkloadAPIError(.callerGone, "caller process is gone")) {
             try await backend.attest(credentials)
         }
@@ -74,11 +70,11 @@ struct WorkloadBackendTests {
     @Test("a caller that is already gone is refused before attestation")
     func callerAlreadyGone() async throws {
         let child = try sleeper()
-        kill(child.processIdentifier, SIGKILL)
+        child.signal(SIGKILL)
         child.waitUntilExit()
         let backend = try backend([UnixAttestor()])
         await #expect(throws: WorkloadAPIError(.callerGone, "caller process is gone")) {
-            try await backend.attest(CallerCredentials(pid: child.processIdentifier, uid: 0, gid: 0))
+            try await backend.attest(CallerCredentials(pid: child.pid, uid: 0, gid: 0))
         }
     }
 

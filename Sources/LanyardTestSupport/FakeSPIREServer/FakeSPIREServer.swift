@@ -1,3 +1,4 @@
+import Endpoints
 public import Foundation
 public import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -172,16 +173,27 @@ public final class FakeSPIREServer: Sendable {
         running.withLock { $0 = (server, task) }
     }
 
-    /// Stops listening and drops every connection, as a crashed or unreachable server would.
+    /// Stops listening at once, as an unreachable server would; connections end as their calls finish.
     public func stop() async {
         guard
             let (server, task) = running.withLock({ value in
                 defer { value = nil }; return value
             })
         else { return }
+        // Graceful first: cancelling the serving task while a connection still hands over new streams leaves one
+        // undelivered, and NIO traps on it ("Deinited NIOAsyncWriter without calling finish()"); a test that
+        // stopped the server while an agent opened a call crashed the suite that way. A connection still busy
+        // after 5 s gets the cancellation.
         server.beginGracefulShutdown()
-        task.cancel()
-        _ = try? await task.value
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { _ = try? await task.value }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(5))
+                if !Task.isCancelled { task.cancel() }
+            }
+            await group.next()
+            group.cancelAll()
+        }
     }
 
     // MARK: - Controls

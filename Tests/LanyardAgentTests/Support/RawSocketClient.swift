@@ -63,9 +63,22 @@ struct RawSocketClient: Sendable {
     /// How many sockets of the agent in `directory` the kernel holds (its listener and accepted connections, which
     /// carry the listener's path), from `/proc/net/unix`. Unlike this process's descriptor count, other tests
     /// running alongside do not move it.
+    ///
+    /// The kernel writes `/proc/net/unix` a page at a time while sockets come and go, so one read can skip or repeat
+    /// lines when other tests open and close sockets in parallel (a full run once missed the listener). The table is
+    /// read until two reads in a row agree.
     static func agentSockets(in directory: String) -> Int {
-        let table = (try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8)) ?? ""
-        return table.split(separator: "\n").filter { $0.contains(directory) }.count
+        func count() -> Int {
+            let table = (try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8)) ?? ""
+            return table.split(separator: "\n").filter { $0.contains(directory) }.count
+        }
+        var previous = count()
+        for _ in 0..<20 {
+            let next = count()
+            if next == previous { return next }
+            previous = next
+        }
+        return previous
     }
 }
 

@@ -154,30 +154,19 @@ struct LanyardCLI {
         try await offPool { try runToolBlocking(arguments) }
     }
 
+    /// A ``ChildProcess``, not Foundation's `Process`, whose `waitUntilExit` can hang (see there).
     private static func runToolBlocking(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String)
     {
         let directory = FileManager.default.temporaryDirectory.path
         let out = directory + "/lanyard-out-\(UUID().uuidString)"
         let err = directory + "/lanyard-err-\(UUID().uuidString)"
-        _ = FileManager.default.createFile(atPath: out, contents: nil)
-        _ = FileManager.default.createFile(atPath: err, contents: nil)
         defer {
-            try? FileManager.default.removeItem(atPath: out)
-            try? FileManager.default.removeItem(atPath: err)
+            unlink(out)
+            unlink(err)
         }
-        let outHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-        let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        process.standardOutput = outHandle
-        process.standardError = errHandle
-        try process.run()
-        process.waitUntilExit()
-        try outHandle.close()
-        try errHandle.close()
+        let status = try ChildProcess(arguments, outputPath: out, errorPath: err).waitUntilExit()
         return (
-            process.terminationStatus,
+            status,
             String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self),
             String(decoding: FileManager.default.contents(atPath: err) ?? Data(), as: UTF8.self)
         )
