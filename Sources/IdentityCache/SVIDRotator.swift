@@ -57,9 +57,27 @@ public struct SVIDRotator: Sendable {
             logger.warning("upstream sync failed; serving cached identities", metadata: ["error": "\(error)"])
             return 0
         }
-        // Keys and CSRs for every entry due, then one batch to the upstream.
+        // Due entries in batches: keys and CSRs, one upstream call, then one cache update per batch. Bounded
+        // batches keep the OpenSSL objects of only one batch alive at a time, so priming 10,000 entries does not
+        // leave the heap fragmented at its peak, and streams see one update per batch instead of one per SVID.
+        let due = cache.state.entriesDue(at: time)
+        var minted = 0
+        for start in stride(from: 0, to: due.count, by: Self.batchSize) {
+            guard let count = await mint(due[start..<min(start + Self.batchSize, due.count)], at: time) else { break }
+            minted += count
+        }
+        recordGauges()
+        return minted
+    }
+
+    /// The most CSRs sent in one upstream call (and minted between two cache updates).
+    public static let batchSize = 128
+
+    /// Mints one batch; nil when the upstream call failed (the rest are retried on the next pass).
+    private func mint(_ entries: ArraySlice<RegistrationEntry>, at time: Date) async -> Int? {
         var requests: [(X509SigningRequest, PrivateKey)] = []
-        for entry in cache.state.entriesDue(at: time) {
+        requests.reserveCapacity(entries.count)
+        for entry in entries {
             do {
                 let key = try PrivateKey(generating: keyType)
                 let csr = try CertificateSigningRequest(
@@ -75,19 +93,16 @@ public struct SVIDRotator: Sendable {
                 )
             }
         }
-        guard !requests.isEmpty else {
-            recordGauges()
-            return 0
-        }
+        guard !requests.isEmpty else { return 0 }
         let results: [Result<[Certificate], any Error>]
         do {
             results = try await upstream.signX509SVIDs(requests.map(\.0), at: time)
         } catch {
             logger.error("x509-svid signing failed", metadata: ["count": "\(requests.count)", "error": "\(error)"])
-            recordGauges()
-            return 0
+            return nil
         }
-        var minted = 0
+        var issued: [(IssuedSVID, RegistrationEntry, renewAt: Date)] = []
+        issued.reserveCapacity(requests.count)
         for ((request, key), result) in zip(requests, results) {
             let entry = request.entry
             do {
@@ -101,13 +116,7 @@ public struct SVIDRotator: Sendable {
                     notAfter: svid.leaf.notAfter,
                     jitter: Double.random(in: 0...1)
                 )
-                let issued = try IssuedSVID(svid)
-                cache.update { state in
-                    state.store(issued, for: entry, renewAt: renewAt)
-                    return true
-                }
-                minted += 1
-                Counter(label: "lanyard_svid_rotations_total").increment()
+                issued.append((try IssuedSVID(svid, spiffeID: entry.spiffeID), entry, renewAt))
                 logger.debug(
                     "x509-svid minted",
                     metadata: [
@@ -122,8 +131,13 @@ public struct SVIDRotator: Sendable {
                 )
             }
         }
-        recordGauges()
-        return minted
+        guard !issued.isEmpty else { return 0 }
+        cache.update { state in
+            for (svid, entry, renewAt) in issued { state.store(svid, for: entry, renewAt: renewAt) }
+            return true
+        }
+        Counter(label: "lanyard_svid_rotations_total").increment(by: issued.count)
+        return issued.count
     }
 
     private func recordGauges() {

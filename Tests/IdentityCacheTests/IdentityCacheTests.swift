@@ -97,6 +97,60 @@ struct IdentityCacheTests {
         #expect(upstream.signed.withLock { $0 } == 4)
     }
 
+    @Test("many due entries are minted in bounded batches, one upstream call and one stream update per batch")
+    func batchedMinting() async throws {
+        let count = SVIDRotator.batchSize * 2 + 44
+        let entries = try (0..<count).map { try entry("/e\($0)", ["unix:uid:1"]) }
+        let upstream = try FakeUpstream(entries: entries, now: Self.now)
+        let cache = IdentityCache()
+        let updates = Mutex<[Int]>([])
+        let stream = cache.subscribe(selectors: [try Selector("unix:uid:1")]) { $0.identities.count }
+        let reader = Task {
+            for await seen in stream {
+                updates.withLock { $0.append(seen) }
+                if seen == count { return }
+            }
+        }
+        let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger)
+        #expect(await rotator.syncOnce(at: Self.now) == count)
+        await reader.value
+        #expect(cache.state.svids.count == count)
+        // The stream keeps only the newest view, so a slow reader may skip some; it never sees one per SVID.
+        let seen = updates.withLock { $0 }
+        #expect(seen.last == count)
+        #expect(
+            seen.allSatisfy { [0, SVIDRotator.batchSize, 2 * SVIDRotator.batchSize, count].contains($0) },
+            "\(seen)"
+        )
+    }
+
+    @Test("a cached SVID keeps its chain as one DER buffer and gives it back in PEM certificate by certificate")
+    func issuedSVIDBytes() throws {
+        let trustDomain = try TrustDomain("example.org")
+        let root = try CertificateAuthority.makeRoot(
+            trustDomain: trustDomain,
+            keyType: .ecP256,
+            ttl: .seconds(86_400),
+            now: Self.now
+        )
+        let intermediate = try root.makeIntermediate(keyType: .ecP256, ttl: .seconds(3600), now: Self.now)
+        let key = try PrivateKey(generating: .ecP256)
+        let id = try SPIFFEID("spiffe://example.org/web")
+        let csr = try CertificateSigningRequest(privateKey: key, spiffeID: id, dnsNames: [])
+        let chain = try intermediate.issueX509SVID(csr: csr, spiffeID: id, ttl: .seconds(60), now: Self.now)
+        #expect(chain.count == 2)
+        let issued = try IssuedSVID(X509SVID(certificates: chain, privateKey: key), spiffeID: id)
+        #expect(issued.chainDER == chain[0].derEncoded + chain[1].derEncoded)
+        let fromPEM = try Certificate.chain(pemEncoded: issued.chainPEM)
+        #expect(fromPEM.map(\.derEncoded) == chain.map(\.derEncoded))
+        #expect(try PrivateKey(pemEncoded: issued.privateKeyPEM).pkcs8DER == key.pkcs8DER)
+        #expect(!issued.description.contains(String(issued.privateKeyDER.base64EncodedString().prefix(16))))
+        #expect(issued.description.contains("spiffe://example.org/web"))
+        // A cut chain (never produced by OpenSSL) is handed back whole rather than dropped.
+        #expect(IssuedSVID.elementRanges(issued.chainDER.dropLast(5)).count == 2)
+        #expect(IssuedSVID.elementRanges(Data([0x30])).count == 1)
+    }
+
     @Test("a changed revision re-mints; a removed entry disappears from the cache and from subscribers")
     func entryChanges() async throws {
         let a = try entry("/a", ["unix:uid:1"])

@@ -17,6 +17,26 @@ struct WorkloadBackend: WorkloadAPIBackend {
     let logger: Logger
     let procRoot: String
     let now: @Sendable () -> Date
+    let sharedUpdates: SharedWorkloadUpdates
+
+    init(
+        cache: IdentityCache,
+        attestorSet: AttestorSet,
+        upstream: any IdentityUpstream,
+        trustDomain: TrustDomain,
+        logger: Logger,
+        procRoot: String,
+        now: @escaping @Sendable () -> Date
+    ) {
+        self.cache = cache
+        self.attestorSet = attestorSet
+        self.upstream = upstream
+        self.trustDomain = trustDomain
+        self.logger = logger
+        self.procRoot = procRoot
+        self.now = now
+        sharedUpdates = SharedWorkloadUpdates { view in Self.update(view, trustDomain: trustDomain) }
+    }
 
     /// Runs every attestor concurrently and takes the union of their selectors. Any attestor failing fails the
     /// attestation (`UNAVAILABLE`, so clients retry): the caller's selectors would be partial, and it would be told
@@ -94,8 +114,9 @@ struct WorkloadBackend: WorkloadAPIBackend {
     }
 
     func updates(for caller: AttestedCaller) -> AsyncStream<WorkloadUpdate> {
-        let trustDomain = trustDomain
-        return cache.subscribe(selectors: caller.selectors) { view in Self.update(view, trustDomain: trustDomain) }
+        let shared = sharedUpdates
+        let selectors = caller.selectors
+        return cache.subscribe(selectors: selectors) { view in shared.update(for: view, selectors: selectors) }
     }
 
     static func update(_ view: CallerView, trustDomain: TrustDomain) -> WorkloadUpdate {
