@@ -1,4 +1,3 @@
-import Endpoints
 public import Foundation
 public import GRPCCore
 import GRPCNIOTransportHTTP2
