@@ -65,11 +65,23 @@ public final class IdentityCache: Sendable {
     }
 
     /// A stream of the caller's view, shaped by `transform`: the current one at once, then one after every change.
+    /// A slow reader finds only the newest.
     public func subscribe<Element: Sendable>(
         selectors: Set<Selector>,
         transform: @escaping @Sendable (CallerView) -> Element
     ) -> AsyncStream<Element> {
         let (stream, continuation) = AsyncStream.makeStream(of: Element.self, bufferingPolicy: .bufferingNewest(1))
+        subscribe(selectors: selectors, continuation: continuation, transform: transform)
+        return stream
+    }
+
+    /// Feeds `continuation` the caller's view, shaped by `transform`, until it is finished or its stream ends. The
+    /// continuation's stream should buffer only the newest element.
+    public func subscribe<Element: Sendable>(
+        selectors: Set<Selector>,
+        continuation: AsyncStream<Element>.Continuation,
+        transform: @escaping @Sendable (CallerView) -> Element
+    ) {
         let subscriber = Subscriber(
             selectors: selectors,
             deliver: { continuation.yield(transform($0)) },
@@ -85,12 +97,11 @@ public final class IdentityCache: Sendable {
         }
         guard let id else {
             continuation.finish()
-            return stream
+            return
         }
         continuation.onTermination = { [weak self] _ in
             _ = self?.guarded.withLock { $0.subscribers.removeValue(forKey: id) }
         }
-        return stream
     }
 
     public var subscriberCount: Int { guarded.withLock { $0.subscribers.count } }

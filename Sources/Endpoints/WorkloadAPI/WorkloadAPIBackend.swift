@@ -7,14 +7,29 @@ public protocol WorkloadAPIBackend: Sendable {
     /// Attests the process behind a call. Throws ``WorkloadAPIError`` (`attestationFailed`, `callerGone`).
     func attest(_ credentials: CallerCredentials) async throws -> AttestedCaller
 
-    /// The caller's identities and bundles now and after every change, until the stream is cancelled.
-    func updates(for caller: AttestedCaller) -> AsyncStream<WorkloadUpdate>
+    /// Sends the caller's identities and bundles into `continuation` now and after every change, until it is
+    /// finished or its stream is cancelled. The caller owns the continuation, so it can end the subscription itself
+    /// (a client gone) without a task in between.
+    func subscribe(_ caller: AttestedCaller, to continuation: AsyncStream<WorkloadUpdate>.Continuation)
 
     /// One JWT-SVID per matching identity (or only `spiffeID`'s).
     func jwtSVIDs(for caller: AttestedCaller, audience: [String], spiffeID: SPIFFEID?) async throws -> [WorkloadJWTSVID]
 
     /// Validates a JWT-SVID against the bundles the caller may see.
     func validateJWTSVID(_ token: String, audience: String, for caller: AttestedCaller) async throws -> ValidatedJWTSVID
+}
+
+extension WorkloadAPIBackend {
+    /// The caller's identities and bundles now and after every change, until the stream is cancelled. Only the
+    /// newest update waits for a slow reader: each is a whole snapshot.
+    public func updates(for caller: AttestedCaller) -> AsyncStream<WorkloadUpdate> {
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: WorkloadUpdate.self,
+            bufferingPolicy: .bufferingNewest(1)
+        )
+        subscribe(caller, to: continuation)
+        return stream
+    }
 }
 
 /// The kernel's credentials for the connection a call came on (`SO_PEERCRED`).

@@ -31,7 +31,7 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
         context: ServerContext
     ) async throws -> StreamingServerResponse<X509SVIDResponse> {
         let caller = try await attest(request.metadata)
-        return Self.stream(backend.updates(for: caller), requireIdentity: true, Self.x509SVIDResponse)
+        return Self.stream(backend, caller, requireIdentity: true, Self.x509SVIDResponse)
     }
 
     public func fetchX509Bundles(
@@ -39,7 +39,7 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
         context: ServerContext
     ) async throws -> StreamingServerResponse<X509BundlesResponse> {
         let caller = try await attest(request.metadata)
-        return Self.stream(backend.updates(for: caller), requireIdentity: !allowUnauthenticatedVerifiers) { update in
+        return Self.stream(backend, caller, requireIdentity: !allowUnauthenticatedVerifiers) { update in
             var response = X509BundlesResponse()
             response.bundles = Dictionary(uniqueKeysWithValues: update.x509Bundles.map { ($0.key.idString, $0.value) })
             return response
@@ -51,7 +51,7 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
         context: ServerContext
     ) async throws -> StreamingServerResponse<JWTBundlesResponse> {
         let caller = try await attest(request.metadata)
-        return Self.stream(backend.updates(for: caller), requireIdentity: !allowUnauthenticatedVerifiers) { update in
+        return Self.stream(backend, caller, requireIdentity: !allowUnauthenticatedVerifiers) { update in
             var response = JWTBundlesResponse()
             response.bundles = Dictionary(uniqueKeysWithValues: update.jwtBundles.map { ($0.key.idString, $0.value) })
             return response
@@ -63,37 +63,34 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
     /// one is required.
     ///
     /// gRPC reports a client that went away through its cancellation handle, not by cancelling this task, so the
-    /// stream listens for it and then stops following the cache (which drops the subscription at once). Only the
-    /// newest update waits while a slow reader holds the writer: every update is a whole snapshot, so older ones
-    /// are worthless, and queueing them would let a client that never reads grow the agent's memory.
+    /// handle finishes the subscription, which ends the loop and drops it from the cache at once. Only the newest
+    /// update waits while a slow reader holds the writer: every update is a whole snapshot, so older ones are
+    /// worthless, and queueing them would let a client that never reads grow the agent's memory. There is no task
+    /// between the cache and the writer: a thousand open streams are a thousand handler tasks, no more.
     private static func stream<Response: SwiftProtobuf.Message & Equatable>(
-        _ updates: AsyncStream<WorkloadUpdate>,
+        _ backend: any WorkloadAPIBackend,
+        _ caller: AttestedCaller,
         requireIdentity: Bool,
         _ makeResponse: @escaping @Sendable (WorkloadUpdate) -> Response
     ) -> StreamingServerResponse<Response> {
         StreamingServerResponse { writer in
-            let (events, continuation) = AsyncStream.makeStream(
+            let (updates, subscription) = AsyncStream.makeStream(
                 of: WorkloadUpdate.self,
                 bufferingPolicy: .bufferingNewest(1)
             )
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for await update in updates { continuation.yield(update) }
-                    continuation.finish()
+            backend.subscribe(caller, to: subscription)
+            defer { subscription.finish() }
+            try await withRPCCancellationHandler {
+                var last: Response? = nil
+                for await update in updates {
+                    guard !requireIdentity || !update.svids.isEmpty else { throw noIdentity }
+                    let response = makeResponse(update)
+                    guard response != last else { continue }
+                    try await writer.write(response)
+                    last = response
                 }
-                defer { group.cancelAll() }
-                try await withRPCCancellationHandler {
-                    var last: Response? = nil
-                    for await update in events {
-                        guard !requireIdentity || !update.svids.isEmpty else { throw noIdentity }
-                        let response = makeResponse(update)
-                        guard response != last else { continue }
-                        try await writer.write(response)
-                        last = response
-                    }
-                } onCancelRPC: {
-                    continuation.finish()
-                }
+            } onCancelRPC: {
+                subscription.finish()
             }
             return [:]
         }

@@ -113,10 +113,12 @@ struct WorkloadBackend: WorkloadAPIBackend {
         }
     }
 
-    func updates(for caller: AttestedCaller) -> AsyncStream<WorkloadUpdate> {
+    func subscribe(_ caller: AttestedCaller, to continuation: AsyncStream<WorkloadUpdate>.Continuation) {
         let shared = sharedUpdates
         let selectors = caller.selectors
-        return cache.subscribe(selectors: selectors) { view in shared.update(for: view, selectors: selectors) }
+        cache.subscribe(selectors: selectors, continuation: continuation) { view in
+            shared.update(for: view, selectors: selectors)
+        }
     }
 
     static func update(_ view: CallerView, trustDomain: TrustDomain) -> WorkloadUpdate {
