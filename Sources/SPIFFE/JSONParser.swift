@@ -16,7 +16,13 @@ package struct JSONParser {
 
     /// The one value `bytes` holds, with nothing but whitespace around it.
     package static func parse(_ bytes: some Sequence<UInt8>, maximumDepth: Int = 64) throws(Failure) -> JSONValue {
-        var parser = JSONParser(bytes: Array(bytes), maximumDepth: maximumDepth)
+        try parse(Array(bytes), maximumDepth: maximumDepth)
+    }
+
+    /// The same for bytes already in an array: no generic copy (unspecialized across modules, it showed in JWT
+    /// validation profiles).
+    package static func parse(_ bytes: [UInt8], maximumDepth: Int = 64) throws(Failure) -> JSONValue {
+        var parser = JSONParser(bytes: bytes, maximumDepth: maximumDepth)
         let value = try parser.value(depth: 0)
         parser.skipWhitespace()
         guard parser.position == parser.bytes.count else { throw .malformed(at: parser.position) }

@@ -124,8 +124,8 @@ public struct JWTSVIDValidator: Sendable {
     }
 
     private func object(_ segment: Substring, name: String) throws(CryptoError) -> [String: JSONValue] {
-        guard let data = Data(base64URLEncoded: segment) else { throw invalid("token \(name) is not base64url") }
-        guard let value = try? JSONParser.parse(data), let object = value.objectValue else {
+        guard let bytes = [UInt8](base64URLEncoded: segment) else { throw invalid("token \(name) is not base64url") }
+        guard let value = try? JSONParser.parse(bytes), let object = value.objectValue else {
             throw invalid("token \(name) is not a JSON object")
         }
         return object
