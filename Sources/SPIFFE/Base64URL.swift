@@ -3,8 +3,7 @@ package import Foundation
 extension Data {
     /// Decodes unpadded base64url (RFC 4648 §5), as JWS and JWK use it. Padding and any other alphabet are refused.
     package init?(base64URLEncoded string: some StringProtocol) {
-        guard let bytes = [UInt8](base64URLEncoded: Substring(string)) else { return nil }
-        self = Data(bytes)
+        self.init(base64URLEncoded: Substring(string))
     }
 
     /// The same for a token segment, without generic dispatch.

@@ -76,12 +76,16 @@ struct K8sAttestationIntegrationTests {
         """
 
     /// The shop pod (entitled) and a pod of the same service account name in another namespace (not entitled).
+    /// The pod UIDs of the shop pod (granted) and the staging pod (denied) that `pods` lists.
+    static let shopPodUID = "2c48913c-b29f-11e7-9350-020968147796"
+    static let stagingPodUID = "7f3e2a10-0000-4000-8000-00000000beef"
+
     static func pods(shopContainer: String, otherContainer: String, shopContainerListed: Bool = true) -> [FakePod] {
         [
             FakePod(
                 name: "api-1",
                 namespace: "shop",
-                uid: "2c48913c-b29f-11e7-9350-020968147796",
+                uid: shopPodUID,
                 serviceAccount: "api",
                 labels: ["app": "api"],
                 containers: [
@@ -95,7 +99,7 @@ struct K8sAttestationIntegrationTests {
             FakePod(
                 name: "api-1",
                 namespace: "staging",
-                uid: "7f3e2a10-0000-4000-8000-00000000beef",
+                uid: stagingPodUID,
                 serviceAccount: "api",
                 labels: ["app": "api"],
                 containers: [.init(name: "api", image: "shop/api:1", containerID: "containerd://\(otherContainer)")]
@@ -165,13 +169,13 @@ struct K8sAttestationIntegrationTests {
         let shopCgroup = try PodCgroup(
             root: root,
             version: cgroupVersion,
-            podUID: "2c48913c-b29f-11e7-9350-020968147796",
+            podUID: Self.shopPodUID,
             containerID: shop
         )
         let otherCgroup = try PodCgroup(
             root: root,
             version: cgroupVersion,
-            podUID: "7f3e2a10-0000-4000-8000-00000000beef",
+            podUID: Self.stagingPodUID,
             containerID: other
         )
         defer { shopCgroup.remove(); otherCgroup.remove() }
@@ -206,7 +210,7 @@ struct K8sAttestationIntegrationTests {
             let cgroup = try PodCgroup(
                 root: roots.v2,
                 version: 2,
-                podUID: "2c48913c-b29f-11e7-9350-020968147796",
+                podUID: Self.shopPodUID,
                 containerID: shop
             )
             let result = try await Self.fetch(from: cgroup, setup)
@@ -234,7 +238,7 @@ struct K8sAttestationIntegrationTests {
         let cgroup = try PodCgroup(
             root: roots.v2,
             version: 2,
-            podUID: "2c48913c-b29f-11e7-9350-020968147796",
+            podUID: Self.shopPodUID,
             containerID: shop
         )
         defer { cgroup.remove() }
@@ -278,7 +282,7 @@ struct K8sAttestationIntegrationTests {
         let cgroup = try PodCgroup(
             root: roots.v1,
             version: 1,
-            podUID: "2c48913c-b29f-11e7-9350-020968147796",
+            podUID: Self.shopPodUID,
             containerID: shop
         )
         defer { cgroup.remove() }
@@ -304,7 +308,7 @@ struct K8sAttestationIntegrationTests {
         let cgroup = try PodCgroup(
             root: roots.v2,
             version: 2,
-            podUID: "2c48913c-b29f-11e7-9350-020968147796",
+            podUID: Self.shopPodUID,
             containerID: shop
         )
         defer { cgroup.remove() }
