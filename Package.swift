@@ -50,6 +50,9 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
+        // Linux kernel interfaces Swift cannot call directly (variadic ioctl and syscall; SO_PEERPIDFD,
+        // PIDFD_GET_INFO): pinning a caller's process. Header-only, no library to link.
+        .systemLibrary(name: "CLinux"),
         // Pure SPIFFE domain values: no I/O, no crypto.
         .target(name: "SPIFFE", swiftSettings: swiftSettings),
         // Every cryptographic operation, over OpenSSL. No unsafe pointer leaves this module.
@@ -69,7 +72,7 @@ let package = Package(
         .target(
             name: "Attestation",
             dependencies: [
-                "SPIFFE", "SPIFFECrypto",
+                "SPIFFE", "SPIFFECrypto", "CLinux",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -105,7 +108,7 @@ let package = Package(
         .target(
             name: "Endpoints",
             dependencies: [
-                "SPIFFE", "LanyardProto",
+                "SPIFFE", "LanyardProto", "CLinux",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -5,6 +5,12 @@ public struct AttestationError: Error, Hashable, Sendable, CustomStringConvertib
 
         /// The process is gone, or its PID now belongs to another process.
         public static let processGone = Code(name: "process gone")
+        /// The process's real or effective uid or gid differs from what it connected with.
+        public static let credentialsChanged = Code(name: "credentials changed")
+        /// The process runs another executable than when it connected.
+        public static let executableChanged = Code(name: "executable changed")
+        /// Reading the facts took longer than allowed (hashing a huge executable).
+        public static let timedOut = Code(name: "timed out")
         /// A `/proc` file could not be read or did not have the expected form.
         public static let procUnreadable = Code(name: "proc unreadable")
         /// The workload's executable is larger than the configured limit.

@@ -24,6 +24,15 @@ public final class WorkloadAPIServer: Sendable {
     let logger: Logger
     let transport: HTTP2ServerTransport.Posix
     let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let limiter: CallerLimiter
+    let callers: ConnectedCallers
+
+    /// Connections open now, all callers together.
+    public var openConnections: Int { limiter.totalConnections }
+
+    /// The largest request message accepted, for both services: Workload API requests are a few hundred bytes, and
+    /// Envoy's DiscoveryRequest carries its node metadata (a few KiB for an Istio sidecar).
+    public static let maximumRequestSize = 256 << 10
 
     public init(
         socketPath: String,
@@ -32,6 +41,7 @@ public final class WorkloadAPIServer: Sendable {
         allowUnauthenticatedVerifiers: Bool = false,
         sds: SDSConfig = SDSConfig(),
         limits: CallerLimits = .defaults,
+        idleTimeout: Duration? = .seconds(300),
         activatedDescriptor: Int? = nil
     ) {
         self.socketPath = socketPath
@@ -41,9 +51,22 @@ public final class WorkloadAPIServer: Sendable {
             (parent.isEmpty ? "." : parent) + "/.lanyard-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
         self.logger = logger
         var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.rpc.maxRequestPayloadSize = Self.maximumRequestSize
+        // A connection with no call open for this long is closed: idle connections hold descriptors for nothing.
+        config.connection.maxIdleTime = idleTimeout
         let limiter = CallerLimiter(limits: limits, logger: logger)
-        config.channelDebuggingCallbacks.onAcceptTCPConnection = PeerCredentialHandler.admitConnection(limiter: limiter)
-        config.channelDebuggingCallbacks.onAcceptHTTP2Stream = PeerCredentialHandler.installOnStream(limiter: limiter)
+        let callers = ConnectedCallers()
+        self.limiter = limiter
+        self.callers = callers
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = PeerCredentialHandler.admitConnection(
+            limiter: limiter,
+            callers: callers,
+            pin: { credentials, pidfd in backend.pin(credentials, pidfd: pidfd) }
+        )
+        config.channelDebuggingCallbacks.onAcceptHTTP2Stream = PeerCredentialHandler.installOnStream(
+            limiter: limiter,
+            callers: callers
+        )
         if let activatedDescriptor {
             transport = HTTP2ServerTransport.Posix(
                 listeningSocketDescriptor: activatedDescriptor,
@@ -59,11 +82,14 @@ public final class WorkloadAPIServer: Sendable {
         }
         let handler = WorkloadAPIHandler(
             backend: backend,
+            callers: callers,
             logger: logger,
             allowUnauthenticatedVerifiers: allowUnauthenticatedVerifiers
         )
         var services: [any RegistrableRPCService] = [handler]
-        if sds.isEnabled { services.append(SDSHandler(backend: backend, config: sds, logger: logger)) }
+        if sds.isEnabled {
+            services.append(SDSHandler(backend: backend, callers: callers, config: sds, logger: logger))
+        }
         server = GRPCServer(transport: transport, services: services, interceptors: [MetricsInterceptor()])
     }
 

@@ -2,7 +2,7 @@ public import Foundation
 public import SPIFFE
 public import SPIFFECrypto
 
-/// The cache's whole state as a value: entries, bundles, one SVID per entry, and cached JWT-SVIDs. Every
+/// The cache's whole state as a value: entries, bundles and one SVID per entry. Every
 /// operation is a synchronous mutation, so it is unit-tested without threads or clocks.
 public struct CacheState: Sendable {
     /// An SVID with the time it is due for renewal and the entry revision it was minted for.
@@ -13,35 +13,21 @@ public struct CacheState: Sendable {
         public let dnsNames: [String]
     }
 
-    /// JWT-SVIDs are cached by SPIFFE ID and sorted audience list.
-    public struct JWTKey: Hashable, Sendable {
-        public let spiffeID: SPIFFEID
-        public let audience: [String]
-
-        public init(spiffeID: SPIFFEID, audience: [String]) {
-            self.spiffeID = spiffeID
-            self.audience = Array(Set(audience)).sorted()
-        }
-    }
-
     public private(set) var entries: [RegistrationEntry] = []
     public private(set) var bundle: SPIFFEBundle? = nil
     public private(set) var federatedBundles: [TrustDomain: SPIFFEBundle] = [:]
     public private(set) var svids: [String: CachedSVID] = [:]
-    public private(set) var jwtSVIDs: [JWTKey: JWTSVID] = [:]
     /// When the rotator last tried to sync, successful or not: the watchdog's proof that rotation is alive.
     public private(set) var lastSyncAttempt: Date? = nil
 
     public init() {}
 
-    /// Applies what the upstream says. SVIDs of removed entries are dropped, and so are JWT-SVIDs of
-    /// identities no entry holds any more. Returns whether anything a workload sees changed.
+    /// Applies what the upstream says. SVIDs of removed entries are dropped. Returns whether anything a workload
+    /// sees changed.
     public mutating func apply(_ state: UpstreamState) -> Bool {
         let ids = Set(state.entries.map(\.id))
         let removed = svids.keys.filter { !ids.contains($0) }
         for id in removed { svids[id] = nil }
-        let spiffeIDs = Set(state.entries.map(\.spiffeID))
-        jwtSVIDs = jwtSVIDs.filter { spiffeIDs.contains($0.key.spiffeID) }
         let changed =
             entries != state.entries || bundle != state.bundle || federatedBundles != state.federatedBundles
             || !removed.isEmpty
@@ -81,17 +67,6 @@ public struct CacheState: Sendable {
     public mutating func store(_ svid: IssuedSVID, for entry: RegistrationEntry, renewAt: Date) {
         guard entries.contains(where: { $0.id == entry.id }) else { return }
         svids[entry.id] = CachedSVID(svid: svid, renewAt: renewAt, revision: entry.revision, dnsNames: entry.dnsNames)
-    }
-
-    public func cachedJWTSVID(_ key: JWTKey, at now: Date, policy: RenewalPolicy) -> JWTSVID? {
-        guard let svid = jwtSVIDs[key], let issuedAt = svid.issuedAt,
-            policy.isJWTReusable(issuedAt: issuedAt, expiresAt: svid.expiresAt, at: now)
-        else { return nil }
-        return svid
-    }
-
-    public mutating func storeJWTSVID(_ svid: JWTSVID, for key: JWTKey) {
-        jwtSVIDs[key] = svid
     }
 
     /// Whether the bundle is known and every entry has its SVID: the agent is ready to serve.

@@ -27,9 +27,12 @@ public final class IdentityCache: Sendable {
     /// of the state (every RPC) never wait for them. Holds the view each selector set was last sent.
     private let delivery = Mutex<[Set<Selector>: CallerView]>([:])
     public let policy: RenewalPolicy
+    /// Minted JWT-SVIDs; bounded, and outside the state lock (storing one notifies nobody).
+    public let jwtSVIDs: JWTSVIDCache
 
-    public init(policy: RenewalPolicy = RenewalPolicy()) {
+    public init(policy: RenewalPolicy = RenewalPolicy(), jwtSVIDCacheSize: Int = 1000) {
         self.policy = policy
+        self.jwtSVIDs = JWTSVIDCache(maximumEntries: jwtSVIDCacheSize, policy: policy)
     }
 
     /// A copy of the state, for reads that need several fields at once.
@@ -48,6 +51,7 @@ public final class IdentityCache: Sendable {
                 return (guarded.state, Array(guarded.subscribers.values))
             }
             guard let changed else { return }
+            jwtSVIDs.retain(spiffeIDs: Set(changed.state.entries.map(\.spiffeID)))
             var views: [Set<Selector>: (view: CallerView, isNew: Bool)] = [:]
             for subscriber in changed.subscribers {
                 let computed: (view: CallerView, isNew: Bool)

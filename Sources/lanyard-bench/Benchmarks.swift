@@ -551,13 +551,13 @@ struct Benchmarks {
         }
         let cold = attestor(cacheTTL: .seconds(60))
         var started = ContinuousClock.now
-        let selectors = try await cold.attest(pid: pids[0])
+        let selectors = try await cold.attest(WorkloadProcess(pid: pids[0], uid: 0, gid: 0))
         let coldTime = ContinuousClock.now - started
         guard selectors.contains(where: { $0.value.hasPrefix("ns:") }) else { throw BenchError("no k8s selectors") }
         var warm = LatencySample()
         for index in 0..<(quick ? 200 : 2000) {
             started = ContinuousClock.now
-            _ = try await cold.attest(pid: pids[index % pids.count])
+            _ = try await cold.attest(WorkloadProcess(pid: pids[index % pids.count], uid: 0, gid: 0))
             warm.record(ContinuousClock.now - started)
         }
         let storm = attestor(cacheTTL: .seconds(60))
@@ -565,7 +565,7 @@ struct Benchmarks {
         let stormPIDs = pids
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<50 {
-                group.addTask { _ = try await storm.attest(pid: stormPIDs[index % stormPIDs.count]) }
+                group.addTask { _ = try await storm.attest(WorkloadProcess(pid: stormPIDs[index % stormPIDs.count], uid: 0, gid: 0)) }
             }
             try await group.waitForAll()
         }
@@ -654,7 +654,7 @@ struct Benchmarks {
         }
         ProcessMemory.resetPeak()
         let before = ProcessMemory.kib()
-        _ = try await K8sAttestor(config: .init(procRoot: proc), fetcher: fetcher).attest(pid: pid)
+        _ = try await K8sAttestor(config: .init(procRoot: proc), fetcher: fetcher).attest(WorkloadProcess(pid: pid, uid: 0, gid: 0))
         print((ProcessMemory.kib("VmHWM") - before) * 1024)
     }
 

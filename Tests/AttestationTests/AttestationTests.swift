@@ -28,11 +28,13 @@ func spawn(_ arguments: [String], uid: UInt32? = nil, gid: UInt32? = nil) throws
 /// Serialized: these tests start long-lived children, and a pipe opened by one test must not leak into another's.
 @Suite("Process pinning and the unix attestor", .serialized)
 struct AttestationTests {
-    @Test("status lines give effective ids and supplementary groups")
+    @Test("status lines give real and effective ids and supplementary groups")
     func parsesStatus() throws {
         let text = "Name:\tapp\nUid:\t1000\t1001\t1000\t1000\nGid:\t100\t101\t100\t100\nGroups:\t4 24 27 \n"
         let status = try ProcStatus(parsing: text, path: "status")
+        #expect(status.realUID == 1000)
         #expect(status.effectiveUID == 1001)
+        #expect(status.realGID == 100)
         #expect(status.effectiveGID == 101)
         #expect(status.supplementaryGIDs == [4, 24, 27])
         #expect(throws: AttestationError.self) { try ProcStatus(parsing: "Uid:\t1\t2\n", path: "status") }
@@ -42,23 +44,32 @@ struct AttestationTests {
         }
     }
 
-    @Test("a pinned process that exits is reported gone; a live one is current")
+    @Test("a pinned process that exits fails verification; a process already gone at accept never verifies")
     func pinDetectsExit() throws {
         let child = try spawn(["/bin/sleep", "30"])
-        let pin = try ProcessPin(pid: child.processIdentifier)
-        #expect(pin.isCurrent)
+        let pin = ProcessPin(pid: child.processIdentifier, uid: geteuid(), gid: getegid(), pidfd: nil)
+        try pin.verify()
         stop(child)
-        #expect(!pin.isCurrent)
-        #expect(throws: AttestationError(.processGone, "")) { try pin.check() }
-        #expect(throws: AttestationError(.processGone, "")) { try ProcessPin(pid: child.processIdentifier) }
+        #expect(throws: AttestationError(.processGone, "")) { try pin.verify() }
+        let late = ProcessPin(pid: child.processIdentifier, uid: geteuid(), gid: getegid(), pidfd: nil)
+        #expect(throws: AttestationError(.processGone, "")) { try late.verify() }
     }
 
-    @Test("a different start time means a different process, even with the same pid")
+    @Test("without a pidfd, a different start time means a different process on the same pid")
     func pinComparesStartTime() throws {
-        let pin = try ProcessPin(pid: getpid())
-        let impostor = ProcessPinProbe.with(pid: getpid(), startTime: pin.startTime + 1)
-        #expect(pin.isCurrent)
-        #expect(!impostor.isCurrent)
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("proc-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("42"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        func write(startTime: Int) throws {
+            let fields = (3...52).map { $0 == 22 ? "\(startTime)" : "0" }.joined(separator: " ")
+            try Data("42 (app) \(fields)\n".utf8).write(to: root.appendingPathComponent("42/stat"))
+        }
+        try write(startTime: 1000)
+        try Data("Uid:\t7\t7\t7\t7\nGid:\t8\t8\t8\t8\n".utf8).write(to: root.appendingPathComponent("42/status"))
+        let pin = ProcessPin(pid: 42, uid: 7, gid: 8, pidfd: nil, procRoot: root.path)
+        try pin.verify()
+        try write(startTime: 1001)
+        #expect(throws: AttestationError(.processGone, "")) { try pin.verify() }
     }
 
     @Test("the command name may hold spaces and parentheses")
@@ -71,12 +82,12 @@ struct AttestationTests {
         defer { try? FileManager.default.removeItem(at: root) }
         let fields = (3...52).map { $0 == 22 ? "987654" : "0" }.joined(separator: " ")
         try Data("42 (evil) (name 1) \(fields)\n".utf8).write(to: root.appendingPathComponent("42/stat"))
-        #expect(try ProcessPin(pid: 42, procRoot: root.path).startTime == 987_654)
+        #expect(try ProcessPin.startTime(pid: 42, procRoot: root.path) == 987_654)
     }
 
-    @Test("the unix attestor reports this process's ids and names")
+    @Test("the unix attestor reports the connection's ids and their names")
     func attestsSelf() async throws {
-        let selectors = try await UnixAttestor().attest(pid: getpid())
+        let selectors = try await UnixAttestor().attest(WorkloadProcess(pid: getpid(), uid: geteuid(), gid: getegid()))
         #expect(selectors.contains(try Selector("unix:uid:\(geteuid())")))
         #expect(selectors.contains(try Selector("unix:gid:\(getegid())")))
         if geteuid() == 0 {
@@ -85,40 +96,49 @@ struct AttestationTests {
         }
     }
 
-    @Test("path and sha256 of the executable, bounded by the size limit")
+    @Test("path and sha256 of the executable, bounded by the size limit, hashed once per file")
     func attestsPath() async throws {
         let child = try spawn(["/bin/sleep", "30"])
         defer { stop(child) }
-        let selectors = try await UnixAttestor(config: .init(discoverWorkloadPath: true)).attest(
-            pid: child.processIdentifier
-        )
+        let process = WorkloadProcess(pid: child.processIdentifier, uid: geteuid(), gid: getegid())
+        let attestor = UnixAttestor(config: .init(discoverWorkloadPath: true))
+        let selectors = try await attestor.attest(process)
         let path = try #require(selectors.first { $0.value.hasPrefix("path:") })
         #expect(path.value.hasSuffix("sleep"))
         let digest = try #require(selectors.first { $0.value.hasPrefix("sha256:") })
         let expected = try shellOutput(["/usr/bin/sha256sum", String(path.value.dropFirst(5))]).prefix(64)
         #expect(digest.value == "sha256:" + expected)
-        await #expect(throws: AttestationError(.workloadTooLarge, "")) {
-            try await UnixAttestor(config: .init(discoverWorkloadPath: true, workloadSizeLimit: 10)).attest(
-                pid: child.processIdentifier
-            )
+        // Twenty callers of the same binary, some at once: one reading of the file.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 { group.addTask { _ = try await attestor.attest(process) } }
+            try await group.waitForAll()
         }
+        #expect(attestor.hasher.filesHashed == 1)
+        let limited = UnixAttestor(
+            config: .init(discoverWorkloadPath: true, hashLimits: .init(sizeLimit: 10, timeLimit: .seconds(30)))
+        )
+        await #expect(throws: AttestationError(.workloadTooLarge, "")) { try await limited.attest(process) }
+        #expect(limited.hasher.filesHashed == 0)
     }
 
-    @Test("a process under another uid is attested with that uid")
-    func attestsOtherUser() async throws {
+    @Test("a pin holds the connection's ids: a process under another uid verifies only with that uid")
+    func pinComparesCredentials() async throws {
         guard requireRoot() else { return }
         let child = try spawn(["/bin/sleep", "30"], uid: 1234, gid: 5678)
         defer { stop(child) }
         // setpriv execs sleep in the same process; wait until the credentials have changed.
-        var selectors: [Selector] = []
         for _ in 0..<200 {
-            selectors = try await UnixAttestor().attest(pid: child.processIdentifier)
-            if selectors.contains(try Selector("unix:uid:1234")) { break }
+            let status = try ProcStatus(pid: child.processIdentifier, procRoot: "/proc")
+            if status.effectiveUID == 1234 && status.effectiveGID == 5678 { break }
             try await Task.sleep(for: .milliseconds(10))
         }
-        #expect(selectors.contains(try Selector("unix:uid:1234")))
-        #expect(selectors.contains(try Selector("unix:gid:5678")))
-        #expect(!selectors.contains { $0.value.hasPrefix("supplementary_gid:") })
+        try ProcessPin(pid: child.processIdentifier, uid: 1234, gid: 5678, pidfd: nil).verify()
+        #expect(throws: AttestationError(.credentialsChanged, "")) {
+            try ProcessPin(pid: child.processIdentifier, uid: 0, gid: 0, pidfd: nil).verify()
+        }
+        #expect(throws: AttestationError(.credentialsChanged, "")) {
+            try ProcessPin(pid: child.processIdentifier, uid: 1234, gid: 0, pidfd: nil).verify()
+        }
     }
 }
 
@@ -126,13 +146,6 @@ struct AttestationTests {
 func stop(_ process: Process) {
     kill(process.processIdentifier, SIGKILL)
     process.waitUntilExit()
-}
-
-/// Builds a pin with a chosen start time, to stand for a recycled PID.
-enum ProcessPinProbe {
-    static func with(pid: Int32, startTime: UInt64) -> ProcessPin {
-        ProcessPin(pid: pid, startTime: startTime, procRoot: "/proc")
-    }
 }
 
 /// Runs a command with its output in a file rather than a pipe: a pipe's write end can leak into children other

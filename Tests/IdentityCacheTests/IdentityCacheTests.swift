@@ -192,41 +192,81 @@ struct IdentityCacheTests {
         #expect(cache.state.matchingEntries([try Selector("unix:uid:1")]).count == 2)
     }
 
+    static func token(_ id: SPIFFEID, _ audience: [String], issued: Date = now, lifetime: TimeInterval = 100) -> JWTSVID {
+        JWTSVID(
+            token: "token-\(id.path)-\(audience.joined(separator: ","))",
+            spiffeID: id,
+            audience: audience,
+            expiresAt: issued + lifetime,
+            issuedAt: issued,
+            claims: [:]
+        )
+    }
+
     @Test("JWT-SVIDs are cached by SPIFFE ID and sorted audience, until half their lifetime")
     func jwtCacheKeys() throws {
         let id = try SPIFFEID("spiffe://example.org/a")
         #expect(
-            CacheState.JWTKey(spiffeID: id, audience: ["b", "a"])
-                == CacheState.JWTKey(spiffeID: id, audience: ["a", "b", "a"])
+            JWTSVIDCache.Key(spiffeID: id, audience: ["b", "a"])
+                == JWTSVIDCache.Key(spiffeID: id, audience: ["a", "b", "a"])
         )
         #expect(
-            CacheState.JWTKey(spiffeID: id, audience: ["a"]) != CacheState.JWTKey(spiffeID: id, audience: ["a", "b"])
+            JWTSVIDCache.Key(spiffeID: id, audience: ["a"]) != JWTSVIDCache.Key(spiffeID: id, audience: ["a", "b"])
         )
-        var state = CacheState()
-        _ = state.apply(
-            UpstreamState(
-                entries: [try entry("/a", ["unix:uid:1"])],
-                bundle: SPIFFEBundle(trustDomain: id.trustDomain),
-                federatedBundles: [:]
-            )
-        )
-        let svid = JWTSVID(
-            token: "t",
-            spiffeID: id,
-            audience: ["a"],
-            expiresAt: Self.now + 100,
-            issuedAt: Self.now,
-            claims: [:]
-        )
-        let key = CacheState.JWTKey(spiffeID: id, audience: ["a"])
-        state.storeJWTSVID(svid, for: key)
-        #expect(state.cachedJWTSVID(key, at: Self.now + 10, policy: RenewalPolicy()) == svid)
-        #expect(state.cachedJWTSVID(key, at: Self.now + 50, policy: RenewalPolicy()) == nil)
+        let cache = IdentityCache()
+        let key = JWTSVIDCache.Key(spiffeID: id, audience: ["a"])
+        cache.jwtSVIDs.store(Self.token(id, ["a"]), for: key, at: Self.now)
+        #expect(cache.jwtSVIDs.token(for: key, at: Self.now + 10) == "token-/a-a")
+        #expect(cache.jwtSVIDs.token(for: key, at: Self.now + 50) == nil)
         // Removing the identity forgets its tokens.
-        _ = state.apply(
-            UpstreamState(entries: [], bundle: SPIFFEBundle(trustDomain: id.trustDomain), federatedBundles: [:])
-        )
-        #expect(state.cachedJWTSVID(key, at: Self.now + 10, policy: RenewalPolicy()) == nil)
+        cache.update { state in
+            state.apply(
+                UpstreamState(entries: [], bundle: SPIFFEBundle(trustDomain: id.trustDomain), federatedBundles: [:])
+            )
+        }
+        #expect(cache.jwtSVIDs.token(for: key, at: Self.now + 10) == nil)
+        #expect(cache.jwtSVIDs.usage.count == 0)
+    }
+
+    @Test("the JWT-SVID cache holds at most its size: the least recently used token goes first")
+    func jwtCacheIsBounded() throws {
+        let id = try SPIFFEID("spiffe://example.org/a")
+        let cache = JWTSVIDCache(maximumEntries: 100)
+        for index in 0..<40_000 {
+            let audience = ["audience-\(index)"]
+            cache.store(Self.token(id, audience), for: .init(spiffeID: id, audience: audience), at: Self.now)
+            // Keep the very first token in use: it must survive every eviction.
+            _ = cache.token(for: .init(spiffeID: id, audience: ["audience-0"]), at: Self.now)
+        }
+        #expect(cache.usage.count == 100)
+        #expect(cache.usage.evictions == 40_000 - 100)
+        #expect(cache.token(for: .init(spiffeID: id, audience: ["audience-0"]), at: Self.now) != nil)
+        #expect(cache.token(for: .init(spiffeID: id, audience: ["audience-1"]), at: Self.now) == nil)
+        #expect(cache.token(for: .init(spiffeID: id, audience: ["audience-39999"]), at: Self.now) != nil)
+    }
+
+    @Test("the JWT-SVID cache is bounded in bytes too, and drops expired tokens before live ones")
+    func jwtCacheBytesAndExpiry() throws {
+        let id = try SPIFFEID("spiffe://example.org/a")
+        let cache = JWTSVIDCache(maximumEntries: 1000, maximumBytes: 64 << 10)
+        let long = String(repeating: "x", count: 1000)
+        for index in 0..<500 {
+            let audience = ["\(long)-\(index)"]
+            cache.store(Self.token(id, audience), for: .init(spiffeID: id, audience: audience), at: Self.now)
+        }
+        #expect(cache.usage.bytes <= 64 << 10)
+        #expect(cache.usage.count < 500)
+
+        let small = JWTSVIDCache(maximumEntries: 3)
+        small.store(Self.token(id, ["old"], lifetime: 10), for: .init(spiffeID: id, audience: ["old"]), at: Self.now)
+        for audience in ["b", "c"] {
+            small.store(Self.token(id, [audience]), for: .init(spiffeID: id, audience: [audience]), at: Self.now)
+        }
+        // "old" was used last, but it has expired by now + 20: it goes, not "b".
+        _ = small.token(for: .init(spiffeID: id, audience: ["old"]), at: Self.now + 1)
+        small.store(Self.token(id, ["d"], issued: Self.now + 20), for: .init(spiffeID: id, audience: ["d"]), at: Self.now + 20)
+        #expect(small.usage.evictions == 0)
+        #expect(small.token(for: .init(spiffeID: id, audience: ["b"]), at: Self.now + 20) != nil)
     }
 
     @Test("every subscriber gets every change, and finishing ends the streams")

@@ -219,6 +219,50 @@ struct ConfigTests {
         #expect(try AgentConfig.parse(minimal, path: "t.toml").spire == nil)
     }
 
+    @Test("a file holding a join token must be private; join_token_file is the alternative, and not both")
+    func joinTokenFiles() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/config-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let spire = """
+
+            [upstream.spire]
+            server_address = "spire-server:8081"
+            trust_bundle_path = "/etc/lanyard/bootstrap.pem"
+            """
+        let path = directory + "/lanyard.toml"
+        try Data((minimal + spire + "\njoin_token = \"secret-token\"\n").utf8).write(to: URL(fileURLWithPath: path))
+        chmod(path, 0o644)
+        do {
+            _ = try AgentConfig.load(path: path)
+            Issue.record("a world-readable file with a join token was accepted")
+        } catch {
+            #expect(error.problems.map(\.key) == ["upstream.spire.join_token"])
+            let message = error.problems.first?.message ?? ""
+            #expect(message.contains("mode 0644") && message.contains("chmod 0600") && message.contains("join_token_file"))
+            #expect(!"\(error)".contains("secret-token"), "the error must not repeat the token")
+        }
+        chmod(path, 0o640)
+        #expect(throws: ConfigError.self) { try AgentConfig.load(path: path) }
+        chmod(path, 0o600)
+        #expect(try AgentConfig.load(path: path).spire?.nodeAttestor == .joinToken("secret-token"))
+        // Without a token in it, the file may stay readable (make install installs it 0640).
+        try Data((minimal + spire).utf8).write(to: URL(fileURLWithPath: path))
+        chmod(path, 0o644)
+        #expect(try AgentConfig.load(path: path).spire?.nodeAttestor == .joinToken(""))
+        let withFile = try AgentConfig.parse(
+            minimal + spire + "\njoin_token_file = \"/etc/lanyard/join-token\"\n",
+            path: "t.toml"
+        )
+        #expect(withFile.spire?.nodeAttestor == .joinTokenFile("/etc/lanyard/join-token"))
+        #expect(throws: ConfigError.self) {
+            try AgentConfig.parse(
+                minimal + spire + "\njoin_token = \"t\"\njoin_token_file = \"/etc/lanyard/join-token\"\n",
+                path: "t.toml"
+            )
+        }
+    }
+
     @Test("[attestors.k8s] parses into kubelet and attestor settings; node_name is the host to reach")
     func parsesK8s() throws {
         let off = try AgentConfig.parse(minimal, path: "t.toml")

@@ -67,7 +67,7 @@ func writeConfig(_ directory: String, socket: String, entries: String, health: S
 
         \(entries)
         """
-    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    try writePrivateFile(text, to: path)
     return path
 }
 

@@ -15,7 +15,7 @@ struct KillingAttestor: WorkloadAttestor {
     let victim: ChildProcess
     var name: String { "killing" }
 
-    func attest(pid: Int32) async throws -> [Selector] {
+    func attest(_ process: WorkloadProcess) async throws -> [Selector] {
         victim.signal(SIGKILL)
         victim.waitUntilExit()
         return [try Selector("unix:uid:0")]
@@ -24,7 +24,9 @@ struct KillingAttestor: WorkloadAttestor {
 
 struct FailingAttestor: WorkloadAttestor {
     var name: String { "failing" }
-    func attest(pid: Int32) async throws -> [Selector] { throw AttestationError(.procUnreadable, "cannot read") }
+    func attest(_ process: WorkloadProcess) async throws -> [Selector] {
+        throw AttestationError(.procUnreadable, "cannot read")
+    }
 }
 
 struct NoUpstream: IdentityUpstream {
@@ -57,13 +59,18 @@ struct WorkloadBackendTests {
         try ChildProcess(["/bin/sleep", "30"])
     }
 
+    /// The caller of a connection `credentials` describes, pinned as the endpoints pin it at accept.
+    func connected(_ backend: WorkloadBackend, _ credentials: CallerCredentials) -> ConnectedCaller {
+        ConnectedCaller(credentials: credentials, pin: backend.pin(credentials, pidfd: nil))
+    }
+
     @Test("a caller that exits during attestation is refused as gone, never given the selectors")
     func callerExitsDuringAttestation() async throws {
         let child = try sleeper()
         let backend = try backend([KillingAttestor(victim: child)])
-        let credentials = CallerCredentials(pid: child.pid, uid: 0, gid: 0)
+        let caller = connected(backend, CallerCredentials(pid: child.pid, uid: getuid(), gid: getgid()))
         await #expect(throws: WorkloadAPIError(.callerGone, "caller process is gone")) {
-            try await backend.attest(credentials)
+            try await backend.attest(caller)
         }
     }
 
@@ -73,20 +80,36 @@ struct WorkloadBackendTests {
         child.signal(SIGKILL)
         child.waitUntilExit()
         let backend = try backend([UnixAttestor()])
+        let caller = connected(backend, CallerCredentials(pid: child.pid, uid: getuid(), gid: getgid()))
         await #expect(throws: WorkloadAPIError(.callerGone, "caller process is gone")) {
-            try await backend.attest(CallerCredentials(pid: child.pid, uid: 0, gid: 0))
+            try await backend.attest(caller)
         }
+    }
+
+    @Test("a caller whose ids differ from the connection's is refused as changed, and unix selectors are the connection's")
+    func credentialsDiffer() async throws {
+        let backend = try backend([UnixAttestor()])
+        let other = connected(backend, CallerCredentials(pid: getpid(), uid: getuid() &+ 1, gid: getgid()))
+        await #expect(throws: WorkloadAPIError(.callerChanged, "caller credentials changed since it connected; reconnect")) {
+            try await backend.attest(other)
+        }
+        let me = connected(backend, CallerCredentials(pid: getpid(), uid: getuid(), gid: getgid()))
+        let caller = try await backend.attest(me)
+        #expect(caller.selectors.contains(try Selector("unix:uid:\(getuid())")))
+        #expect(caller.selectors.contains(try Selector("unix:gid:\(getgid())")))
     }
 
     @Test("any attestor failing fails the attestation: a partial selector set would misreport the caller")
     func attestorFailures() async throws {
         let me = CallerCredentials(pid: getpid(), uid: getuid(), gid: getgid())
         for attestors in [[FailingAttestor()], [FailingAttestor(), UnixAttestor()]] as [[any WorkloadAttestor]] {
+            let backend = try backend(attestors)
             await #expect(throws: WorkloadAPIError(.attestationFailed, "workload attestation failed")) {
-                try await backend(attestors).attest(me)
+                try await backend.attest(connected(backend, me))
             }
         }
-        let caller = try await backend([UnixAttestor()]).attest(me)
+        let unix = try backend([UnixAttestor()])
+        let caller = try await unix.attest(connected(unix, me))
         #expect(caller.selectors.contains(try Selector("unix:uid:\(geteuid())")))
     }
 }

@@ -1,9 +1,9 @@
 public import SPIFFE
 
-/// The `k8s` attestor: finds the caller's pod and container from its cgroups, then looks them up in the kubelet's
-/// pod list.
+/// The `k8s` attestor: finds the caller's pod and container from its cgroups (only where the kubelet's layout puts
+/// them: ``ContainerLocator``), then looks them up in that pod of the kubelet's pod list.
 ///
-/// A process outside any container is not an error: it gets no `k8s` selectors. A container the kubelet does not
+/// A process outside any pod's container is not an error: it gets no `k8s` selectors. A container the kubelet does not
 /// list yet (it is still starting) is polled for up to `maximumPollAttempts` lists, one per poll interval;
 /// with `disableContainerSelectors` the pod alone answers, which is what sidecars that start before the
 /// application's container need.
@@ -12,12 +12,20 @@ public struct K8sAttestor: WorkloadAttestor {
         public var maximumPollAttempts: Int
         public var disableContainerSelectors: Bool
         public var procRoot: String
+        /// Where the kubelet's hierarchy starts besides the root, from the agent's own cgroup
+        /// (``ContainerLocator/ownHierarchyPrefixes(procRoot:)``).
+        public var hierarchyPrefixes: [String]
 
-        public init(maximumPollAttempts: Int = 60, disableContainerSelectors: Bool = false, procRoot: String = "/proc")
-        {
+        public init(
+            maximumPollAttempts: Int = 60,
+            disableContainerSelectors: Bool = false,
+            procRoot: String = "/proc",
+            hierarchyPrefixes: [String] = []
+        ) {
             self.maximumPollAttempts = maximumPollAttempts
             self.disableContainerSelectors = disableContainerSelectors
             self.procRoot = procRoot
+            self.hierarchyPrefixes = hierarchyPrefixes
         }
     }
 
@@ -30,8 +38,14 @@ public struct K8sAttestor: WorkloadAttestor {
         self.fetcher = fetcher
     }
 
-    public func attest(pid: Int32) async throws -> [Selector] {
-        guard let location = try ContainerLocator.locate(pid: pid, procRoot: config.procRoot) else { return [] }
+    public func attest(_ process: WorkloadProcess) async throws -> [Selector] {
+        guard
+            let location = try ContainerLocator.locate(
+                pid: process.pid,
+                procRoot: config.procRoot,
+                hierarchyPrefixes: config.hierarchyPrefixes
+            )
+        else { return [] }
         var version: Int? = nil
         for _ in 0..<max(1, config.maximumPollAttempts) {
             let snapshot = try await fetcher.podList(newerThan: version)
@@ -47,11 +61,10 @@ public struct K8sAttestor: WorkloadAttestor {
     /// The selectors `list` gives `location`, or nil when it does not list the container (or, with container
     /// selectors off, the pod).
     func selectors(for location: ContainerLocator.Location, in list: PodList) throws(AttestationError) -> [Selector]? {
-        if config.disableContainerSelectors, let uid = location.podUID {
-            return list.pod(uid: uid).map(K8sSelectors.pod)
+        if config.disableContainerSelectors {
+            return list.pod(uid: location.podUID).map(K8sSelectors.pod)
         }
         guard let (pod, status) = try list.find(location) else { return nil }
-        if config.disableContainerSelectors { return K8sSelectors.pod(pod) }
         return K8sSelectors.pod(pod) + K8sSelectors.container(status)
     }
 }

@@ -25,16 +25,17 @@ public struct PodList: Sendable {
         return PodList(pods: pods.filter { !$0.metadata.uid.isEmpty })
     }
 
-    /// The pod and container status that run `location`'s container. Nil when the container is not listed (yet);
-    /// a container ID claimed by two pods is an error.
+    /// The pod and container status that run `location`'s container. Nil when the container is not listed (yet).
+    /// Only the pod the cgroup names is searched: a container ID is never looked up across pods. A pod UID listed
+    /// twice with that container is an error.
     public func find(_ location: ContainerLocator.Location) throws(AttestationError) -> (Pod, ContainerStatus)? {
         var match: (Pod, ContainerStatus)? = nil
-        for pod in pods where location.podUID == nil || pod.metadata.uid == location.podUID {
+        for pod in pods where pod.metadata.uid == location.podUID {
             guard let status = pod.status?.container(withID: location.containerID) else { continue }
-            if let match, match.0.metadata.uid != pod.metadata.uid {
+            if match != nil {
                 throw AttestationError(
                     .podNotFound,
-                    "container \(location.containerID) is listed in two pods: \(match.0.metadata.uid) and \(pod.metadata.uid)"
+                    "pod \(location.podUID) is listed twice with container \(location.containerID)"
                 )
             }
             match = (pod, status)

@@ -1,7 +1,9 @@
 /// The credential lines of `/proc/<pid>/status`: `Uid:` and `Gid:` (real, effective, saved, filesystem) and
 /// `Groups:`.
 struct ProcStatus: Hashable, Sendable {
+    var realUID: UInt32
     var effectiveUID: UInt32
+    var realGID: UInt32
     var effectiveGID: UInt32
     var supplementaryGIDs: [UInt32]
 
@@ -18,8 +20,8 @@ struct ProcStatus: Hashable, Sendable {
     }
 
     init(parsing bytes: [UInt8], path: String) throws(AttestationError) {
-        var uid: UInt32? = nil
-        var gid: UInt32? = nil
+        var uids: [UInt32]? = nil
+        var gids: [UInt32]? = nil
         var groups: [UInt32] = []
         for line in bytes.split(separator: UInt8(ascii: "\n")) {
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
@@ -30,18 +32,19 @@ struct ProcStatus: Hashable, Sendable {
             let name = isUID ? "Uid" : isGID ? "Gid" : "Groups"
             guard let values = ProcFile.numbers(line[(colon + 1)...]), values.allSatisfy({ $0 <= UInt64(UInt32.max) })
             else { throw AttestationError(.procUnreadable, "\(path): malformed \(name) line") }
+            let ids = values.map { UInt32($0) }
             if isGroups {
-                groups = values.map { UInt32($0) }
+                groups = ids
             } else {
-                guard values.count == 4 else {
-                    throw AttestationError(.procUnreadable, "\(path): malformed \(name) line")
-                }
-                if isUID { uid = UInt32(values[1]) } else { gid = UInt32(values[1]) }
+                guard ids.count == 4 else { throw AttestationError(.procUnreadable, "\(path): malformed \(name) line") }
+                if isUID { uids = ids } else { gids = ids }
             }
         }
-        guard let uid, let gid else { throw AttestationError(.procUnreadable, "\(path): no Uid or Gid line") }
-        self.effectiveUID = uid
-        self.effectiveGID = gid
+        guard let uids, let gids else { throw AttestationError(.procUnreadable, "\(path): no Uid or Gid line") }
+        self.realUID = uids[0]
+        self.effectiveUID = uids[1]
+        self.realGID = gids[0]
+        self.effectiveGID = gids[1]
         self.supplementaryGIDs = groups
     }
 }

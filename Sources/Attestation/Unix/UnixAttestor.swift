@@ -1,4 +1,3 @@
-import Foundation
 public import SPIFFE
 import SPIFFECrypto
 
@@ -6,73 +5,57 @@ import SPIFFECrypto
     import Glibc
 #endif
 
-/// The `unix` attestor: effective uid and gid, supplementary groups, their names, and optionally the executable's
-/// path and SHA-256, all from `/proc/<pid>`, which the workload cannot forge.
+/// The `unix` attestor: uid and gid as the kernel reported them at connect (`SO_PEERCRED`), supplementary groups,
+/// their names, and optionally the executable's path and SHA-256.
+///
+/// The uid and gid are the connection's, not whatever `/proc/<pid>/status` says at call time: the caller's
+/// ``ProcessPin`` refuses every call once the process's real or effective ids differ from them. Supplementary
+/// groups come from `/proc/<pid>/status`, read between two pin checks; changing them needs `CAP_SETGID`.
 public struct UnixAttestor: WorkloadAttestor {
     public struct Config: Sendable {
         /// Adds `unix:path` and `unix:sha256` of the executable.
         public var discoverWorkloadPath: Bool
-        /// Largest executable hashed for `unix:sha256`, in bytes; 0 means no limit.
-        public var workloadSizeLimit: Int64
+        /// Size and time bounds on hashing the executable.
+        public var hashLimits: ExecutableHasher.Limits
         /// Where `/proc` is; tests point it at a fake tree.
         public var procRoot: String
 
-        public init(discoverWorkloadPath: Bool = false, workloadSizeLimit: Int64 = 0, procRoot: String = "/proc") {
+        public init(
+            discoverWorkloadPath: Bool = false,
+            hashLimits: ExecutableHasher.Limits = .defaults,
+            procRoot: String = "/proc"
+        ) {
             self.discoverWorkloadPath = discoverWorkloadPath
-            self.workloadSizeLimit = workloadSizeLimit
+            self.hashLimits = hashLimits
             self.procRoot = procRoot
         }
     }
 
     public let config: Config
+    /// Shared by every attestation with this configuration, so its digest cache outlives one call.
+    public let hasher: ExecutableHasher
     public var name: String { "unix" }
 
     public init(config: Config = Config()) {
         self.config = config
+        self.hasher = ExecutableHasher(limits: config.hashLimits)
     }
 
-    public func attest(pid: Int32) async throws -> [Selector] {
-        let status = try ProcStatus(pid: pid, procRoot: config.procRoot)
-        var selectors: [(String, String)] = [
-            ("uid", String(status.effectiveUID)), ("gid", String(status.effectiveGID)),
-        ]
-        if let user = Self.userName(uid: status.effectiveUID) { selectors.append(("user", user)) }
-        if let group = Self.groupName(gid: status.effectiveGID) { selectors.append(("group", group)) }
+    public func attest(_ process: WorkloadProcess) async throws -> [Selector] {
+        let status = try ProcStatus(pid: process.pid, procRoot: config.procRoot)
+        var selectors: [(String, String)] = [("uid", String(process.uid)), ("gid", String(process.gid))]
+        if let user = Self.userName(uid: process.uid) { selectors.append(("user", user)) }
+        if let group = Self.groupName(gid: process.gid) { selectors.append(("group", group)) }
         for gid in status.supplementaryGIDs {
             selectors.append(("supplementary_gid", String(gid)))
             if let group = Self.groupName(gid: gid) { selectors.append(("supplementary_group", group)) }
         }
         if config.discoverWorkloadPath {
-            let (path, digest) = try executable(pid: pid)
+            let (path, digest) = try await hasher.executable(of: process.pid, procRoot: config.procRoot)
             selectors.append(("path", path))
             selectors.append(("sha256", digest))
         }
         return try selectors.map { try Selector(type: name, value: $0.1.isEmpty ? "-" : $0.1).with(kind: $0.0) }
-    }
-
-    /// The executable's path and the SHA-256 of its contents, read through `/proc/<pid>/exe` so the hash is of
-    /// the binary the process runs even if the file at the path was replaced since.
-    private func executable(pid: Int32) throws(AttestationError) -> (String, String) {
-        let link = "\(config.procRoot)/\(pid)/exe"
-        guard let path = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else {
-            throw AttestationError(.procUnreadable, "cannot read the executable path of process \(pid)")
-        }
-        guard let handle = FileHandle(forReadingAtPath: link) else {
-            throw AttestationError(.procUnreadable, "cannot open the executable of process \(pid)")
-        }
-        defer { try? handle.close() }
-        let size = (try? handle.seekToEnd()).map(Int64.init) ?? 0
-        if config.workloadSizeLimit > 0 && size > config.workloadSizeLimit {
-            throw AttestationError(
-                .workloadTooLarge,
-                "executable \(path) is \(size) bytes, over workload_size_limit \(config.workloadSizeLimit)"
-            )
-        }
-        try? handle.seek(toOffset: 0)
-        guard let contents = try? handle.readToEnd() else {
-            throw AttestationError(.procUnreadable, "cannot read the executable of process \(pid)")
-        }
-        return (path, Digest.sha256(contents).map { String(format: "%02x", $0) }.joined())
     }
 
     /// User and group names, each looked up at most once per ``AccountNames/lifetime`` (NSS reads /etc/passwd

@@ -1,37 +1,129 @@
-/// Pins a process by PID and start time, so an identity is never handed to a process that merely reused the PID.
+import CLinux
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The process at the other end of a Workload API connection, pinned when the connection was accepted, so that
+/// every call on it is answered for that process, with the credentials it connected with, or not at all.
 ///
-/// The kernel's `SO_PEERCRED` PID is taken at `connect()`. If that process exits and the PID is recycled before
-/// attestation finishes, `/proc/<pid>` describes a stranger. The start time (field 22 of `/proc/<pid>/stat`,
-/// clock ticks since boot) differs for every process that ever held the PID, so comparing it before and after
-/// attestation closes the window.
-public struct ProcessPin: Hashable, Sendable {
+/// `SO_PEERCRED` records the caller's pid and effective uid and gid at `connect()`. Neither stays true by itself:
+/// the process can exec a setuid program (its ids change) or exit (its pid can be recycled) while the connection
+/// lives on in a child or in a process it was passed to. So the pin holds a pidfd for the process (from
+/// `SO_PEERPIDFD`, else `pidfd_open` at accept), which always refers to that process and never to a newcomer on its
+/// pid, and ``verify()`` checks before and after each attestation that:
+/// - the process has not exited (`poll` on the pidfd; the start time on kernels without pidfds);
+/// - its real and effective uid and gid are still those `SO_PEERCRED` gave (`PIDFD_GET_INFO` on Linux >= 6.13,
+///   `/proc/<pid>/status` otherwise, read while the pidfd proves the pid still belongs to the pinned process);
+/// - it runs the executable it ran at accept (device and inode of `/proc/<pid>/exe`), so `unix:path` and
+///   `unix:sha256` describe the program that connected, not one it exec'ed afterwards.
+/// `docs/security.md` explains what each check stops and what is left on kernels older than 5.3.
+public final class ProcessPin: Sendable {
+    /// The pid, uid and gid `SO_PEERCRED` gave at accept.
     public let pid: Int32
-    public let startTime: UInt64
-    let procRoot: String
+    public let uid: UInt32
+    public let gid: UInt32
+    /// A pidfd for the process, or -1 without one.
+    private let descriptor: Int32
+    /// Field 22 of `/proc/<pid>/stat` at accept.
+    let startTime: UInt64?
+    /// The executable at accept, when it could be examined (it needs ptrace access to another user's process).
+    private let executable: FileIdentity?
+    /// Why the process could not be pinned at accept (it had already exited): every check fails with it.
+    private let failure: AttestationError?
+    private let procRoot: String
 
-    init(pid: Int32, startTime: UInt64, procRoot: String) {
+    /// Pins the caller of a connection just accepted. Takes ownership of `pidfd` (from `SO_PEERPIDFD`); without one
+    /// it opens its own with `pidfd_open`.
+    public init(pid: Int32, uid: UInt32, gid: UInt32, pidfd: Int32?, procRoot: String = "/proc") {
         self.pid = pid
-        self.startTime = startTime
+        self.uid = uid
+        self.gid = gid
         self.procRoot = procRoot
-    }
-
-    /// Reads the start time of `pid` now.
-    public init(pid: Int32, procRoot: String = "/proc") throws(AttestationError) {
-        self.pid = pid
-        self.procRoot = procRoot
-        self.startTime = try Self.startTime(pid: pid, procRoot: procRoot)
-    }
-
-    /// Whether the same process still holds the PID.
-    public var isCurrent: Bool {
-        (try? Self.startTime(pid: pid, procRoot: procRoot)) == startTime
-    }
-
-    /// Throws `processGone` unless the pinned process still holds the PID.
-    public func check() throws(AttestationError) {
-        guard isCurrent else {
-            throw AttestationError(.processGone, "process \(pid) exited or its pid was reused during attestation")
+        var descriptor = pidfd ?? -1
+        if descriptor < 0, pid > 0, procRoot == "/proc" { descriptor = lanyard_pidfd_open(pid) }
+        self.descriptor = descriptor
+        var failure: AttestationError? = nil
+        do {
+            startTime = try Self.startTime(pid: pid, procRoot: procRoot)
+        } catch {
+            startTime = nil
+            failure = error
         }
+        executable = FileIdentity(path: "\(procRoot)/\(pid)/exe")
+        if failure == nil, descriptor >= 0, lanyard_pidfd_exited(descriptor) != 0 {
+            failure = AttestationError(.processGone, "process \(pid) exited before its connection was accepted")
+        }
+        self.failure = failure
+    }
+
+    deinit {
+        if descriptor >= 0 { close(descriptor) }
+    }
+
+    /// Throws unless the pinned process is alive, still has the credentials it connected with, and still runs the
+    /// same executable. Cheap (a `poll`, an `ioctl` and a `stat` on current kernels): it runs on every call and
+    /// before every message of a stream.
+    public func verify() throws(AttestationError) {
+        if let failure { throw failure }
+        let credentials = try currentCredentials()
+        if let executable {
+            guard let now = FileIdentity(path: "\(procRoot)/\(pid)/exe"), now.isSameFile(as: executable) else {
+                try checkAlive()
+                throw AttestationError(.executableChanged, "process \(pid) has exec'ed another program since it connected")
+            }
+        }
+        // Whatever was read above belongs to the pinned process only if it is still alive now: a live process
+        // keeps its pid.
+        try checkAlive()
+        guard credentials.ruid == uid, credentials.euid == uid, credentials.rgid == gid, credentials.egid == gid else {
+            throw AttestationError(.credentialsChanged, "process \(pid) has changed its uid or gid since it connected")
+        }
+    }
+
+    /// Whether ``verify()`` passes.
+    public var isValid: Bool {
+        do {
+            try verify()
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Throws `processGone` once the pinned process has exited (or its pid belongs to another process).
+    public func checkAlive() throws(AttestationError) {
+        if descriptor >= 0 {
+            guard lanyard_pidfd_exited(descriptor) == 0 else {
+                throw AttestationError(.processGone, "process \(pid) has exited")
+            }
+            return
+        }
+        guard let startTime, (try? Self.startTime(pid: pid, procRoot: procRoot)) == startTime else {
+            throw AttestationError(.processGone, "process \(pid) has exited or its pid was reused")
+        }
+    }
+
+    private struct Credentials {
+        var ruid, euid, rgid, egid: UInt32
+    }
+
+    /// The process's real and effective ids now: from the pidfd where the kernel supports it, else `/proc`.
+    private func currentCredentials() throws(AttestationError) -> Credentials {
+        if descriptor >= 0 {
+            var info = lanyard_process_credentials()
+            if lanyard_pidfd_credentials(descriptor, &info) == 0 {
+                return Credentials(ruid: info.ruid, euid: info.euid, rgid: info.rgid, egid: info.egid)
+            }
+            if errno == ESRCH { throw AttestationError(.processGone, "process \(pid) has exited") }
+        }
+        let status = try ProcStatus(pid: pid, procRoot: procRoot)
+        return Credentials(
+            ruid: status.realUID,
+            euid: status.effectiveUID,
+            rgid: status.realGID,
+            egid: status.effectiveGID
+        )
     }
 
     /// Field 22 of `/proc/<pid>/stat`. The command name (field 2) may hold spaces and parentheses, so fields are

@@ -3,11 +3,17 @@ public import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// A small HTTP/1.1 server for operators: `/live`, `/ready` and `/metrics` (Prometheus text).
 ///
-/// It answers from closures the agent supplies, so this module knows nothing of the cache or of Prometheus.
+/// It answers from closures the agent supplies, so this module knows nothing of the cache or of Prometheus. Anyone
+/// who can reach the port can connect, so it holds at most ``maximumConnections`` at once (more are closed as they
+/// are accepted), and a connection that sends nothing for ``requestTimeout`` is closed.
 public final class HealthServer: Sendable {
+    public static let maximumConnections = 32
+    static let requestTimeout: TimeAmount = .seconds(10)
+
     /// What the endpoints report.
     public struct Probes: Sendable {
         /// `/ready`: whether the agent serves, and why not.
@@ -28,6 +34,7 @@ public final class HealthServer: Sendable {
     public let port: Int
     let probes: Probes
     let logger: Logger
+    private let connections = Mutex(0)
 
     public init(host: String, port: Int, probes: Probes, logger: Logger) {
         self.host = host
@@ -42,6 +49,10 @@ public final class HealthServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        IdleStateHandler(readTimeout: Self.requestTimeout)
+                    )
+                    try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
                         wrappingChannelSynchronously: channel
@@ -56,7 +67,19 @@ public final class HealthServer: Sendable {
                 try await withThrowingDiscardingTaskGroup { group in
                     try await server.executeThenClose { connections in
                         for try await connection in connections {
-                            group.addTask { await self.serve(connection) }
+                            let admitted = self.connections.withLock { count in
+                                guard count < Self.maximumConnections else { return false }
+                                count += 1
+                                return true
+                            }
+                            guard admitted else {
+                                connection.channel.close(promise: nil)
+                                continue
+                            }
+                            group.addTask {
+                                await self.serve(connection)
+                                self.connections.withLock { $0 -= 1 }
+                            }
                         }
                     }
                 }
@@ -108,6 +131,19 @@ public final class HealthServer: Sendable {
             return (.ok, probes.metrics(), "text/plain; version=0.0.4; charset=utf-8")
         default:
             return (.notFound, "not found: try /live, /ready or /metrics\n", "text/plain; charset=utf-8")
+        }
+    }
+}
+
+/// Closes a health connection that sent nothing for ``HealthServer/requestTimeout``.
+private final class CloseWhenIdle: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 }

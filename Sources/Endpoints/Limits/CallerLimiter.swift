@@ -4,7 +4,8 @@ import Synchronization
 /// Counts what each uid holds on the socket and refuses more than ``CallerLimits`` allow.
 ///
 /// The transport asks before it keeps a connection or starts a stream and gives the slot back when that closes, so
-/// one caller flooding the socket exhausts its own budget, not the agent's descriptors or memory.
+/// one caller flooding the socket exhausts its own budget, not the agent's descriptors or memory; and all callers
+/// together stay below the agent's descriptor limit, with room kept for root.
 final class CallerLimiter: Sendable {
     enum Resource: String, Sendable {
         case connection = "connections"
@@ -13,9 +14,12 @@ final class CallerLimiter: Sendable {
 
     let limits: CallerLimits
     private let logger: Logger
-    private let held = Mutex<[Key: Int]>([:])
-    /// The last refusal logged for each resource, so a flood writes a line per second, not one per attempt.
-    private let lastLogged = Mutex<[Resource: ContinuousClock.Instant]>([:])
+    private struct Held {
+        var byCaller: [Key: Int] = [:]
+        var connections = 0
+    }
+    private let held = Mutex(Held())
+    private let throttle = LogThrottle()
 
     private struct Key: Hashable {
         let uid: UInt32
@@ -27,47 +31,64 @@ final class CallerLimiter: Sendable {
         self.logger = logger
     }
 
-    /// Takes one `resource` slot for `uid`, or returns false (and logs) when the uid holds its limit already.
+    /// Takes one `resource` slot for `uid`, or returns false (and logs) when the uid holds its limit already, or
+    /// (connections) when every caller together holds theirs.
     func acquire(_ resource: Resource, uid: UInt32) -> Bool {
         let limit = resource == .connection ? limits.maxConnections : limits.maxCalls
         let key = Key(uid: uid, resource: resource)
-        let granted = held.withLock { held in
-            let count = held[key, default: 0]
-            guard limit == 0 || count < limit else { return false }
-            held[key] = count + 1
-            return true
+        var total = limits.maxTotalConnections
+        if total > 0 && uid != 0 { total = max(1, total - CallerLimits.rootReserve) }
+        let refusal: String? = held.withLock { held in
+            let count = held.byCaller[key, default: 0]
+            guard limit == 0 || count < limit else { return "per_caller" }
+            if resource == .connection {
+                guard total == 0 || held.connections < total else { return "total" }
+                held.connections += 1
+            }
+            held.byCaller[key] = count + 1
+            return nil
         }
-        if !granted { logRefusal(resource, uid: uid, limit: limit) }
-        return granted
+        if let refusal { logRefusal(resource, uid: uid, overall: refusal == "total", limit: limit) }
+        return refusal == nil
     }
 
     /// Gives back a slot taken by ``acquire(_:uid:)``.
     func release(_ resource: Resource, uid: UInt32) {
         let key = Key(uid: uid, resource: resource)
         held.withLock { held in
-            let count = held[key, default: 0] - 1
-            held[key] = count > 0 ? count : nil
+            let count = held.byCaller[key, default: 0] - 1
+            held.byCaller[key] = count > 0 ? count : nil
+            if resource == .connection { held.connections = max(0, held.connections - 1) }
         }
     }
 
     /// What `uid` holds now (for tests and metrics).
     func count(_ resource: Resource, uid: UInt32) -> Int {
-        held.withLock { $0[Key(uid: uid, resource: resource)] ?? 0 }
+        held.withLock { $0.byCaller[Key(uid: uid, resource: resource)] ?? 0 }
     }
 
-    private func logRefusal(_ resource: Resource, uid: UInt32, limit: Int) {
-        let now = ContinuousClock.now
-        let shouldLog = lastLogged.withLock { last in
-            if let previous = last[resource], previous.duration(to: now) < .seconds(1) { return false }
-            last[resource] = now
-            return true
+    /// Open connections of every caller.
+    var totalConnections: Int { held.withLock { $0.connections } }
+
+    private func logRefusal(_ resource: Resource, uid: UInt32, overall: Bool, limit: Int) {
+        let (log, suppressed) = throttle.admit(overall ? "total" : resource.rawValue)
+        guard log else { return }
+        if overall {
+            logger.warning(
+                "caller refused: all callers together hold the connection limit",
+                metadata: [
+                    "uid": "\(uid)", "limit": "\(limits.maxTotalConnections)", "setting": "workload_api.max_connections",
+                    "refusals.suppressed": "\(suppressed)",
+                ]
+            )
+        } else {
+            logger.warning(
+                "caller refused: it holds its limit of \(resource.rawValue)",
+                metadata: [
+                    "uid": "\(uid)", "limit": "\(limit)", "setting": "workload_api.max_\(resource.rawValue)_per_caller",
+                    "refusals.suppressed": "\(suppressed)",
+                ]
+            )
         }
-        guard shouldLog else { return }
-        logger.warning(
-            "caller refused: it holds its limit of \(resource.rawValue)",
-            metadata: [
-                "uid": "\(uid)", "limit": "\(limit)", "setting": "workload_api.max_\(resource.rawValue)_per_caller",
-            ]
-        )
     }
 }

@@ -1,3 +1,4 @@
+import CLinux
 import GRPCNIOTransportHTTP2
 import NIOCore
 import NIOHPACK
@@ -7,13 +8,16 @@ import NIOHTTP2
     import Glibc
 #endif
 
-/// Carries the kernel's peer credentials into each RPC as a private header, and removes any copy a client sent.
+/// Pins the caller of each connection as it is accepted, and carries that caller into each RPC as a private header
+/// that no client can forge.
 ///
-/// grpc-swift's `ServerContext` has no peer credentials for Unix sockets. The transport's per-stream callback sees
-/// the HTTP/2 stream channel, whose parent is the accepted socket; `SO_PEERCRED` on it gives the caller's pid, uid
-/// and gid. This handler sits first in the stream pipeline: it strips the header from every HEADERS frame (so no
-/// client can forge it) and adds the kernel's values to the first one. The handler must be installed on every
-/// listener that serves these services, and the service fails closed when the header is missing.
+/// grpc-swift's `ServerContext` has no peer credentials for Unix sockets. The transport's per-connection callback
+/// sees the accepted socket: `SO_PEERCRED` gives the pid, uid and gid of the process that called `connect()`, and
+/// `SO_PEERPIDFD` a pidfd for it, from which the backend builds the connection's ``CallerPin`` before a single
+/// byte is read. The per-stream callback installs this handler first in the stream pipeline: it strips the header
+/// from every HEADERS frame and adds the connection's number to the first one; the service looks the caller up by
+/// it and fails closed when there is none. The handler must be installed on every listener that serves these
+/// services.
 ///
 /// The same callbacks hold each uid to its ``CallerLimits``: a connection over the limit is closed as it is
 /// accepted, and a call over the limit is answered `RESOURCE_EXHAUSTED` here, before gRPC decodes anything.
@@ -25,13 +29,14 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
     /// The private header; never trusted from the network.
     static let headerName = "x-lanyard-peer-credentials"
 
-    private let credentials: CallerCredentials?
+    /// The number of the connection's caller in ``ConnectedCallers``.
+    private let caller: UInt64?
     /// Set when the caller holds its limit of calls: the stream is answered with this message and nothing else.
     private let refusal: String?
     private var injected = false
 
-    init(credentials: CallerCredentials?, refusal: String? = nil) {
-        self.credentials = credentials
+    init(caller: UInt64?, refusal: String? = nil) {
+        self.caller = caller
         self.refusal = refusal
     }
 
@@ -51,11 +56,8 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
         }
         if case .headers(var headers) = payload {
             headers.headers.remove(name: Self.headerName)
-            if !injected, let credentials {
-                headers.headers.add(
-                    name: Self.headerName,
-                    value: "\(credentials.pid),\(credentials.uid),\(credentials.gid)"
-                )
+            if !injected, let caller {
+                headers.headers.add(name: Self.headerName, value: String(caller))
                 injected = true
             }
             payload = .headers(headers)
@@ -64,13 +66,7 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     /// Parses the header value the handler wrote.
-    static func parse(_ value: String) -> CallerCredentials? {
-        let parts = value.split(separator: ",")
-        guard parts.count == 3, let pid = Int32(parts[0]), let uid = UInt32(parts[1]), let gid = UInt32(parts[2]) else {
-            return nil
-        }
-        return CallerCredentials(pid: pid, uid: uid, gid: gid)
-    }
+    static func parse(_ value: String) -> UInt64? { UInt64(value) }
 
     /// `struct ucred` as Linux lays it out; glibc hides its own definition behind `_GNU_SOURCE`.
     private struct KernelCredentials: Sendable {
@@ -79,42 +75,72 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
         var gid: UInt32 = 0
     }
 
-    /// The kernel's view of the process at the other end of `socket`, or nil when it cannot be read.
-    private static func credentials(of socket: (any Channel)?) -> EventLoopFuture<CallerCredentials?>? {
-        guard let socket, let provider = socket as? any SocketOptionProvider else { return nil }
-        return provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
-            .map { (kernel: KernelCredentials) -> CallerCredentials? in
-                kernel.pid > 0 ? CallerCredentials(pid: kernel.pid, uid: kernel.uid, gid: kernel.gid) : nil
-            }
+    /// The kernel's view of the process at the other end of `socket`, and a pidfd for it where the kernel has
+    /// `SO_PEERPIDFD` (Linux >= 6.5); nil when the credentials cannot be read.
+    private static func peer(of socket: any Channel) -> EventLoopFuture<(CallerCredentials, pidfd: Int32?)?> {
+        guard let provider = socket as? any SocketOptionProvider else {
+            return socket.eventLoop.makeSucceededFuture(nil)
+        }
+        let level = SocketOptionLevel(SOL_SOCKET)
+        let credentials = provider.unsafeGetSocketOption(level: level, name: SocketOptionName(SO_PEERCRED))
+            .map { (kernel: KernelCredentials) -> KernelCredentials? in kernel }
             .recover { _ in nil }
+        let pidfd = provider.unsafeGetSocketOption(level: level, name: SocketOptionName(lanyard_SO_PEERPIDFD()))
+            .map { (descriptor: Int32) -> Int32? in descriptor >= 0 ? descriptor : nil }
+            .recover { _ in nil }
+        return credentials.and(pidfd).map { kernel, pidfd in
+            guard let kernel, kernel.pid > 0 else {
+                if let pidfd { close(pidfd) }
+                return nil
+            }
+            return (CallerCredentials(pid: kernel.pid, uid: kernel.uid, gid: kernel.gid), pidfd)
+        }
     }
 
-    /// The transport callback for each accepted connection: holds the caller to its connection limit.
-    static func admitConnection(limiter: CallerLimiter) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
+    /// The transport callback for each accepted connection: holds the caller to the connection limits, pins it and
+    /// records it for the connection's calls.
+    static func admitConnection(
+        limiter: CallerLimiter,
+        callers: ConnectedCallers,
+        pin: @escaping @Sendable (CallerCredentials, Int32?) -> any CallerPin
+    ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
         { channel in
-            guard let credentials = credentials(of: channel) else { return channel.eventLoop.makeSucceededVoidFuture() }
-            return credentials.map { credentials in
-                // Without credentials there is no caller to count; every call on the connection fails closed.
-                guard let uid = credentials?.uid else { return }
-                if limiter.acquire(.connection, uid: uid) {
-                    channel.closeFuture.whenComplete { _ in limiter.release(.connection, uid: uid) }
-                } else {
+            peer(of: channel).map { peer in
+                // Without credentials there is no caller to count or pin; every call on the connection fails closed.
+                guard let (credentials, pidfd) = peer else { return }
+                guard limiter.acquire(.connection, uid: credentials.uid) else {
+                    if let pidfd { close(pidfd) }
                     channel.close(promise: nil)
+                    return
+                }
+                let connection = ObjectIdentifier(channel)
+                let caller = ConnectedCaller(credentials: credentials, pin: pin(credentials, pidfd))
+                _ = callers.add(caller, connection: connection)
+                channel.closeFuture.whenComplete { _ in
+                    callers.remove(connection: connection)
+                    limiter.release(.connection, uid: credentials.uid)
                 }
             }
         }
     }
 
     /// The transport callback that installs the handler on each new stream, counting it against the caller's calls.
-    static func installOnStream(limiter: CallerLimiter) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
+    static func installOnStream(
+        limiter: CallerLimiter,
+        callers: ConnectedCallers
+    ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
         { channel in
-            let credentials = credentials(of: channel.parent) ?? channel.eventLoop.makeSucceededFuture(nil)
             // Never a failed future: gRPC has already wrapped the stream in an async channel, and a failed
             // initializer would drop it unfinished, which NIO treats as a fatal error. A stream that closed before
             // the handler could be added (a client reset it at once) is closed and left to end.
-            return credentials.map { credentials in
+            channel.eventLoop.makeCompletedFuture {
+                var number: UInt64? = nil
                 var refusal: String?
-                if let uid = credentials?.uid {
+                if let connection = channel.parent.map(ObjectIdentifier.init),
+                    let found = callers.number(of: connection), let caller = callers.caller(number: found)
+                {
+                    number = found
+                    let uid = caller.credentials.uid
                     if limiter.acquire(.call, uid: uid) {
                         channel.closeFuture.whenComplete { _ in limiter.release(.call, uid: uid) }
                     } else {
@@ -124,7 +150,7 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
                 }
                 do {
                     try channel.pipeline.syncOperations.addHandler(
-                        PeerCredentialHandler(credentials: credentials, refusal: refusal),
+                        PeerCredentialHandler(caller: number, refusal: refusal),
                         position: .first
                     )
                 } catch {

@@ -18,11 +18,14 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
     let logger: Logger
     let authenticator: CallerAuthenticator
 
-    init(backend: any WorkloadAPIBackend, config: SDSConfig, logger: Logger) {
+    /// NACKs are logged at most once a second per caller uid: an Envoy that rejects every push must not flood the log.
+    let nackThrottle = LogThrottle()
+
+    init(backend: any WorkloadAPIBackend, callers: ConnectedCallers, config: SDSConfig, logger: Logger) {
         self.backend = backend
         self.config = config
         self.logger = logger
-        self.authenticator = CallerAuthenticator(backend: backend, logger: logger)
+        self.authenticator = CallerAuthenticator(backend: backend, callers: callers, logger: logger)
     }
 
     typealias DiscoveryRequest = Envoy_Service_Discovery_V3_DiscoveryRequest
@@ -69,12 +72,22 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
         let updates = backend.updates(for: caller)
         let logger = logger
         let config = config
+        let authenticator = authenticator
+        let nackThrottle = nackThrottle
         return StreamingServerResponse { writer in
             var state = StreamState()
             try await Self.merge(request.messages, updates) { event in
                 switch event {
                 case .request(let message):
-                    guard Self.accept(message, node: &state.node, nonce: state.nonce, caller: caller, logger: logger)
+                    guard
+                        Self.accept(
+                            message,
+                            node: &state.node,
+                            nonce: state.nonce,
+                            caller: caller,
+                            logger: logger,
+                            throttle: nackThrottle
+                        )
                     else { return }
                     let namesChanged = state.names != message.resourceNames
                     state.names = message.resourceNames
@@ -99,6 +112,7 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
                 response.typeURL = state.typeURL
                 response.nonce = state.nonce
                 response.resources = try secrets.map { try Google_Protobuf_Any(message: $0) }
+                try authenticator.reverify(caller)
                 try await writer.write(response)
             }
             return [:]
@@ -126,12 +140,22 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
         let updates = backend.updates(for: caller)
         let logger = logger
         let config = config
+        let authenticator = authenticator
+        let nackThrottle = nackThrottle
         return StreamingServerResponse { writer in
             var state = DeltaState()
             try await Self.merge(request.messages, updates) { event in
                 switch event {
                 case .request(let message):
-                    guard Self.accept(message, node: &state.node, nonce: state.nonce, caller: caller, logger: logger)
+                    guard
+                        Self.accept(
+                            message,
+                            node: &state.node,
+                            nonce: state.nonce,
+                            caller: caller,
+                            logger: logger,
+                            throttle: nackThrottle
+                        )
                     else { return }
                     if !state.started {
                         state.started = true
@@ -194,6 +218,7 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
                 response.nonce = state.nonce
                 response.resources = changed
                 response.removedResources = removed
+                try authenticator.reverify(caller)
                 try await writer.write(response)
             }
             return [:]
@@ -216,24 +241,30 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
 
     /// What every SDS request, state-of-the-world or delta, goes through first: the node is remembered from the
     /// first request that names it, a reply to a superseded response is dropped (returns false), and a NACK is
-    /// logged with Envoy's error detail.
+    /// logged with Envoy's error detail (cut to 512 bytes, at most once a second per uid; the log handlers escape
+    /// control characters, so the detail cannot forge log lines).
     static func accept(
         _ message: some SDSRequest,
         node: inout Envoy_Config_Core_V3_Node?,
         nonce: String,
         caller: AttestedCaller,
-        logger: Logger
+        logger: Logger,
+        throttle: LogThrottle
     ) -> Bool {
         if node == nil && message.hasNode { node = message.node }
         if !message.responseNonce.isEmpty && message.responseNonce != nonce { return false }
         if message.hasErrorDetail {
-            logger.warning(
-                "envoy rejected secrets (NACK)",
-                metadata: [
-                    "sds.version": "\(message.acknowledgedVersion)", "sds.error": "\(message.errorDetail.message)",
-                    "caller.pid": "\(caller.credentials.pid)",
-                ]
-            )
+            let (log, suppressed) = throttle.admit(String(caller.credentials.uid))
+            if log {
+                logger.warning(
+                    "envoy rejected secrets (NACK)",
+                    metadata: [
+                        "sds.version": "\(message.acknowledgedVersion.prefix(64))",
+                        "sds.error": "\(String(decoding: message.errorDetail.message.utf8.prefix(512), as: UTF8.self))",
+                        "caller.pid": "\(caller.credentials.pid)", "nacks.suppressed": "\(suppressed)",
+                    ]
+                )
+            }
         }
         return true
     }

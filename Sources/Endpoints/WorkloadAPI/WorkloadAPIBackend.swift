@@ -4,8 +4,14 @@ public import SPIFFE
 /// What the Workload API handler needs from the rest of the agent, declared here by the consumer (as SPIRE's
 /// workload handler declares its `Manager`), so the handler is testable alone and depends on no other agent module.
 public protocol WorkloadAPIBackend: Sendable {
-    /// Attests the process behind a call. Throws ``WorkloadAPIError`` (`attestationFailed`, `callerGone`).
-    func attest(_ credentials: CallerCredentials) async throws -> AttestedCaller
+    /// Pins the process behind a connection as it is accepted. Runs on the connection's event loop, so it must be
+    /// quick (a few system calls). `pidfd` is the kernel's `SO_PEERPIDFD` for the connection, nil on kernels without
+    /// it; the pin owns it from here on.
+    func pin(_ credentials: CallerCredentials, pidfd: Int32?) -> any CallerPin
+
+    /// Attests the process behind a call: checks its pin, runs the attestors, checks the pin again. Throws
+    /// ``WorkloadAPIError`` (`attestationFailed`, `callerGone`, `callerChanged`).
+    func attest(_ caller: ConnectedCaller) async throws -> AttestedCaller
 
     /// Sends the caller's identities and bundles into `continuation` now and after every change, until it is
     /// finished or its stream is cancelled. The caller owns the continuation, so it can end the subscription itself
@@ -47,14 +53,35 @@ public struct CallerCredentials: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "pid \(pid) uid \(uid) gid \(gid)" }
 }
 
-/// A caller after attestation: who it is and what the attestors proved.
-public struct AttestedCaller: Hashable, Sendable {
+/// The process at the other end of a connection, pinned when the connection was accepted. Every call and every
+/// message of a stream is answered only while ``verify()`` passes.
+public protocol CallerPin: Sendable {
+    /// Throws ``WorkloadAPIError`` (`callerGone`, `callerChanged`) unless the process that connected is alive, has
+    /// the credentials it connected with, and runs the program it ran then.
+    func verify() throws
+}
+
+/// A connection's caller: the kernel's credentials at accept and the pin that keeps them true.
+public struct ConnectedCaller: Sendable {
+    public let credentials: CallerCredentials
+    public let pin: any CallerPin
+
+    public init(credentials: CallerCredentials, pin: any CallerPin) {
+        self.credentials = credentials
+        self.pin = pin
+    }
+}
+
+/// A caller after attestation: who it is, what the attestors proved, and the pin every later message re-checks.
+public struct AttestedCaller: Sendable {
     public let credentials: CallerCredentials
     public let selectors: Set<Selector>
+    public let pin: any CallerPin
 
-    public init(credentials: CallerCredentials, selectors: Set<Selector>) {
+    public init(credentials: CallerCredentials, selectors: Set<Selector>, pin: any CallerPin) {
         self.credentials = credentials
         self.selectors = selectors
+        self.pin = pin
     }
 }
 

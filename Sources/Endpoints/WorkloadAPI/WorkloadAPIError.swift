@@ -8,6 +8,8 @@ public struct WorkloadAPIError: Error, Hashable, Sendable, CustomStringConvertib
         case attestationFailed
         /// The caller exited or its PID was reused: `UNAUTHENTICATED`.
         case callerGone
+        /// The caller's uid, gid or executable changed since it connected: `UNAUTHENTICATED`.
+        case callerChanged
         /// The request is malformed: `INVALID_ARGUMENT`.
         case invalidRequest
         /// The agent cannot serve yet or lost its upstream: `UNAVAILABLE`.

@@ -1,6 +1,6 @@
-public import GRPCCore
-public import LanyardProto
-public import Logging
+import GRPCCore
+import LanyardProto
+import Logging
 import SPIFFE
 import SwiftProtobuf
 
@@ -10,8 +10,14 @@ import SwiftProtobuf
 /// credentials injected by ``PeerCredentialHandler`` (the call fails closed without them). Status codes are SPIRE's:
 /// no identity → `PERMISSION_DENIED` "no identity issued", attestation failure → `UNAVAILABLE`, a caller that
 /// exited or whose PID was reused → `UNAUTHENTICATED`.
-public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
+struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
     static let securityHeader = "workload.spiffe.io"
+    /// Audiences one `FetchJWTSVID` may ask for, and the longest audience: real clients ask for one or two short
+    /// ones (a URL, a service name), and every distinct set is a token the agent signs and caches.
+    static let maximumAudiences = 32
+    static let maximumAudienceLength = 1024
+    /// The longest token `ValidateJWTSVID` takes; JWT-SVIDs are well under a kilobyte.
+    static let maximumTokenLength = 64 << 10
 
     let backend: any WorkloadAPIBackend
     let logger: Logger
@@ -19,39 +25,46 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
     /// Lets callers without an identity read the bundles (`allow_unauthenticated_verifiers`), as SPIRE does.
     let allowUnauthenticatedVerifiers: Bool
 
-    public init(backend: any WorkloadAPIBackend, logger: Logger, allowUnauthenticatedVerifiers: Bool = false) {
+    init(
+        backend: any WorkloadAPIBackend,
+        callers: ConnectedCallers,
+        logger: Logger,
+        allowUnauthenticatedVerifiers: Bool = false
+    ) {
         self.backend = backend
         self.logger = logger
-        self.authenticator = CallerAuthenticator(backend: backend, logger: logger)
+        self.authenticator = CallerAuthenticator(backend: backend, callers: callers, logger: logger)
         self.allowUnauthenticatedVerifiers = allowUnauthenticatedVerifiers
     }
 
-    public func fetchX509SVID(
+    func fetchX509SVID(
         request: ServerRequest<X509SVIDRequest>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<X509SVIDResponse> {
         let caller = try await attest(request.metadata)
-        return Self.stream(backend, caller, requireIdentity: true, Self.x509SVIDResponse)
+        return Self.stream(backend, authenticator, caller, requireIdentity: true, Self.x509SVIDResponse)
     }
 
-    public func fetchX509Bundles(
+    func fetchX509Bundles(
         request: ServerRequest<X509BundlesRequest>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<X509BundlesResponse> {
         let caller = try await attest(request.metadata)
-        return Self.stream(backend, caller, requireIdentity: !allowUnauthenticatedVerifiers) { update in
+        return Self.stream(backend, authenticator, caller, requireIdentity: !allowUnauthenticatedVerifiers) {
+            update in
             var response = X509BundlesResponse()
             response.bundles = Dictionary(uniqueKeysWithValues: update.x509Bundles.map { ($0.key.idString, $0.value) })
             return response
         }
     }
 
-    public func fetchJWTBundles(
+    func fetchJWTBundles(
         request: ServerRequest<JWTBundlesRequest>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<JWTBundlesResponse> {
         let caller = try await attest(request.metadata)
-        return Self.stream(backend, caller, requireIdentity: !allowUnauthenticatedVerifiers) { update in
+        return Self.stream(backend, authenticator, caller, requireIdentity: !allowUnauthenticatedVerifiers) {
+            update in
             var response = JWTBundlesResponse()
             response.bundles = Dictionary(uniqueKeysWithValues: update.jwtBundles.map { ($0.key.idString, $0.value) })
             return response
@@ -60,7 +73,8 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
 
     /// A server stream that sends `makeResponse(update)` for every update, skipping a message equal to the last
     /// one sent (as SPIRE does for bundles), and ends with `PERMISSION_DENIED` when the caller has no identity and
-    /// one is required.
+    /// one is required, or `UNAUTHENTICATED` once the process that connected has exited or changed its credentials
+    /// (checked before every message).
     ///
     /// gRPC reports a client that went away through its cancellation handle, not by cancelling this task, so the
     /// handle finishes the subscription, which ends the loop and drops it from the cache at once. Only the newest
@@ -69,6 +83,7 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
     /// between the cache and the writer: a thousand open streams are a thousand handler tasks, no more.
     private static func stream<Response: SwiftProtobuf.Message & Equatable>(
         _ backend: any WorkloadAPIBackend,
+        _ authenticator: CallerAuthenticator,
         _ caller: AttestedCaller,
         requireIdentity: Bool,
         _ makeResponse: @escaping @Sendable (WorkloadUpdate) -> Response
@@ -86,6 +101,7 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
                     guard !requireIdentity || !update.svids.isEmpty else { throw noIdentity }
                     let response = makeResponse(update)
                     guard response != last else { continue }
+                    try authenticator.reverify(caller)
                     try await writer.write(response)
                     last = response
                 }
@@ -96,7 +112,7 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
         }
     }
 
-    public func fetchJWTSVID(
+    func fetchJWTSVID(
         request: ServerRequest<JWTSVIDRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<JWTSVIDResponse> {
@@ -104,6 +120,15 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
         let message = request.message
         guard !message.audience.isEmpty else {
             throw RPCError(code: .invalidArgument, message: "audience must be specified")
+        }
+        guard message.audience.count <= Self.maximumAudiences else {
+            throw RPCError(code: .invalidArgument, message: "at most \(Self.maximumAudiences) audiences may be requested")
+        }
+        guard message.audience.allSatisfy({ !$0.isEmpty && $0.utf8.count <= Self.maximumAudienceLength }) else {
+            throw RPCError(
+                code: .invalidArgument,
+                message: "an audience must be 1 to \(Self.maximumAudienceLength) bytes long"
+            )
         }
         var spiffeID: SPIFFEID? = nil
         if !message.spiffeID.isEmpty {
@@ -128,7 +153,7 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
         return ServerResponse(message: response)
     }
 
-    public func validateJWTSVID(
+    func validateJWTSVID(
         request: ServerRequest<ValidateJWTSVIDRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<ValidateJWTSVIDResponse> {
@@ -138,6 +163,11 @@ public struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
         }
         guard !request.message.svid.isEmpty else {
             throw RPCError(code: .invalidArgument, message: "svid must be specified")
+        }
+        guard request.message.svid.utf8.count <= Self.maximumTokenLength,
+            request.message.audience.utf8.count <= Self.maximumAudienceLength
+        else {
+            throw RPCError(code: .invalidArgument, message: "svid or audience is too long")
         }
         let validated = try await mapErrors {
             try await backend.validateJWTSVID(request.message.svid, audience: request.message.audience, for: caller)

@@ -46,6 +46,12 @@ public struct Agent: Sendable {
     public func run(onReady: @escaping @Sendable () -> Void = {}) async throws {
         let now: @Sendable () -> Date = Date.init
         let notifier = SystemdNotifier()
+        let descriptors = DescriptorLimit.raise()
+        var callerLimits = config.callerLimits
+        callerLimits.maxTotalConnections = DescriptorLimit.connectionLimit(
+            configured: callerLimits.maxTotalConnections,
+            softLimit: descriptors
+        )
         let upstream: any IdentityUpstream
         let localUpstream: LocalUpstream?
         if let spire = config.spire {
@@ -73,7 +79,7 @@ public struct Agent: Sendable {
             upstream = local
             localUpstream = local
         }
-        let cache = IdentityCache()
+        let cache = IdentityCache(jwtSVIDCacheSize: config.jwtSVIDCacheSize)
         let syncInterval = config.spire?.syncInterval ?? .seconds(5)
         let rotator = SVIDRotator(
             cache: cache,
@@ -118,6 +124,13 @@ public struct Agent: Sendable {
             now: now
         )
         let activated = SystemdNotifier.activatedSocket()
+        logger.info(
+            "caller limits",
+            metadata: [
+                "descriptors": "\(descriptors)", "workload_api.max_connections": "\(callerLimits.maxTotalConnections)",
+                "workload_api.max_connections_per_caller": "\(callerLimits.maxConnections)",
+            ]
+        )
         if activated != nil {
             logger.info("using the socket passed by systemd; workload_api.socket_path is not bound")
         }
@@ -127,7 +140,8 @@ public struct Agent: Sendable {
             logger: logger,
             allowUnauthenticatedVerifiers: config.allowUnauthenticatedVerifiers,
             sds: config.sds,
-            limits: config.callerLimits,
+            limits: callerLimits,
+            idleTimeout: config.connectionIdleTimeout,
             activatedDescriptor: activated
         )
         let status = StatusReporter(cache: cache, trustDomain: config.trustDomain)

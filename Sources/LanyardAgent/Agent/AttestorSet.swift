@@ -23,7 +23,10 @@ final class AttestorSet: Sendable {
                 UnixAttestor(
                     config: .init(
                         discoverWorkloadPath: config.discoverWorkloadPath,
-                        workloadSizeLimit: config.workloadSizeLimit
+                        hashLimits: .init(
+                            sizeLimit: config.workloadSizeLimit,
+                            timeLimit: ExecutableHasher.Limits.defaults.timeLimit
+                        )
                     )
                 )
             )

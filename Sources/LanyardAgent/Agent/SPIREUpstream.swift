@@ -36,6 +36,6 @@ struct SPIREUpstream: IdentityUpstream {
     }
 
     func signJWTSVID(for entry: RegistrationEntry, audience: [String], at now: Date) async throws -> JWTSVID {
-        try await server.signJWTSVID(entryID: entry.id, audience: audience, at: now)
+        try await server.signJWTSVID(entryID: entry.id, spiffeID: entry.spiffeID, audience: audience, at: now)
     }
 }

@@ -38,26 +38,35 @@ struct WorkloadBackend: WorkloadAPIBackend {
         sharedUpdates = SharedWorkloadUpdates { view in Self.update(view, trustDomain: trustDomain) }
     }
 
+    func pin(_ credentials: CallerCredentials, pidfd: Int32?) -> any CallerPin {
+        PinnedProcess(
+            pin: ProcessPin(
+                pid: credentials.pid,
+                uid: credentials.uid,
+                gid: credentials.gid,
+                pidfd: pidfd,
+                procRoot: procRoot
+            )
+        )
+    }
+
     /// Runs every attestor concurrently and takes the union of their selectors. Any attestor failing fails the
     /// attestation (`UNAVAILABLE`, so clients retry): the caller's selectors would be partial, and it would be told
-    /// it has fewer identities than it has. The process is pinned before and checked after, so a PID recycled in
-    /// between never receives the old process's identity.
-    func attest(_ credentials: CallerCredentials) async throws -> AttestedCaller {
-        let pin: ProcessPin
-        do {
-            pin = try ProcessPin(pid: credentials.pid, procRoot: procRoot)
-        } catch {
-            throw WorkloadAPIError(.callerGone, "caller process is gone")
-        }
+    /// it has fewer identities than it has. The connection's pin is checked before and after, so what the
+    /// attestors read from `/proc/<pid>` belongs to the process that connected, with the credentials it connected
+    /// with, and a PID recycled in between never receives the old process's identity.
+    func attest(_ caller: ConnectedCaller) async throws -> AttestedCaller {
+        let credentials = caller.credentials
+        try caller.pin.verify()
         let attestors = attestorSet.current
-        let pid = credentials.pid
+        let process = WorkloadProcess(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
         let results: [(String, Result<[Selector], any Error>)]
         if attestors.count == 1 {
             // One attestor (the common unix-only node) runs inline: a child task would only add a scheduling hop.
-            results = [await Self.run(attestors[0], pid: pid)]
+            results = [await Self.run(attestors[0], process)]
         } else {
             results = await withTaskGroup(of: (String, Result<[Selector], any Error>).self) { group in
-                for attestor in attestors { group.addTask { await Self.run(attestor, pid: pid) } }
+                for attestor in attestors { group.addTask { await Self.run(attestor, process) } }
                 var results: [(String, Result<[Selector], any Error>)] = []
                 for await result in group { results.append(result) }
                 return results
@@ -76,12 +85,14 @@ struct WorkloadBackend: WorkloadAPIBackend {
                 )
             }
         }
-        guard pin.isCurrent else {
+        do {
+            try caller.pin.verify()
+        } catch {
             logger.warning(
-                "caller exited or its pid was reused during attestation",
-                metadata: ["caller.pid": "\(credentials.pid)"]
+                "caller exited or changed during attestation",
+                metadata: ["caller.pid": "\(credentials.pid)", "error": "\(error)"]
             )
-            throw WorkloadAPIError(.callerGone, "caller process is gone")
+            throw error
         }
         if failures > 0 {
             throw WorkloadAPIError(.attestationFailed, "workload attestation failed")
@@ -93,13 +104,13 @@ struct WorkloadBackend: WorkloadAPIBackend {
                 "selectors": "\(selectors.sorted())",
             ]
         )
-        return AttestedCaller(credentials: credentials, selectors: selectors)
+        return AttestedCaller(credentials: credentials, selectors: selectors, pin: caller.pin)
     }
 
     /// One attestor's answer, timed.
     private static func run(
         _ attestor: any WorkloadAttestor,
-        pid: Int32
+        _ process: WorkloadProcess
     ) async -> (String, Result<[Selector], any Error>) {
         let started = ContinuousClock.now
         defer {
@@ -107,7 +118,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
                 .recordNanoseconds((ContinuousClock.now - started).nanoseconds)
         }
         do {
-            return (attestor.name, .success(try await attestor.attest(pid: pid)))
+            return (attestor.name, .success(try await attestor.attest(process)))
         } catch {
             return (attestor.name, .failure(error))
         }
@@ -162,10 +173,10 @@ struct WorkloadBackend: WorkloadAPIBackend {
         }
         var answers: [WorkloadJWTSVID] = []
         for entry in entries {
-            let key = CacheState.JWTKey(spiffeID: entry.spiffeID, audience: audience)
+            let key = JWTSVIDCache.Key(spiffeID: entry.spiffeID, audience: audience)
             let time = now()
-            if let cached = cache.state.cachedJWTSVID(key, at: time, policy: cache.policy) {
-                answers.append(WorkloadJWTSVID(spiffeID: entry.spiffeID, token: cached.token, hint: entry.hint))
+            if let token = cache.jwtSVIDs.token(for: key, at: time) {
+                answers.append(WorkloadJWTSVID(spiffeID: entry.spiffeID, token: token, hint: entry.hint))
                 continue
             }
             let svid: JWTSVID
@@ -178,10 +189,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
                 )
                 throw WorkloadAPIError(.unavailable, "could not mint a jwt-svid; try again")
             }
-            cache.update { state in
-                state.storeJWTSVID(svid, for: key)
-                return false
-            }
+            cache.jwtSVIDs.store(svid, for: key, at: time)
             answers.append(WorkloadJWTSVID(spiffeID: entry.spiffeID, token: svid.token, hint: entry.hint))
         }
         return answers
@@ -206,5 +214,26 @@ struct WorkloadBackend: WorkloadAPIBackend {
         }
         if case .string(let single)? = claims["aud"] { claims["aud"] = .array([.string(single)]) }
         return ValidatedJWTSVID(spiffeID: svid.spiffeID, claims: claims)
+    }
+}
+
+/// A ``ProcessPin`` as the endpoints see it: its failures become Workload API errors whose messages name no other
+/// process.
+struct PinnedProcess: CallerPin {
+    let pin: ProcessPin
+
+    func verify() throws {
+        do {
+            try pin.verify()
+        } catch {
+            switch error.code {
+            case .credentialsChanged:
+                throw WorkloadAPIError(.callerChanged, "caller credentials changed since it connected; reconnect")
+            case .executableChanged:
+                throw WorkloadAPIError(.callerChanged, "caller executable changed since it connected; reconnect")
+            default:
+                throw WorkloadAPIError(.callerGone, "caller process is gone")
+            }
+        }
     }
 }

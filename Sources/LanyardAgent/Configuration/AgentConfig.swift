@@ -16,8 +16,13 @@ public struct AgentConfig: Sendable {
     public var logFormat: String
     public var socketPath: String
     public var allowUnauthenticatedVerifiers: Bool
-    /// `workload_api.max_connections_per_caller` and `max_calls_per_caller`.
+    /// `workload_api.max_connections_per_caller`, `max_calls_per_caller` and `max_connections` (0: derived from
+    /// the descriptor limit at start).
     public var callerLimits: CallerLimits
+    /// `workload_api.connection_idle_timeout`: a connection with no call open this long is closed; nil never.
+    public var connectionIdleTimeout: Duration?
+    /// `jwt_svid_cache_max_size`: JWT-SVIDs kept for reuse.
+    public var jwtSVIDCacheSize: Int
     public var caKeyType: KeyType
     public var caTTL: Duration
     public var x509SVIDTTL: Duration
@@ -40,12 +45,28 @@ public struct AgentConfig: Sendable {
     /// `sun_path` holds 108 bytes including the terminating NUL.
     static let maximumSocketPathLength = 107
 
-    /// Reads and checks the file at `path`, reporting every problem at once.
+    /// Reads and checks the file at `path`, reporting every problem at once. A file that holds a join token must be
+    /// readable by its owner only.
     public static func load(path: String) throws(ConfigError) -> AgentConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(path: path, problems: [.init(key: "", message: "cannot read the file")])
         }
-        return try parse(String(decoding: data, as: UTF8.self), path: path)
+        let config = try parse(String(decoding: data, as: UTF8.self), path: path)
+        if case .joinToken(let token)? = config.spire?.nodeAttestor, !token.isEmpty,
+            let exposure = SecretFile.exposure(of: path)
+        {
+            throw ConfigError(
+                path: path,
+                problems: [
+                    .init(
+                        key: "upstream.spire.join_token",
+                        message:
+                            "\(exposure), and it holds a join token; chmod 0600 it (owned by the agent's user), or put the token in a private file named by join_token_file"
+                    )
+                ]
+            )
+        }
+        return config
     }
 
     /// Parses configuration text; `path` names the file in messages and anchors relative `bundle_path`s.
@@ -79,9 +100,8 @@ private struct ConfigReader {
             root,
             prefix: "",
             allowed: [
-                "trust_domain", "data_dir", "log_level", "log_format", "workload_api", "sds", "health", "upstream",
-                "attestors",
-                "entries", "federation",
+                "trust_domain", "data_dir", "log_level", "log_format", "jwt_svid_cache_max_size", "workload_api", "sds",
+                "health", "upstream", "attestors", "entries", "federation",
             ]
         )
         var trustDomain: TrustDomain? = nil
@@ -98,6 +118,14 @@ private struct ConfigReader {
         }
         let logFormat = string(root, "log_format", prefix: "") ?? "text"
         if !["text", "json"].contains(logFormat) { problem("log_format", "must be text or json") }
+        var jwtCacheSize = 1000
+        if let size = integer(root, "jwt_svid_cache_max_size", prefix: "") {
+            if (1...1_000_000).contains(size) {
+                jwtCacheSize = Int(size)
+            } else {
+                problem("jwt_svid_cache_max_size", "must be between 1 and 1000000, not \(size)")
+            }
+        }
 
         let api = table(root, "workload_api", prefix: "")
         check(
@@ -105,6 +133,7 @@ private struct ConfigReader {
             prefix: "workload_api.",
             allowed: [
                 "socket_path", "allow_unauthenticated_verifiers", "max_connections_per_caller", "max_calls_per_caller",
+                "max_connections", "connection_idle_timeout",
             ]
         )
         let socketPath = string(api, "socket_path", prefix: "workload_api.") ?? "/run/lanyard/public/api.sock"
@@ -112,8 +141,20 @@ private struct ConfigReader {
         let allowVerifiers = bool(api, "allow_unauthenticated_verifiers", prefix: "workload_api.") ?? false
         let callerLimits = CallerLimits(
             maxConnections: limit(api, "max_connections_per_caller", default: CallerLimits.defaults.maxConnections),
-            maxCalls: limit(api, "max_calls_per_caller", default: CallerLimits.defaults.maxCalls)
+            maxCalls: limit(api, "max_calls_per_caller", default: CallerLimits.defaults.maxCalls),
+            maxTotalConnections: limit(api, "max_connections", default: 0)
         )
+        var idleTimeout: Duration? = .seconds(300)
+        if let text = string(api, "connection_idle_timeout", prefix: "workload_api.") {
+            if let parsed = DurationParser.parse(text), parsed >= .zero {
+                idleTimeout = parsed == .zero ? nil : parsed
+            } else {
+                problem(
+                    "workload_api.connection_idle_timeout",
+                    "\"\(text)\" is not a duration such as \"90s\" or \"5m\" (\"0s\" keeps idle connections open)"
+                )
+            }
+        }
 
         let sdsTable = table(root, "sds", prefix: "")
         let sdsPrefix = "sds."
@@ -198,7 +239,8 @@ private struct ConfigReader {
         check(unix, prefix: unixPrefix, allowed: ["enabled", "discover_workload_path", "workload_size_limit"])
         let unixEnabled = bool(unix, "enabled", prefix: unixPrefix) ?? true
         let discover = bool(unix, "discover_workload_path", prefix: unixPrefix) ?? false
-        let sizeLimit = integer(unix, "workload_size_limit", prefix: unixPrefix) ?? 0
+        let sizeLimit =
+            integer(unix, "workload_size_limit", prefix: unixPrefix) ?? ExecutableHasher.Limits.defaults.sizeLimit
         if sizeLimit < 0 { problem(unixPrefix + "workload_size_limit", "cannot be negative") }
         let k8s = readK8s(table(attestors, "k8s", prefix: "attestors."))
 
@@ -231,6 +273,8 @@ private struct ConfigReader {
             socketPath: socketPath,
             allowUnauthenticatedVerifiers: allowVerifiers,
             callerLimits: callerLimits,
+            connectionIdleTimeout: idleTimeout,
+            jwtSVIDCacheSize: jwtCacheSize,
             caKeyType: caKeyType,
             caTTL: caTTL,
             x509SVIDTTL: x509TTL,
@@ -264,7 +308,8 @@ private struct ConfigReader {
             table,
             prefix: prefix,
             allowed: [
-                "server_address", "trust_bundle_path", "node_attestor", "join_token", "x509pop_certificate_path",
+                "server_address", "trust_bundle_path", "node_attestor", "join_token", "join_token_file",
+                "x509pop_certificate_path",
                 "x509pop_private_key_path", "k8s_psat_cluster", "k8s_psat_token_path", "sync_interval",
                 "request_timeout",
             ]
@@ -290,7 +335,17 @@ private struct ConfigReader {
         switch attestorName {
         case "join_token":
             // May be empty once the agent has attested: its stored identity is reused and the token is spent.
-            attestor = .joinToken(string(table, "join_token", prefix: prefix) ?? "")
+            let token = string(table, "join_token", prefix: prefix) ?? ""
+            if let file = string(table, "join_token_file", prefix: prefix) {
+                if !token.isEmpty {
+                    problem(prefix + "join_token_file", "cannot be set together with join_token; keep one")
+                } else if !file.hasPrefix("/") {
+                    problem(prefix + "join_token_file", "must be an absolute path")
+                }
+                attestor = .joinTokenFile(file)
+            } else {
+                attestor = .joinToken(token)
+            }
         case "x509pop":
             let certificate = string(table, "x509pop_certificate_path", prefix: prefix) ?? ""
             let key = string(table, "x509pop_private_key_path", prefix: prefix) ?? ""

@@ -15,6 +15,11 @@ public struct K8sAttestorSettings: Sendable {
         let fetcher = PodListFetcher(maximumAge: podListCacheTTL, minimumSpacing: pollRetryInterval) {
             () async throws(AttestationError) -> PodList in try await client.fetchPodList()
         }
-        return K8sAttestor(config: attestor, fetcher: fetcher)
+        var config = attestor
+        // Where the kubelet's hierarchy sits when the agent itself runs in a pod below a prefix (kind on cgroup v1).
+        if config.hierarchyPrefixes.isEmpty {
+            config.hierarchyPrefixes = ContainerLocator.ownHierarchyPrefixes(procRoot: config.procRoot)
+        }
+        return K8sAttestor(config: config, fetcher: fetcher)
     }
 }

@@ -20,6 +20,8 @@ struct NodeAttestation: Sendable {
                 )
             }
             return Data(token.utf8)
+        case .joinTokenFile(let path):
+            return Data(try SecretFile.read(path, key: "upstream.spire.join_token_file").utf8)
         case .x509pop(let certificatePath, _):
             let chain = try certificates(at: certificatePath)
             return try json(["certificates": chain.map { $0.derEncoded.base64EncodedString() }])

@@ -7,6 +7,8 @@ public struct SPIREServerConfig: Sendable {
     public enum NodeAttestor: Sendable, Equatable {
         /// A single-use token created on the server (`spire-server token generate`).
         case joinToken(String)
+        /// The same, read from a private file (`join_token_file`) when the agent needs to attest.
+        case joinTokenFile(String)
         /// Proof of possession of a node certificate and key the server's x509pop plugin trusts.
         case x509pop(certificatePath: String, privateKeyPath: String)
         /// A projected service-account token of the agent's pod, validated by the server against the cluster.
@@ -15,7 +17,7 @@ public struct SPIREServerConfig: Sendable {
         /// The server plugin's name, sent as the attestation data type.
         public var pluginName: String {
             switch self {
-            case .joinToken: "join_token"
+            case .joinToken, .joinTokenFile: "join_token"
             case .x509pop: "x509pop"
             case .k8sPSAT: "k8s_psat"
             }

@@ -520,9 +520,13 @@ public final class SPIREServerUpstream: Sendable {
     /// Entries per `BatchNewX509SVID` call.
     static let batchSize = 500
 
-    /// A JWT-SVID for an entry from `NewJWTSVID`, checked against the trust bundle before it is handed out.
+    /// A JWT-SVID for an entry from `NewJWTSVID`, checked before it is handed out: it verifies against the trust
+    /// bundle, names the entry's SPIFFE ID as its subject, and carries every audience asked for (a server that
+    /// answered with another identity's token, or fewer audiences, would have a workload present the wrong
+    /// credential).
     public func signJWTSVID(
         entryID: String,
+        spiffeID: SPIFFEID,
         audience: [String],
         at now: Date
     ) async throws(UpstreamError) -> SPIFFECrypto.JWTSVID {
@@ -551,8 +555,9 @@ public final class SPIREServerUpstream: Sendable {
             throw UpstreamError(.protocolViolation, "the server sent a jwt-svid with invalid times or no audience")
         }
         let bundle = current.bundle
+        let validated: SPIFFECrypto.JWTSVID
         do {
-            return try JWTSVIDValidator().validate(
+            validated = try JWTSVIDValidator().validate(
                 svid.token,
                 audience: first,
                 bundles: { $0 == bundle.trustDomain ? bundle : nil },
@@ -564,5 +569,19 @@ public final class SPIREServerUpstream: Sendable {
                 "the server's jwt-svid does not verify against the bundle: \(error)"
             )
         }
+        guard validated.spiffeID == spiffeID else {
+            throw UpstreamError(
+                .protocolViolation,
+                "the server's jwt-svid is for \(validated.spiffeID), not the entry's \(spiffeID)"
+            )
+        }
+        let missing = Set(audience).subtracting(validated.audience)
+        guard missing.isEmpty else {
+            throw UpstreamError(
+                .protocolViolation,
+                "the server's jwt-svid lacks the requested audience \(missing.sorted())"
+            )
+        }
+        return validated
     }
 }

@@ -18,6 +18,11 @@ struct ContainerLocatorTests {
         var testDescription: String { name }
     }
 
+    static let user = "/user.slice/user-1000.slice/user@1000.service"
+    static let victimUID = "7a0c1e2f-0000-4000-8000-000000000001"
+    static let victimUnderscored = "7a0c1e2f_0000_4000_8000_000000000001"
+    static let victimCID = "3f" + String(repeating: "ab", count: 31)
+
     static let cases: [Case] = [
         Case(
             name: "cgroupfs v1, burstable (docker or containerd)",
@@ -38,6 +43,18 @@ struct ContainerLocatorTests {
             containerID: cid
         ),
         Case(
+            name: "cgroupfs, CRI-O names its container crio-<id>",
+            cgroup: "0::/kubepods/burstable/pod\(uid)/crio-\(cid)\n",
+            podUID: uid,
+            containerID: cid
+        ),
+        Case(
+            name: "cgroupfs below kind's --cgroup-root /kubelet",
+            cgroup: "0::/kubelet/kubepods/besteffort/pod\(uid)/\(cid)\n",
+            podUID: uid,
+            containerID: cid
+        ),
+        Case(
             name: "systemd driver v1, docker",
             cgroup:
                 "1:name=systemd:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod\(underscored).slice/docker-\(cid).scope\n",
@@ -48,6 +65,12 @@ struct ContainerLocatorTests {
             name: "systemd driver, CRI-O",
             cgroup:
                 "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod\(underscored).slice/crio-\(cid).scope\n",
+            podUID: uid,
+            containerID: cid
+        ),
+        Case(
+            name: "systemd driver, guaranteed pod (no QoS slice)",
+            cgroup: "0::/kubepods.slice/kubepods-pod\(underscored).slice/cri-containerd-\(cid).scope\n",
             podUID: uid,
             containerID: cid
         ),
@@ -66,8 +89,9 @@ struct ContainerLocatorTests {
             containerID: cid
         ),
         Case(
-            name: "containerd systemd colon form",
-            cgroup: "0::/kubepods-besteffort-pod\(underscored).slice:cri-containerd:\(cid)\n",
+            name: "kind's systemd layout below kubelet.slice",
+            cgroup:
+                "0::/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod\(underscored).slice/cri-containerd-\(cid).scope\n",
             podUID: uid,
             containerID: cid
         ),
@@ -83,32 +107,46 @@ struct ContainerLocatorTests {
             containerID: cid
         ),
         Case(
-            name: "kind: node container's line loses to the pod's",
-            cgroup: """
-                13:name=systemd:/docker/\(hostCID)/kubepods/besteffort/pod\(uid)/\(cid)
-                0::/docker/\(hostCID)/system.slice/containerd.service
-
-                """,
+            name: "a container's own nested cgroups are attributed to the container",
+            cgroup: "0::/kubepods/burstable/pod\(uid)/\(cid)/init.scope\n",
             podUID: uid,
             containerID: cid
         ),
         Case(
-            name: "cgroup namespace, pod UID above the root",
+            name: "cgroup namespace, path from the QoS level",
+            cgroup: "0::/../../../besteffort/pod\(uid)/\(cid)\n",
+            podUID: uid,
+            containerID: cid
+        ),
+        Case(
+            name: "cgroup namespace, path from the pod level",
             cgroup: "0::/../../pod\(uid)/\(cid)\n",
             podUID: uid,
             containerID: cid
         ),
         Case(
-            name: "cgroup namespace, CRI-O without pod UID",
+            name: "cgroup namespace, systemd pod slice",
+            cgroup: "0::/../../kubepods-burstable-pod\(underscored).slice/cri-containerd-\(cid).scope\n",
+            podUID: uid,
+            containerID: cid
+        ),
+        Case(
+            name: "cgroup namespace, CRI-O without a pod level is not looked up",
             cgroup: "0::/../crio-\(cid).scope\n",
             podUID: nil,
-            containerID: cid
+            containerID: nil
         ),
         Case(
             name: "plain docker container (no pod)",
             cgroup: "0::/system.slice/docker-\(cid).scope\n",
             podUID: nil,
-            containerID: cid
+            containerID: nil
+        ),
+        Case(
+            name: "containerd's colon form is a runtime setting, not a cgroup path",
+            cgroup: "0::/kubepods-besteffort-pod\(underscored).slice:cri-containerd:\(cid)\n",
+            podUID: nil,
+            containerID: nil
         ),
         Case(
             name: "host process under systemd",
@@ -119,6 +157,12 @@ struct ContainerLocatorTests {
         Case(
             name: "root cgroup",
             cgroup: "0::/\n",
+            podUID: nil,
+            containerID: nil
+        ),
+        Case(
+            name: "a pod level without a container",
+            cgroup: "0::/kubepods/burstable/pod\(uid)\n",
             podUID: nil,
             containerID: nil
         ),
@@ -138,7 +182,65 @@ struct ContainerLocatorTests {
             name: "pod word glued to other letters is not a pod",
             cgroup: "0::/kubepods/xpod\(uid)/\(cid)\n",
             podUID: nil,
+            containerID: nil
+        ),
+        // Attacks: names the caller chose, in places it can create cgroups.
+        Case(
+            name: "attack: a user scope named after the victim's container",
+            cgroup: "0::\(user)/app.slice/\(victimCID).scope\n",
+            podUID: nil,
+            containerID: nil
+        ),
+        Case(
+            name: "attack: a user's delegated subtree laid out like the kubelet's",
+            cgroup: "0::\(user)/kubepods/burstable/pod\(victimUID)/\(victimCID)\n",
+            podUID: nil,
+            containerID: nil
+        ),
+        Case(
+            name: "attack: a user's delegated subtree with systemd-style pod slices",
+            cgroup:
+                "0::\(user)/app.slice/kubepods-besteffort-pod\(victimUnderscored).slice/cri-containerd-\(victimCID).scope\n",
+            podUID: nil,
+            containerID: nil
+        ),
+        Case(
+            name: "attack: a container nests the victim's pod below its own cgroup (cgroupfs)",
+            cgroup: "0::/kubepods/burstable/pod\(uid)/\(cid)/pod\(victimUID)/\(victimCID)\n",
+            podUID: uid,
             containerID: cid
+        ),
+        Case(
+            name: "attack: a container nests the victim's pod below its own cgroup (systemd)",
+            cgroup:
+                "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod\(underscored).slice/cri-containerd-\(cid).scope/kubepods-besteffort-pod\(victimUnderscored).slice/cri-containerd-\(victimCID).scope\n",
+            podUID: uid,
+            containerID: cid
+        ),
+        Case(
+            name: "attack: a pod slice that does not extend its QoS parent's name",
+            cgroup:
+                "0::/kubepods.slice/kubepods-burstable.slice/kubepods-besteffort-pod\(victimUnderscored).slice/cri-containerd-\(victimCID).scope\n",
+            podUID: nil,
+            containerID: nil
+        ),
+        Case(
+            name: "attack: a pod slice at the top of the hierarchy",
+            cgroup: "0::/kubepods-besteffort-pod\(victimUnderscored).slice/cri-containerd-\(victimCID).scope\n",
+            podUID: nil,
+            containerID: nil
+        ),
+        Case(
+            name: "attack: a relative path into a user's subtree",
+            cgroup: "0::/../../user.slice/user-1000.slice/user@1000.service/kubepods/pod\(victimUID)/\(victimCID)\n",
+            podUID: nil,
+            containerID: nil
+        ),
+        Case(
+            name: "attack: a .. inside the path",
+            cgroup: "0::/kubepods/burstable/../burstable/pod\(victimUID)/\(victimCID)\n",
+            podUID: nil,
+            containerID: nil
         ),
     ]
 
@@ -147,6 +249,38 @@ struct ContainerLocatorTests {
         let location = try ContainerLocator.location(in: ContainerLocator.cgroupPaths(testCase.cgroup))
         #expect(location?.containerID == testCase.containerID)
         #expect(location?.podUID == testCase.podUID)
+    }
+
+    @Test("a prefix from the agent's own cgroup (kind on cgroup v1) is accepted, and only that one")
+    func hierarchyPrefix() throws {
+        let text = """
+            13:name=systemd:/docker/\(Self.hostCID)/kubepods/besteffort/pod\(Self.uid)/\(Self.cid)
+            0::/docker/\(Self.hostCID)/system.slice/containerd.service
+
+            """
+        let paths = try ContainerLocator.cgroupPaths(text)
+        #expect(try ContainerLocator.location(in: paths) == nil)
+        let prefixes = ["/docker/\(Self.hostCID)"]
+        #expect(
+            try ContainerLocator.location(in: paths, hierarchyPrefixes: prefixes)
+                == .init(podUID: Self.uid, containerID: Self.cid)
+        )
+        // Another container's subtree laid out like a node is not the agent's node.
+        let other = "0::/docker/\(Self.victimCID)/kubepods/besteffort/pod\(Self.uid)/\(Self.cid)\n"
+        #expect(try ContainerLocator.location(in: ContainerLocator.cgroupPaths(other), hierarchyPrefixes: prefixes) == nil)
+    }
+
+    @Test("the agent's own hierarchy prefix is read from its cgroup file, only when it runs in a pod")
+    func ownPrefix() throws {
+        let root = FileManager.default.temporaryDirectory.path + "/own-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root + "/self", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Data("4:pids:/docker/\(Self.hostCID)/kubepods/burstable/pod\(Self.uid)/\(Self.cid)\n".utf8).write(
+            to: URL(fileURLWithPath: root + "/self/cgroup")
+        )
+        #expect(ContainerLocator.ownHierarchyPrefixes(procRoot: root) == ["/docker/\(Self.hostCID)"])
+        try Data("0::/system.slice/lanyard.service\n".utf8).write(to: URL(fileURLWithPath: root + "/self/cgroup"))
+        #expect(ContainerLocator.ownHierarchyPrefixes(procRoot: root).isEmpty)
     }
 
     @Test("conflicting container IDs or pod UIDs are refused")

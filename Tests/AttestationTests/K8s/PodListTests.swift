@@ -73,9 +73,9 @@ struct PodListTests {
         ].map { try! Selector(type: "k8s", value: $0) }
         #expect(found == expected)
 
-        // Init containers are found too, and without a pod UID (CRI-O in a cgroup namespace) the container ID alone.
+        // Init containers are found too.
         let initSelectors = try #require(
-            try attestor.selectors(for: .init(podUID: nil, containerID: Self.initCID), in: list)
+            try attestor.selectors(for: .init(podUID: Self.shopPod().uid, containerID: Self.initCID), in: list)
         )
         #expect(initSelectors.contains(try Selector("k8s:container-name:istio-init")))
         // The wrong pod UID does not match the container.
@@ -105,13 +105,16 @@ struct PodListTests {
         #expect(!podOnly.contains { $0.value.hasPrefix("container-") })
     }
 
-    @Test("a container ID listed in two pods is an error")
-    func duplicate() throws {
+    @Test("a container is looked up only in the pod its cgroup names; a pod UID listed twice is an error")
+    func onlyTheNamedPod() throws {
         var other = Self.shopPod()
         other.uid = "99999999-2222-3333-4444-555555555555"
         let list = try PodList(json: FakePod.podListJSON([Self.shopPod(), other]))
+        #expect(try list.find(.init(podUID: other.uid, containerID: Self.cid))?.0.metadata.uid == other.uid)
+        #expect(try list.find(.init(podUID: "11111111-2222-3333-4444-555555555555", containerID: Self.cid)) == nil)
+        let twice = try PodList(json: FakePod.podListJSON([Self.shopPod(), Self.shopPod()]))
         #expect(throws: AttestationError(.podNotFound, "")) {
-            try list.find(.init(podUID: nil, containerID: Self.cid))
+            try twice.find(.init(podUID: Self.shopPod().uid, containerID: Self.cid))
         }
     }
 

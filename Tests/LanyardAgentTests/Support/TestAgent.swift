@@ -42,7 +42,7 @@ final class TestAgent: Sendable {
 
             \(body)
             """
-        try Data(config.utf8).write(to: URL(fileURLWithPath: configPath))
+        try writePrivateFile(config, to: configPath)
         let agentConfig = try AgentConfig.load(path: configPath)
         let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
         var logger = logs.map { logs in Logger(label: "test-agent") { _ in logs } } ?? Logger(label: "test-agent")
@@ -171,6 +171,12 @@ struct LanyardCLI {
             String(decoding: FileManager.default.contents(atPath: err) ?? Data(), as: UTF8.self)
         )
     }
+}
+
+/// Writes a configuration file readable by its owner only, as one holding a join token must be.
+func writePrivateFile(_ text: String, to path: String) throws {
+    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    chmod(path, 0o600)
 }
 
 /// Runs blocking work (waiting for a process, a datagram) on a GCD thread, so it never holds one of the few threads

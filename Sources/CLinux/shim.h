@@ -1,0 +1,81 @@
+// Linux kernel interfaces Swift cannot call directly: ioctl and syscall are variadic, and Debian 12's headers predate
+// SO_PEERPIDFD (6.5) and PIDFD_GET_INFO (6.13). Used to pin a Workload API caller when its connection is accepted.
+#ifndef LANYARD_CLINUX_SHIM_H
+#define LANYARD_CLINUX_SHIM_H
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+// getsockopt(SOL_SOCKET, SO_PEERPIDFD): a pidfd for the process that called connect() (Linux >= 6.5).
+static inline int lanyard_SO_PEERPIDFD(void) { return 77; }
+
+// struct pidfd_info as of Linux 6.13 (PIDFD_INFO_SIZE_VER0 = 64 bytes).
+struct lanyard_pidfd_info {
+    uint64_t mask;
+    uint64_t cgroupid;
+    uint32_t pid;
+    uint32_t tgid;
+    uint32_t ppid;
+    uint32_t ruid;
+    uint32_t rgid;
+    uint32_t euid;
+    uint32_t egid;
+    uint32_t suid;
+    uint32_t sgid;
+    uint32_t fsuid;
+    uint32_t fsgid;
+    int32_t exit_code;
+};
+
+// The credentials of a pidfd's process, read by the kernel without going through /proc.
+struct lanyard_process_credentials {
+    uint32_t pid;
+    uint32_t ruid;
+    uint32_t euid;
+    uint32_t rgid;
+    uint32_t egid;
+};
+
+// ioctl(pidfd, PIDFD_GET_INFO) with PIDFD_INFO_PID | PIDFD_INFO_CREDS. Returns 0, or -1 with errno: ESRCH when the
+// process has been reaped, ENOTTY or EINVAL when the kernel predates PIDFD_GET_INFO.
+static inline int lanyard_pidfd_credentials(int pidfd, struct lanyard_process_credentials *out) {
+    struct lanyard_pidfd_info info;
+    memset(&info, 0, sizeof info);
+    info.mask = 1 | 2;  // PIDFD_INFO_PID | PIDFD_INFO_CREDS
+    unsigned long request = _IOWR(0xFF, 11, struct lanyard_pidfd_info);
+    if (ioctl(pidfd, request, &info) != 0) return -1;
+    if ((info.mask & 3) != 3) {
+        errno = EINVAL;
+        return -1;
+    }
+    out->pid = info.pid;
+    out->ruid = info.ruid;
+    out->euid = info.euid;
+    out->rgid = info.rgid;
+    out->egid = info.egid;
+    return 0;
+}
+
+// pidfd_open(2) (Linux >= 5.3), with O_CLOEXEC implied. Returns the descriptor or -1 with errno.
+static inline int lanyard_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+// Whether a pidfd's process has exited: poll reports POLLIN once it has (even before it is reaped).
+// Returns 1 when exited, 0 when alive, -1 on error.
+static inline int lanyard_pidfd_exited(int pidfd) {
+    struct pollfd entry = {.fd = pidfd, .events = POLLIN, .revents = 0};
+    int ready;
+    do {
+        ready = poll(&entry, 1, 0);
+    } while (ready < 0 && errno == EINTR);
+    if (ready < 0) return -1;
+    return (entry.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) ? 1 : 0;
+}
+
+#endif
