@@ -1,7 +1,7 @@
 # Lanyard: build, test and run. Every target installs the Debian packages it needs first (as root), or prints
 # the exact command to run when it cannot.
 SWIFT ?= swift
-DEBIAN_PACKAGES := libssl-dev libsystemd-dev pkg-config protobuf-compiler libprotobuf-dev openssl systemd curl
+DEBIAN_PACKAGES := libssl-dev libsystemd-dev pkg-config protobuf-compiler libprotobuf-dev openssl systemd curl python3 util-linux login
 # Generated protobuf code is left as the generator wrote it.
 FORMAT_PATHS = Package.swift $(shell find Sources Tests -name '*.swift' -not -path '*/Generated/*')
 # py-spiffe, the SPIFFE project's Python client: the interop tests drive the agent with it.
@@ -77,19 +77,28 @@ protos: deps
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-# Installs a release build, the reference configuration (never over an existing one), the systemd units and the
-# sysusers file. Then: systemd-sysusers && systemctl daemon-reload && systemctl enable --now lanyard.socket lanyard.service
+# Installs a release build, the reference configuration (never over an existing one; 0640, group lanyard, since it
+# may hold a join token's path or settings operators keep private), the systemd units and the sysusers file.
+# Then: systemctl daemon-reload && systemctl enable --now lanyard.socket lanyard.service
 install: deps
 	$(SWIFT) build -c release --product lanyard
 	install -D -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/lanyard" $(DESTDIR)$(PREFIX)/bin/lanyard
-	@if [ -e $(DESTDIR)/etc/lanyard/lanyard.toml ]; then \
-		echo "keeping the existing $(DESTDIR)/etc/lanyard/lanyard.toml"; \
-	else \
-		install -D -m 0644 config/lanyard.toml $(DESTDIR)/etc/lanyard/lanyard.toml; \
-	fi
 	install -D -m 0644 systemd/lanyard.service $(DESTDIR)/etc/systemd/system/lanyard.service
 	install -D -m 0644 systemd/lanyard.socket $(DESTDIR)/etc/systemd/system/lanyard.socket
 	install -D -m 0644 systemd/lanyard.sysusers.conf $(DESTDIR)/usr/lib/sysusers.d/lanyard.conf
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers /usr/lib/sysusers.d/lanyard.conf; \
+	fi
+	@if [ -e $(DESTDIR)/etc/lanyard/lanyard.toml ]; then \
+		echo "keeping the existing $(DESTDIR)/etc/lanyard/lanyard.toml"; \
+	else \
+		install -D -m 0640 config/lanyard.toml $(DESTDIR)/etc/lanyard/lanyard.toml; \
+		if getent group lanyard >/dev/null; then \
+			chgrp lanyard $(DESTDIR)/etc/lanyard/lanyard.toml; \
+		else \
+			echo "after creating the lanyard user (systemd-sysusers): chgrp lanyard /etc/lanyard/lanyard.toml"; \
+		fi; \
+	fi
 	@sed -i "s|/usr/local/bin/lanyard|$(PREFIX)/bin/lanyard|" $(DESTDIR)/etc/systemd/system/lanyard.service
 
 fmt:

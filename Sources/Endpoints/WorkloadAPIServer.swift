@@ -61,7 +61,7 @@ public final class WorkloadAPIServer: Sendable {
         config.channelDebuggingCallbacks.onAcceptTCPConnection = PeerCredentialHandler.admitConnection(
             limiter: limiter,
             callers: callers,
-            pin: { credentials, pidfd in backend.pin(credentials, pidfd: pidfd) }
+            pin: { credentials, process in backend.pin(credentials, process: process) }
         )
         config.channelDebuggingCallbacks.onAcceptHTTP2Stream = PeerCredentialHandler.installOnStream(
             limiter: limiter,

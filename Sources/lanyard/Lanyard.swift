@@ -69,7 +69,7 @@ struct Run: AsyncParsableCommand {
             } else if journal {
                 handler = JournaldLogHandler(label: label)
             } else {
-                handler = StreamLogHandler.standardError(label: label)
+                handler = TextLogHandler(label: label)
             }
             return LevelFollowingLogHandler(handler, box: level)
         }

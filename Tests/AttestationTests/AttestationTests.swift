@@ -47,11 +47,11 @@ struct AttestationTests {
     @Test("a pinned process that exits fails verification; a process already gone at accept never verifies")
     func pinDetectsExit() throws {
         let child = try spawn(["/bin/sleep", "30"])
-        let pin = ProcessPin(pid: child.processIdentifier, uid: geteuid(), gid: getegid(), pidfd: nil)
+        let pin = ProcessPin(pid: child.processIdentifier, uid: geteuid(), gid: getegid(), descriptor: .openByPID)
         try pin.verify()
         stop(child)
         #expect(throws: AttestationError(.processGone, "")) { try pin.verify() }
-        let late = ProcessPin(pid: child.processIdentifier, uid: geteuid(), gid: getegid(), pidfd: nil)
+        let late = ProcessPin(pid: child.processIdentifier, uid: geteuid(), gid: getegid(), descriptor: .openByPID)
         #expect(throws: AttestationError(.processGone, "")) { try late.verify() }
     }
 
@@ -66,7 +66,7 @@ struct AttestationTests {
         }
         try write(startTime: 1000)
         try Data("Uid:\t7\t7\t7\t7\nGid:\t8\t8\t8\t8\n".utf8).write(to: root.appendingPathComponent("42/status"))
-        let pin = ProcessPin(pid: 42, uid: 7, gid: 8, pidfd: nil, procRoot: root.path)
+        let pin = ProcessPin(pid: 42, uid: 7, gid: 8, descriptor: .openByPID, procRoot: root.path)
         try pin.verify()
         try write(startTime: 1001)
         #expect(throws: AttestationError(.processGone, "")) { try pin.verify() }
@@ -132,12 +132,12 @@ struct AttestationTests {
             if status.effectiveUID == 1234 && status.effectiveGID == 5678 { break }
             try await Task.sleep(for: .milliseconds(10))
         }
-        try ProcessPin(pid: child.processIdentifier, uid: 1234, gid: 5678, pidfd: nil).verify()
+        try ProcessPin(pid: child.processIdentifier, uid: 1234, gid: 5678, descriptor: .openByPID).verify()
         #expect(throws: AttestationError(.credentialsChanged, "")) {
-            try ProcessPin(pid: child.processIdentifier, uid: 0, gid: 0, pidfd: nil).verify()
+            try ProcessPin(pid: child.processIdentifier, uid: 0, gid: 0, descriptor: .openByPID).verify()
         }
         #expect(throws: AttestationError(.credentialsChanged, "")) {
-            try ProcessPin(pid: child.processIdentifier, uid: 1234, gid: 0, pidfd: nil).verify()
+            try ProcessPin(pid: child.processIdentifier, uid: 1234, gid: 0, descriptor: .openByPID).verify()
         }
     }
 }

@@ -232,7 +232,7 @@ struct K8sAttestationIntegrationTests {
         let shop = FakePod.randomContainerID()
         let setup = try await Self.start(
             pods: Self.pods(shopContainer: shop, otherContainer: FakePod.randomContainerID()),
-            attestor: "kubelet_request_timeout = \"1s\"",
+            attestor: "kubelet_request_timeout = \"3s\"",
             more: "[[entries]]\nspiffe_id = \"spiffe://example.org/host\"\nselectors = [\"unix:uid:0\"]"
         )
         let cgroup = try PodCgroup(
@@ -243,7 +243,7 @@ struct K8sAttestationIntegrationTests {
         )
         defer { cgroup.remove() }
         for behaviour in [
-            FakeKubelet.Behaviour.hang, .status(500), .truncated, .oversized(64 << 20), .slow(.seconds(3)),
+            FakeKubelet.Behaviour.hang, .status(500), .truncated, .oversized(64 << 20), .slow(.seconds(5)),
         ] {
             setup.kubelet.setBehaviour(behaviour)
             let started = ContinuousClock.now
@@ -261,8 +261,10 @@ struct K8sAttestationIntegrationTests {
             let took = ContinuousClock.now - started
             #expect(result.status == 1, "\(behaviour): \(result.stdout)")
             #expect(result.stderr.contains("unavailable"), "\(behaviour): \(result.stderr)")
-            #expect(took < .seconds(8), "\(behaviour): the pod caller waited \(took)")
-            #expect(slowest < .seconds(1), "\(behaviour): a host caller waited \(slowest)")
+            #expect(took < .seconds(12), "\(behaviour): the pod caller waited \(took)")
+            // A host call blocked behind the kubelet would take the whole 3 s bound; on a loaded 2-core machine an
+            // unblocked one can still take a second.
+            #expect(slowest < .seconds(2), "\(behaviour): a host caller waited \(slowest)")
             print("kubelet \(behaviour): pod caller failed Unavailable after \(took); slowest host call \(slowest)")
         }
         setup.kubelet.setBehaviour(.normal)

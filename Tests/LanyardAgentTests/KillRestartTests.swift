@@ -149,6 +149,15 @@ struct KillRestartTests {
         let listener = try NotifyListener(path: directory + "/notify.sock")
         let trustDomain = try TrustDomain("example.org")
         var kills = 0
+        // The first attestation completes unkilled: a join token the server accepted from an agent killed before it
+        // stored the SVID is spent for good (SPIRE's join tokens are single-use), which no agent can undo. What must
+        // hold is everything after: renewals, restarts, never attesting again.
+        let first = try #require(
+            try await Self.startReady(config: config, directory: directory, cli: cli, listener: listener),
+            "the first start did not attest"
+        )
+        first.signal(SIGKILL)
+        _ = await first.waitForExit(timeout: 10)
         // Kills land up to 3 s after exec; renewal is due 4 s after each SVID arrives.
         for round in 0..<5 {
             for _ in 0..<4 {

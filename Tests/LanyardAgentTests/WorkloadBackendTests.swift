@@ -61,7 +61,7 @@ struct WorkloadBackendTests {
 
     /// The caller of a connection `credentials` describes, pinned as the endpoints pin it at accept.
     func connected(_ backend: WorkloadBackend, _ credentials: CallerCredentials) -> ConnectedCaller {
-        ConnectedCaller(credentials: credentials, pin: backend.pin(credentials, pidfd: nil))
+        ConnectedCaller(credentials: credentials, pin: backend.pin(credentials, process: .pidfdUnsupported))
     }
 
     @Test("a caller that exits during attestation is refused as gone, never given the selectors")

@@ -58,6 +58,12 @@ struct SPIFFEIDTests {
         ("spiffe://example.org/a:b", .badPathSegmentCharacter),
         ("spiffe://example.org/a~b", .badPathSegmentCharacter),
         ("spiffe://example.org/é", .badPathSegmentCharacter),
+        // A combining mark forms one grapheme cluster with the scheme's slash, the path's slash or a letter: parsed
+        // on bytes, it is always the invalid character it is.
+        ("spiffe://\u{301}example.org/x", .badTrustDomainCharacter),
+        ("spiffe://example.org\u{301}/x", .badTrustDomainCharacter),
+        ("spiffe://example.org/\u{301}x", .badPathSegmentCharacter),
+        ("spiffe:/\u{301}/example.org/x", .wrongScheme),
         ("spiffe://" + String(repeating: "a", count: 256), .trustDomainTooLong(bytes: 256)),
         ("spiffe://example.org/" + String(repeating: "a", count: 2048), .tooLong(bytes: 2069)),
     ]

@@ -11,6 +11,8 @@ struct SelectorTests {
             ("k8s:pod-label:app:web", "k8s", "pod-label:app:web"),
             ("k8s:ns:payments", "k8s", "ns:payments"),
             ("docker:label:a:b:c", "docker", "label:a:b:c"),
+            // A colon followed by a combining mark is one Character, but still the first colon byte.
+            ("unix:\u{301}uid:0", "unix", "\u{301}uid:0"),
         ]
     )
     func parses(string: String, type: String, value: String) throws {

@@ -33,22 +33,35 @@ public final class ProcessPin: Sendable {
     private let failure: AttestationError?
     private let procRoot: String
 
-    /// Pins the caller of a connection just accepted. Takes ownership of `pidfd` (from `SO_PEERPIDFD`); without one
-    /// it opens its own with `pidfd_open`.
-    public init(pid: Int32, uid: UInt32, gid: UInt32, pidfd: Int32?, procRoot: String = "/proc") {
+    /// Where the pin's pidfd comes from.
+    public enum Descriptor: Sendable {
+        /// The kernel's `SO_PEERPIDFD` for the connection; the pin owns it.
+        case pidfd(Int32)
+        /// The kernel has no `SO_PEERPIDFD`: `pidfd_open` by pid at accept, with the start time as a second check.
+        case openByPID
+        /// None could be had (the kernel refused one): the process cannot be pinned and never verifies.
+        case none
+    }
+
+    /// Pins the caller of a connection just accepted.
+    public init(pid: Int32, uid: UInt32, gid: UInt32, descriptor source: Descriptor, procRoot: String = "/proc") {
         self.pid = pid
         self.uid = uid
         self.gid = gid
         self.procRoot = procRoot
-        var descriptor = pidfd ?? -1
-        if descriptor < 0, pid > 0, procRoot == "/proc" { descriptor = lanyard_pidfd_open(pid) }
-        self.descriptor = descriptor
+        var descriptor: Int32 = -1
         var failure: AttestationError? = nil
+        switch source {
+        case .pidfd(let pidfd): descriptor = pidfd
+        case .openByPID: if pid > 0, procRoot == "/proc" { descriptor = lanyard_pidfd_open(pid) }
+        case .none: failure = AttestationError(.processGone, "process \(pid) could not be pinned")
+        }
+        self.descriptor = descriptor
         do {
             startTime = try Self.startTime(pid: pid, procRoot: procRoot)
         } catch {
             startTime = nil
-            failure = error
+            failure = failure ?? error
         }
         executable = FileIdentity(path: "\(procRoot)/\(pid)/exe")
         if failure == nil, descriptor >= 0, lanyard_pidfd_exited(descriptor) != 0 {
@@ -67,17 +80,18 @@ public final class ProcessPin: Sendable {
     public func verify() throws(AttestationError) {
         if let failure { throw failure }
         let credentials = try currentCredentials()
+        var sameExecutable = true
         if let executable {
-            guard let now = FileIdentity(path: "\(procRoot)/\(pid)/exe"), now.isSameFile(as: executable) else {
-                try checkAlive()
-                throw AttestationError(.executableChanged, "process \(pid) has exec'ed another program since it connected")
-            }
+            sameExecutable = FileIdentity(path: "\(procRoot)/\(pid)/exe")?.isSameFile(as: executable) ?? false
         }
         // Whatever was read above belongs to the pinned process only if it is still alive now: a live process
         // keeps its pid.
         try checkAlive()
         guard credentials.ruid == uid, credentials.euid == uid, credentials.rgid == gid, credentials.egid == gid else {
             throw AttestationError(.credentialsChanged, "process \(pid) has changed its uid or gid since it connected")
+        }
+        guard sameExecutable else {
+            throw AttestationError(.executableChanged, "process \(pid) has exec'ed another program since it connected")
         }
     }
 

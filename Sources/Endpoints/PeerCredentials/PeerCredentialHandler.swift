@@ -77,7 +77,7 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
 
     /// The kernel's view of the process at the other end of `socket`, and a pidfd for it where the kernel has
     /// `SO_PEERPIDFD` (Linux >= 6.5); nil when the credentials cannot be read.
-    private static func peer(of socket: any Channel) -> EventLoopFuture<(CallerCredentials, pidfd: Int32?)?> {
+    private static func peer(of socket: any Channel) -> EventLoopFuture<(CallerCredentials, PeerProcess)?> {
         guard let provider = socket as? any SocketOptionProvider else {
             return socket.eventLoop.makeSucceededFuture(nil)
         }
@@ -86,14 +86,18 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
             .map { (kernel: KernelCredentials) -> KernelCredentials? in kernel }
             .recover { _ in nil }
         let pidfd = provider.unsafeGetSocketOption(level: level, name: SocketOptionName(lanyard_SO_PEERPIDFD()))
-            .map { (descriptor: Int32) -> Int32? in descriptor >= 0 ? descriptor : nil }
-            .recover { _ in nil }
-        return credentials.and(pidfd).map { kernel, pidfd in
+            .map { (descriptor: Int32) -> PeerProcess in descriptor >= 0 ? .pidfd(descriptor) : .unknown }
+            .recover { error in
+                // Only a kernel without the option may fall back to finding the process by its pid; any other
+                // failure leaves the caller unpinnable, and every call on the connection fails.
+                (error as? IOError)?.errnoCode == ENOPROTOOPT ? .pidfdUnsupported : .unknown
+            }
+        return credentials.and(pidfd).map { kernel, process in
             guard let kernel, kernel.pid > 0 else {
-                if let pidfd { close(pidfd) }
+                if case .pidfd(let descriptor) = process { close(descriptor) }
                 return nil
             }
-            return (CallerCredentials(pid: kernel.pid, uid: kernel.uid, gid: kernel.gid), pidfd)
+            return (CallerCredentials(pid: kernel.pid, uid: kernel.uid, gid: kernel.gid), process)
         }
     }
 
@@ -102,19 +106,19 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
     static func admitConnection(
         limiter: CallerLimiter,
         callers: ConnectedCallers,
-        pin: @escaping @Sendable (CallerCredentials, Int32?) -> any CallerPin
+        pin: @escaping @Sendable (CallerCredentials, PeerProcess) -> any CallerPin
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
         { channel in
             peer(of: channel).map { peer in
                 // Without credentials there is no caller to count or pin; every call on the connection fails closed.
-                guard let (credentials, pidfd) = peer else { return }
+                guard let (credentials, process) = peer else { return }
                 guard limiter.acquire(.connection, uid: credentials.uid) else {
-                    if let pidfd { close(pidfd) }
+                    if case .pidfd(let descriptor) = process { close(descriptor) }
                     channel.close(promise: nil)
                     return
                 }
                 let connection = ObjectIdentifier(channel)
-                let caller = ConnectedCaller(credentials: credentials, pin: pin(credentials, pidfd))
+                let caller = ConnectedCaller(credentials: credentials, pin: pin(credentials, process))
                 _ = callers.add(caller, connection: connection)
                 channel.closeFuture.whenComplete { _ in
                     callers.remove(connection: connection)

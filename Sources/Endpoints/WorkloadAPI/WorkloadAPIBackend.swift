@@ -5,9 +5,8 @@ public import SPIFFE
 /// workload handler declares its `Manager`), so the handler is testable alone and depends on no other agent module.
 public protocol WorkloadAPIBackend: Sendable {
     /// Pins the process behind a connection as it is accepted. Runs on the connection's event loop, so it must be
-    /// quick (a few system calls). `pidfd` is the kernel's `SO_PEERPIDFD` for the connection, nil on kernels without
-    /// it; the pin owns it from here on.
-    func pin(_ credentials: CallerCredentials, pidfd: Int32?) -> any CallerPin
+    /// quick (a few system calls). A pidfd in `process` is owned by the pin from here on.
+    func pin(_ credentials: CallerCredentials, process: PeerProcess) -> any CallerPin
 
     /// Attests the process behind a call: checks its pin, runs the attestors, checks the pin again. Throws
     /// ``WorkloadAPIError`` (`attestationFailed`, `callerGone`, `callerChanged`).
@@ -51,6 +50,16 @@ public struct CallerCredentials: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "pid \(pid) uid \(uid) gid \(gid)" }
+}
+
+/// What the kernel gave for the process at the other end of a connection, besides its credentials.
+public enum PeerProcess: Sendable {
+    /// A pidfd from `SO_PEERPIDFD`: always that process, never a later one on its pid.
+    case pidfd(Int32)
+    /// The kernel predates `SO_PEERPIDFD` (Linux < 6.5): the pin finds the process by pid, as soon as it can.
+    case pidfdUnsupported
+    /// The kernel has `SO_PEERPIDFD` but gave none: the caller cannot be pinned.
+    case unknown
 }
 
 /// The process at the other end of a connection, pinned when the connection was accepted. Every call and every

@@ -22,8 +22,11 @@ enum DescriptorLimit {
         return limit.rlim_cur >= rlim_t(Int32.max) ? Int(Int32.max) : Int(limit.rlim_cur)
     }
 
-    /// `workload_api.max_connections` when set, else the soft limit less ``reserved`` (never below 64).
+    /// Descriptors each caller connection holds: its socket and the pidfd that pins its process.
+    static let perConnection = 2
+
+    /// `workload_api.max_connections` when set, else what the soft limit holds after ``reserved`` (never below 64).
     static func connectionLimit(configured: Int, softLimit: Int) -> Int {
-        configured > 0 ? configured : max(64, softLimit - reserved)
+        configured > 0 ? configured : max(64, (softLimit - reserved) / perConnection)
     }
 }

@@ -38,13 +38,19 @@ struct WorkloadBackend: WorkloadAPIBackend {
         sharedUpdates = SharedWorkloadUpdates { view in Self.update(view, trustDomain: trustDomain) }
     }
 
-    func pin(_ credentials: CallerCredentials, pidfd: Int32?) -> any CallerPin {
-        PinnedProcess(
+    func pin(_ credentials: CallerCredentials, process: PeerProcess) -> any CallerPin {
+        let descriptor: ProcessPin.Descriptor =
+            switch process {
+            case .pidfd(let pidfd): .pidfd(pidfd)
+            case .pidfdUnsupported: .openByPID
+            case .unknown: .none
+            }
+        return PinnedProcess(
             pin: ProcessPin(
                 pid: credentials.pid,
                 uid: credentials.uid,
                 gid: credentials.gid,
-                pidfd: pidfd,
+                descriptor: descriptor,
                 procRoot: procRoot
             )
         )

@@ -18,7 +18,7 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var object: [String: String] = [
-            "time": ISO8601DateFormatter().string(from: Date()),
+            "time": LogTimestamp.now(),
             "level": "\(event.level)",
             "logger": label,
             "msg": "\(event.message)",

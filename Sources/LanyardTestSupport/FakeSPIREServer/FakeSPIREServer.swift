@@ -23,6 +23,14 @@ public final class FakeSPIREServer: Sendable {
         case slow(Duration)
     }
 
+    /// How a compromised or buggy server could answer `NewJWTSVID`, for tests of what the agent accepts.
+    public enum JWTSVIDTampering: Sendable, Equatable {
+        /// A validly signed token for another identity.
+        case subject(SPIFFEID)
+        /// A validly signed token with only the first requested audience.
+        case firstAudienceOnly
+    }
+
     /// A registration entry on the server.
     public struct Entry: Sendable {
         public var id: String
@@ -53,6 +61,7 @@ public final class FakeSPIREServer: Sendable {
         var agents: [SPIFFEID: AgentRecord] = [:]
         var federatedBundles: [String: SPIFFEBundle] = [:]
         var fault: Fault = .none
+        var jwtTampering: JWTSVIDTampering? = nil
         var mustReattest = false
         var losesRenewals = false
         var entrySyncPageSize = 2
@@ -245,6 +254,11 @@ public final class FakeSPIREServer: Sendable {
     }
 
     public func setFault(_ fault: Fault) { state.withLock { $0.fault = fault } }
+
+    /// Makes `NewJWTSVID` answer with a tampered token (nil: honest again).
+    public func setJWTSVIDTampering(_ tampering: JWTSVIDTampering?) { state.withLock { $0.jwtTampering = tampering } }
+
+    var jwtTampering: JWTSVIDTampering? { state.withLock { $0.jwtTampering } }
 
     /// Makes `RenewAgent` answer PERMISSION_DENIED (the agent must re-attest).
     public func setMustReattest(_ value: Bool) { state.withLock { $0.mustReattest = value } }

@@ -197,9 +197,16 @@ struct FakeSVIDService: Spire_Api_Server_Svid_V1_SVID.SimpleServiceProtocol {
         }
         guard !request.audience.isEmpty else { throw RPCError(code: .invalidArgument, message: "audience is required") }
         let now = Date()
+        var subject = entry.spiffeID
+        var audience = request.audience
+        switch server.jwtTampering {
+        case .subject(let other)?: subject = other
+        case .firstAudienceOnly?: audience = [audience[0]]
+        case nil: break
+        }
         let svid = try server.jwtSigner.sign(
-            spiffeID: entry.spiffeID,
-            audience: request.audience,
+            spiffeID: subject,
+            audience: audience,
             expiresAt: now.addingTimeInterval(server.jwtSVIDTTL.timeInterval),
             issuedAt: now
         )

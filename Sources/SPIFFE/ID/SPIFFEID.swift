@@ -12,13 +12,17 @@ public struct SPIFFEID: Hashable, Comparable, Sendable, CustomStringConvertible,
     public let path: String
 
     /// Parses the string form, e.g. `spiffe://example.org/ns/shop/sa/api`.
+    ///
+    /// Everything is measured and split on UTF-8 bytes, never on `Character`s: a combining mark after the scheme's
+    /// slash (`spiffe://\u{301}example.org`) forms one grapheme cluster with it, and dropping "9 characters" would
+    /// silently swallow the mark and accept an ID that is not the one written.
     public init(_ string: String) throws(SPIFFEIDError) {
         if string.isEmpty { throw .empty }
         let utf8 = string.utf8
         guard utf8.starts(with: Self.schemePrefix.utf8) else { throw .wrongScheme }
         if utf8.count > Self.maximumLength { throw .tooLong(bytes: utf8.count) }
-        let rest = string.dropFirst(Self.schemePrefix.count)
-        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let rest = Substring(utf8.dropFirst(Self.schemePrefix.utf8.count))
+        let slash = rest.utf8.firstIndex(of: UInt8(ascii: "/")) ?? rest.endIndex
         let name = rest[rest.startIndex..<slash]
         try TrustDomain.validate(name: name)
         let path = rest[slash...]

@@ -77,6 +77,14 @@ struct SPIREServerConnection: Sendable {
         return options
     }
 
+    /// Node attestation waits at least 30 s: a join token is spent when the server accepts it, so an attestation the
+    /// agent gave up on while the server completed it could never be repeated.
+    var attestationCallOptions: CallOptions {
+        var options = callOptions
+        options.timeout = max(config.requestTimeout, .seconds(30))
+        return options
+    }
+
     static func describe(_ error: any Error) -> String {
         if let error = error as? RPCError {
             return "\(error.code): \(error.message)" + (error.cause.map { " (\($0))" } ?? "")

@@ -159,7 +159,7 @@ public final class SPIREServerUpstream: Sendable {
         params.params.params.csr = csr.derEncoded
         let firstMessage = params
         let trust = try currentTrustAnchors()
-        let options = connection.callOptions
+        let options = connection.attestationCallOptions
         let (svid, reattestable, bundle) = try await connection.withClient(presenting: nil, trusting: trust) {
             client in
             let agent = Spire_Api_Server_Agent_V1_Agent.Client(wrapping: client)

@@ -69,8 +69,9 @@ struct RawSocketClient: Sendable {
     /// read until two reads in a row agree.
     static func agentSockets(in directory: String) -> Int {
         func count() -> Int {
-            let table = (try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8)) ?? ""
-            return table.split(separator: "\n").filter { $0.contains(directory) }.count
+            // Read to the end: String(contentsOfFile:) stops after the first page of a /proc file (its size is 0).
+            let data = FileHandle(forReadingAtPath: "/proc/net/unix")?.readDataToEndOfFile() ?? Data()
+            return String(decoding: data, as: UTF8.self).split(separator: "\n").filter { $0.contains(directory) }.count
         }
         var previous = count()
         for _ in 0..<20 {

@@ -52,10 +52,18 @@ final class TestAgent: Sendable {
             defer { readyContinuation.finish() }
             try await Agent(config: agentConfig, logger: agentLogger).run { readyContinuation.yield() }
         }
+        // A bound on readiness, so an agent that can never become ready (a fleet agent whose token was spent by an
+        // attempt it gave up on) fails its test instead of hanging the whole suite.
+        let timeout = Task {
+            try await Task.sleep(for: .seconds(90))
+            readyContinuation.finish()
+        }
+        defer { timeout.cancel() }
         var iterator = ready.makeAsyncIterator()
         guard await iterator.next() != nil else {
-            _ = try await task.value
-            throw TestAgentError("the agent stopped before it was ready")
+            task.cancel()
+            _ = try await task.value  // the agent's own failure, when it stopped by itself
+            throw TestAgentError("the agent did not become ready within 90 s")
         }
         return TestAgent(directory: directory, socketPath: socketPath, configPath: configPath, task: task)
     }
