@@ -53,6 +53,7 @@ public final class WorkloadAPIServer: Sendable {
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = Self.maximumRequestSize
         // A connection with no call open for this long is closed: idle connections hold descriptors for nothing.
+        // gRPC asks the client to go away first; ConnectedCallers closes the socket if it does not.
         config.connection.maxIdleTime = idleTimeout
         let limiter = CallerLimiter(limits: limits, logger: logger)
         let callers = ConnectedCallers()
@@ -61,6 +62,7 @@ public final class WorkloadAPIServer: Sendable {
         config.channelDebuggingCallbacks.onAcceptTCPConnection = PeerCredentialHandler.admitConnection(
             limiter: limiter,
             callers: callers,
+            idleTimeout: idleTimeout,
             pin: { credentials, process in backend.pin(credentials, process: process) }
         )
         config.channelDebuggingCallbacks.onAcceptHTTP2Stream = PeerCredentialHandler.installOnStream(

@@ -214,7 +214,7 @@ struct SPIREUpstreamIntegrationTests {
         let added = try server.addEntry(spiffeID: "spiffe://example.org/api", selectors: ["unix:uid:0"])
         let start = ContinuousClock.now
         #expect(try await Self.eventually { seen.withLock { $0.count } == 2 })
-        #expect(ContinuousClock.now - start < .seconds(2), "a 250 ms sync interval should bring it well within 2 s")
+        #expect(ContinuousClock.now - start < .seconds(5), "a 250 ms sync interval brings it within a few intervals")
         #expect(seen.withLock { $0[1] } == ["spiffe://example.org/api", "spiffe://example.org/web"])
         server.removeEntry(added)
         #expect(try await Self.eventually { seen.withLock { $0.count } == 3 })
@@ -314,7 +314,7 @@ struct SPIREUpstreamIntegrationTests {
         // The agent keeps authenticating with the SVID it has, like an agent restarted before it stored a renewal.
         let calls = { server.count("SyncAuthorizedEntries") + server.count("BatchNewX509SVID") }
         let before = calls()
-        #expect(try await Self.eventually(.seconds(2)) { calls() >= before + 3 })
+        #expect(try await Self.eventually { calls() >= before + 3 })
         #expect(try await agent.client.fetchX509SVID().svids.count == 1)
         server.setLosesRenewals(false)
         #expect(

@@ -9,10 +9,9 @@ import Synchronization
 ///
 /// It answers from closures the agent supplies, so this module knows nothing of the cache or of Prometheus. Anyone
 /// who can reach the port can connect, so it holds at most ``maximumConnections`` at once (more are closed as they
-/// are accepted), and a connection that sends nothing for ``requestTimeout`` is closed.
+/// are accepted), and a connection that sends nothing for `requestTimeout` (10 s) is closed.
 public final class HealthServer: Sendable {
     public static let maximumConnections = 32
-    static let requestTimeout: TimeAmount = .seconds(10)
 
     /// What the endpoints report.
     public struct Probes: Sendable {
@@ -34,23 +33,26 @@ public final class HealthServer: Sendable {
     public let port: Int
     let probes: Probes
     let logger: Logger
+    /// How long a connection may send nothing before it is closed.
+    let requestTimeout: Duration
     private let connections = Mutex(0)
 
-    public init(host: String, port: Int, probes: Probes, logger: Logger) {
+    public init(host: String, port: Int, probes: Probes, logger: Logger, requestTimeout: Duration = .seconds(10)) {
         self.host = host
         self.port = port
         self.probes = probes
         self.logger = logger
+        self.requestTimeout = requestTimeout
     }
 
     /// Serves until cancelled; `onListening` gets the bound port (useful when `port` is 0).
     public func run(onListening: @Sendable (Int) -> Void = { _ in }) async throws {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: host, port: port) { channel in
+            .bind(host: host, port: port) { [requestTimeout] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        IdleStateHandler(readTimeout: Self.requestTimeout)
+                        IdleStateHandler(readTimeout: TimeAmount(requestTimeout))
                     )
                     try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
@@ -73,7 +75,8 @@ public final class HealthServer: Sendable {
                                 return true
                             }
                             guard admitted else {
-                                connection.channel.close(promise: nil)
+                                // Closed through its async wrapper: NIO traps on a wrapper dropped unfinished.
+                                group.addTask { try? await connection.executeThenClose { _, _ in } }
                                 continue
                             }
                             group.addTask {
@@ -135,7 +138,7 @@ public final class HealthServer: Sendable {
     }
 }
 
-/// Closes a health connection that sent nothing for ``HealthServer/requestTimeout``.
+/// Closes a health connection that sent nothing for the server's request timeout.
 private final class CloseWhenIdle: ChannelInboundHandler, Sendable {
     typealias InboundIn = NIOAny
 

@@ -106,12 +106,16 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
     static func admitConnection(
         limiter: CallerLimiter,
         callers: ConnectedCallers,
+        idleTimeout: Duration?,
         pin: @escaping @Sendable (CallerCredentials, PeerProcess) -> any CallerPin
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
         { channel in
             peer(of: channel).map { peer in
-                // Without credentials there is no caller to count or pin; every call on the connection fails closed.
-                guard let (credentials, process) = peer else { return }
+                // Without credentials there is no caller to count or pin, and no call could be answered.
+                guard let (credentials, process) = peer else {
+                    channel.close(promise: nil)
+                    return
+                }
                 guard limiter.acquire(.connection, uid: credentials.uid) else {
                     if case .pidfd(let descriptor) = process { close(descriptor) }
                     channel.close(promise: nil)
@@ -119,11 +123,12 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
                 }
                 let connection = ObjectIdentifier(channel)
                 let caller = ConnectedCaller(credentials: credentials, pin: pin(credentials, process))
-                _ = callers.add(caller, connection: connection)
+                callers.add(caller, connection: connection)
                 channel.closeFuture.whenComplete { _ in
                     callers.remove(connection: connection)
                     limiter.release(.connection, uid: credentials.uid)
                 }
+                if let idleTimeout { callers.closeWhenIdle(channel, after: TimeAmount(idleTimeout)) }
             }
         }
     }
@@ -144,6 +149,8 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
                     let found = callers.number(of: connection), let caller = callers.caller(number: found)
                 {
                     number = found
+                    callers.callChanged(on: connection, opened: true)
+                    channel.closeFuture.whenComplete { _ in callers.callChanged(on: connection, opened: false) }
                     let uid = caller.credentials.uid
                     if limiter.acquire(.call, uid: uid) {
                         channel.closeFuture.whenComplete { _ in limiter.release(.call, uid: uid) }

@@ -9,6 +9,11 @@ import Foundation
 struct RawSocketClient: Sendable {
     let descriptor: Int32
 
+    /// Wraps a descriptor connected elsewhere.
+    init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
     /// Connects to `path`, or returns nil.
     init?(path: String) {
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
