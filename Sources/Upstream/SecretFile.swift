@@ -1,17 +1,14 @@
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// Files that hold a secret (a join token, or a configuration file with one in it) must be readable by their owner
 /// only: anyone who can read a join token can attest as this node once.
 public enum SecretFile {
     /// Why `path` is not private enough, or nil when it is (or cannot be examined; reading it will say why).
     public static func exposure(of path: String) -> String? {
-        var status = stat()
-        guard stat(path, &status) == 0 else { return nil }
-        let mode = status.st_mode & 0o777
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+            let permissions = attributes[.posixPermissions] as? Int
+        else { return nil }
+        let mode = permissions & 0o777
         guard mode & 0o077 != 0 else { return nil }
         let readers = [(mode & 0o070 != 0, "its group"), (mode & 0o007 != 0, "every user")].filter(\.0).map(\.1)
         return "\(path) has mode 0\(String(mode, radix: 8)), so \(readers.joined(separator: " and ")) can read it"

@@ -167,6 +167,7 @@ struct Benchmarks {
 
     mutating func rpcs() async throws {
         say("Workload API RPCs (agent and floor server are separate processes on Unix sockets)")
+        var jwtP50 = 0.0
         let home = try fresh("rpc")
         let agent = try AgentProcess(binary: lanyard, directory: home, config: Self.config(home, entries: 10))
         defer { agent.stop() }
@@ -178,6 +179,7 @@ struct Benchmarks {
             let floorSample = try await Self.timedFetchJWT(socket: floor.socketPath, clients: clients, calls: perClient)
             let agentSample = try await Self.timedFetchJWT(socket: agent.socketPath, clients: clients, calls: perClient)
             let p50 = agentSample.percentile(0.5), floorP50 = floorSample.percentile(0.5)
+            if clients == 1 { jwtP50 = p50 }
             add(
                 Figure(
                     name: "FetchJWTSVID p50, \(clients) client(s)",
@@ -235,6 +237,29 @@ struct Benchmarks {
                 ratio: p50 / floorP50,
                 target: "<= 2x floor",
                 met: p50 <= 2 * floorP50
+            )
+        )
+        try pinCheck(jwtP50: jwtP50)
+    }
+
+    /// What every call pays to check that its caller is still the process that connected: `ProcessPin.verify()`
+    /// (a pidfd `poll`, `PIDFD_GET_INFO`, a `stat` of `/proc/<pid>/exe`), on this live process.
+    mutating func pinCheck(jwtP50: Double) throws {
+        let pin = ProcessPin(pid: getpid(), uid: geteuid(), gid: getegid(), descriptor: .openByPID)
+        try pin.verify()
+        let count = quick ? 10_000 : 100_000
+        let started = ContinuousClock.now
+        for _ in 0..<count { try pin.verify() }
+        let perCall = (ContinuousClock.now - started).seconds / Double(count) * 1e6
+        add(
+            Figure(
+                name: "caller pin check per call (share of FetchJWTSVID p50)",
+                value: perCall,
+                unit: "us",
+                floor: jwtP50,
+                ratio: perCall / jwtP50,
+                target: "<= 5% of FetchJWTSVID p50",
+                met: perCall <= 0.05 * jwtP50
             )
         )
     }
