@@ -58,8 +58,8 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(2)
         }
         // One level for every logger, so a reload can change it.
-        let level = LogLevelBox(Logger.Level(rawValue: agentConfig.logLevel) ?? .info)
-        let json = agentConfig.logFormat == "json"
+        let level = LogLevelBox(agentConfig.logLevel.level)
+        let json = agentConfig.logFormat == .json
         // Under systemd, text logs go to the journal as structured entries; JSON stays JSON on standard error.
         let journal = !json && JournaldLogHandler.isStandardErrorTheJournal
         LoggingSystem.bootstrap { label in

@@ -56,12 +56,13 @@ struct ConfigTests {
         let fixed = text.replacingOccurrences(of: "\nlog_level = \"debug\"\n", with: "\n")
         let config = try AgentConfig.parse(fixed, path: "t.toml")
         #expect(config.trustDomain.name == "example.org")
-        #expect(config.caKeyType == .ecP384)
-        #expect(config.callerLimits == .defaults)
-        #expect(config.caTTL == .seconds(48 * 3600))
-        #expect(config.x509SVIDTTL == .seconds(5400))
-        #expect(config.jwtSVIDTTL == .seconds(90))
-        #expect(config.discoverWorkloadPath && config.workloadSizeLimit == 1_000_000)
+        let local = try #require(config.upstream.local)
+        #expect(local.caKeyType == .ecP384)
+        #expect(config.workloadAPI.callerLimits == .defaults)
+        #expect(local.caTTL == .seconds(48 * 3600))
+        #expect(local.x509SVIDTTL == .seconds(5400))
+        #expect(local.jwtSVIDTTL == .seconds(90))
+        #expect(config.unixAttestor.discoverWorkloadPath && config.unixAttestor.workloadSizeLimit == 1_000_000)
         #expect(config.entries.count == 2)
         #expect(config.entries[0].selectors.count == 2)
         #expect(config.entries[0].hint == "web # not a comment")
@@ -133,17 +134,27 @@ struct ConfigTests {
         ),
         (
             "trust_domain = \"example.org\"\ntrust_domain = \"example.com\"",
-            "line 2: key \"trust_domain\" is defined twice"
+            "cannot redefine existing string 'trust_domain' (line 2)"
         ),
-        ("trust_domain = example.org", "line 1: unsupported value"),
-        ("trust_domain = \"example.org", "line 1: unterminated string"),
-        ("[workload_api\nsocket_path = \"/a\"", "line 1: malformed [table] header"),
-        ("x = { a = 1 }", "inline tables are not supported"),
-        ("x = 1.5", "unsupported value"),
-        ("a.b = 1", "dotted keys are not supported"),
-        ("[a]\n[a]", "table [a] is defined twice"),
-        ("x = [1, 2", "unterminated array"),
-        ("x = \"\\q\"", "invalid escape"),
+        ("trust_domain = example.org", "could not determine value type (line 1)"),
+        ("trust_domain = \"example.org", "Error while parsing string"),
+        ("[workload_api\nsocket_path = \"/a\"", "Error while parsing table header: expected ']'"),
+        ("x = { a = 1 }", "x: unknown key (line 1)"),
+        ("trust_domain = \"example.org\"\nx = 1.5", "x: unknown key (line 2)"),
+        ("a.b = 1", "a: unknown key (line 1)"),
+        ("[a]\n[a]", "cannot redefine existing table 'a' (line 2)"),
+        ("x = [1, 2", "Error while parsing array"),
+        ("x = \"\\q\"", "unknown escape sequence '\\q' (line 1)"),
+        ("trust_domain = \"example.org\"\nlog_level = 1.5", "log_level: must be a string, not a float (line 2)"),
+        ("trust_domain = \"exa\\u0000mple.org\"", "U+0000"),
+        (
+            "trust_domain = \"example.org\"\n[workload_api]\nconnection_idle_timeout = \"-1s\"",
+            "workload_api.connection_idle_timeout: \"-1s\" is not a duration such as"
+        ),
+        (
+            "trust_domain = \"example.org\"\njwt_svid_cache_max_size = 0",
+            "jwt_svid_cache_max_size: must be between 1 and 1000000, not 0 (line 2)"
+        ),
         ("trust_domain = \"example.org\"\n[sds]\nenable = true", "sds.enable: unknown key"),
         (
             "trust_domain = \"example.org\"\n[sds]\ndefault_all_bundles_name = \"ROOTCA\"",
@@ -305,6 +316,111 @@ struct ConfigTests {
         } catch {
             #expect(error.description.contains(expected), "\(error.description)")
         }
+    }
+
+    @Test("every TOML 1.0 form a user might write loads: dotted keys, inline tables, multi-line and literal strings, hex and octal")
+    func toml10Forms() throws {
+        let text = #"""
+            trust_domain = "example.org"
+            workload_api.socket_path = '/tmp/lanyard-test/api.sock'
+            workload_api.max_calls_per_caller = 0o7777
+            health = { listen = "" }
+            jwt_svid_cache_max_size = 0x400
+            upstream.local.x509_svid_ttl = "30m"
+
+            [attestors.unix]
+            workload_size_limit = 1_048_576
+
+            [[entries]]
+            spiffe_id = "spiffe://example.org/caf\u00e9-free"
+            selectors = [
+                "unix:uid:1000",  # a comment inside an array
+            ]
+            hint = """
+            web"""
+
+            [[entries]]
+            spiffe_id = 'spiffe://example.org/db'
+            selectors = ['unix:user:postgres']
+            dns_names = [ "db.local", ]
+            """#
+        // The first entry's ID has é: refused, with the entry's line, by the SPIFFE ID rules (not the TOML parser).
+        do {
+            _ = try AgentConfig.parse(text, path: "t.toml")
+            Issue.record("an ID with é was accepted")
+        } catch {
+            #expect(error.problems.map(\.description) == [
+                "entries[0].spiffe_id: path segment characters are limited to letters, numbers, dots, dashes, and underscores (line 12)"
+            ])
+        }
+        let config = try AgentConfig.parse(
+            text.replacingOccurrences(of: "caf\\u00e9-free", with: "web"),
+            path: "t.toml"
+        )
+        #expect(config.workloadAPI.socketPath == "/tmp/lanyard-test/api.sock")
+        #expect(config.workloadAPI.callerLimits.maxCalls == 0o7777)
+        #expect(config.health.listen == nil)
+        #expect(config.jwtSVIDCacheSize == 1024)
+        #expect(config.upstream.local?.x509SVIDTTL == .seconds(1800))
+        #expect(config.unixAttestor.workloadSizeLimit == 1 << 20)
+        #expect(config.entries.map(\.hint) == ["web", ""])
+        #expect(config.entries[1].dnsNames == ["db.local"])
+    }
+
+    @Test("semantic problems carry the line of their key, also inside the second [[entries]]")
+    func problemLines() {
+        let text = """
+            trust_domain = "example.org"
+
+            [[entries]]
+            spiffe_id = "spiffe://example.org/a"
+            selectors = ["unix:uid:1"]
+
+            [[entries]]
+            spiffe_id = "spiffe://example.org/b"
+            # a comment
+            selectors = ["nocolon"]
+
+            [workload_api]
+            max_connections = -1
+            """
+        do {
+            _ = try AgentConfig.parse(text, path: "t.toml")
+            Issue.record("accepted")
+        } catch {
+            let lines = Dictionary(error.problems.map { ($0.key, $0.line) }, uniquingKeysWith: { $1 })
+            #expect(lines["entries[1].selectors"] == 10)
+            #expect(lines["workload_api.max_connections"] == 13)
+        }
+    }
+
+    @Test("a reload compares sections: restart-only ones are named, live ones (entries, attestors, log level) are not")
+    func reloadDiff() throws {
+        let before = try AgentConfig.parse(
+            minimal + "\n[[entries]]\nspiffe_id = \"spiffe://example.org/a\"\nselectors = [\"unix:uid:1\"]\n",
+            path: "t.toml"
+        )
+        let after = try AgentConfig.parse(
+            minimal.replacingOccurrences(of: "api.sock", with: "other.sock") + """
+
+                log_level = "debug"
+                [sds]
+                default_svid_name = "svid"
+                [upstream.local]
+                x509_svid_ttl = "30m"
+                [attestors.unix]
+                discover_workload_path = true
+                [[entries]]
+                spiffe_id = "spiffe://example.org/b"
+                selectors = ["unix:uid:2"]
+                """.replacingOccurrences(of: "\nlog_level = \"debug\"", with: ""),
+            path: "t.toml"
+        )
+        #expect(Reloader.restartOnlyChanges(from: before, to: after) == ["workload_api", "sds", "upstream"])
+        var levelOnly = before
+        levelOnly.logLevel = .debug
+        levelOnly.unixAttestor.discoverWorkloadPath = true
+        #expect(Reloader.restartOnlyChanges(from: before, to: levelOnly).isEmpty)
     }
 
     @Test("all problems of a file come back together")

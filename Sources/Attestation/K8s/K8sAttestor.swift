@@ -8,7 +8,7 @@ public import SPIFFE
 /// with `disableContainerSelectors` the pod alone answers, which is what sidecars that start before the
 /// application's container need.
 public struct K8sAttestor: WorkloadAttestor {
-    public struct Config: Sendable {
+    public struct Config: Sendable, Equatable {
         public var maximumPollAttempts: Int
         public var disableContainerSelectors: Bool
         public var procRoot: String

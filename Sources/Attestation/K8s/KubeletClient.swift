@@ -13,7 +13,7 @@ import Synchronization
 /// ``PodListFetcher`` shares them), so a rotated projected token or CA is picked up at once. The whole exchange is
 /// bounded in time and the body in size; redirects are refused so the token never travels elsewhere.
 public final class KubeletClient: Sendable {
-    public struct Config: Sendable {
+    public struct Config: Sendable, Equatable {
         /// Where the kubelet listens; a DNS name is also checked against its certificate, an IP address is not.
         public var host: String
         public var securePort: Int

@@ -47,26 +47,27 @@ public struct Agent: Sendable {
         let now: @Sendable () -> Date = Date.init
         let notifier = SystemdNotifier()
         let descriptors = DescriptorLimit.raise()
-        var callerLimits = config.callerLimits
+        var callerLimits = config.workloadAPI.callerLimits
         callerLimits.maxTotalConnections = DescriptorLimit.connectionLimit(
             configured: callerLimits.maxTotalConnections,
             softLimit: descriptors
         )
         let upstream: any IdentityUpstream
         let localUpstream: LocalUpstream?
-        if let spire = config.spire {
+        switch config.upstream {
+        case .spire(let spire):
             upstream = SPIREUpstream(server: SPIREServerUpstream(config: spire, logger: logger))
             localUpstream = nil
-        } else {
+        case .local(let settings):
             notifier.status("starting: loading the signing authority")
             let authority = try LocalAuthority(
                 config: LocalAuthority.Config(
                     trustDomain: config.trustDomain,
                     dataDirectory: config.dataDirectory,
-                    caKeyType: config.caKeyType,
-                    caTTL: config.caTTL,
-                    x509SVIDTTL: config.x509SVIDTTL,
-                    jwtSVIDTTL: config.jwtSVIDTTL
+                    caKeyType: settings.caKeyType,
+                    caTTL: settings.caTTL,
+                    x509SVIDTTL: settings.x509SVIDTTL,
+                    jwtSVIDTTL: settings.jwtSVIDTTL
                 ),
                 now: now()
             )
@@ -135,13 +136,13 @@ public struct Agent: Sendable {
             logger.info("using the socket passed by systemd; workload_api.socket_path is not bound")
         }
         let server = WorkloadAPIServer(
-            socketPath: config.socketPath,
+            socketPath: config.workloadAPI.socketPath,
             backend: backend,
             logger: logger,
-            allowUnauthenticatedVerifiers: config.allowUnauthenticatedVerifiers,
+            allowUnauthenticatedVerifiers: config.workloadAPI.allowUnauthenticatedVerifiers,
             sds: config.sds,
             limits: callerLimits,
-            idleTimeout: config.connectionIdleTimeout,
+            idleTimeout: config.workloadAPI.connectionIdleTimeout,
             activatedDescriptor: activated
         )
         let status = StatusReporter(cache: cache, trustDomain: config.trustDomain)
@@ -157,7 +158,7 @@ public struct Agent: Sendable {
                 service: EndpointsService(server: server, cache: cache, notifier: notifier, onListening: onListening)
             ),
         ]
-        if let listen = config.healthListen {
+        if let listen = config.health.listen {
             let registry = metricsRegistry
             let health = HealthServer(
                 host: listen.host,

@@ -18,19 +18,7 @@ final class AttestorSet: Sendable {
     /// The attestors a configuration asks for.
     static func attestors(for config: AgentConfig) -> [any WorkloadAttestor] {
         var attestors: [any WorkloadAttestor] = []
-        if config.unixAttestorEnabled {
-            attestors.append(
-                UnixAttestor(
-                    config: .init(
-                        discoverWorkloadPath: config.discoverWorkloadPath,
-                        hashLimits: .init(
-                            sizeLimit: config.workloadSizeLimit,
-                            timeLimit: ExecutableHasher.Limits.defaults.timeLimit
-                        )
-                    )
-                )
-            )
-        }
+        if config.unixAttestor.enabled { attestors.append(config.unixAttestor.makeAttestor()) }
         if let k8s = config.k8sAttestor { attestors.append(k8s.makeAttestor()) }
         return attestors
     }

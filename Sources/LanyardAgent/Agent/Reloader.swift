@@ -65,7 +65,7 @@ final class Reloader: Sendable {
         }
         upstream?.replace(entries: next.entries, federatedBundles: next.federatedBundles)
         attestors.replace(with: AttestorSet.attestors(for: next))
-        if let level = Logger.Level(rawValue: next.logLevel) { logLevel?.current = level }
+        logLevel?.current = next.logLevel.level
         running.withLock { $0 = next }
         let minted = await rotator.syncOnce(at: Date())
         logger.info(
@@ -75,32 +75,21 @@ final class Reloader: Sendable {
         notifier.ready(status: status.line())
     }
 
+    /// The settings (as their keys or sections) that changed but apply only at the next start: everything except
+    /// entries, federation bundles, the attestors and the log level, which a reload applies at once.
     static func restartOnlyChanges(from old: AgentConfig, to new: AgentConfig) -> [String] {
-        var keys: [String] = []
-        if old.trustDomain != new.trustDomain { keys.append("trust_domain") }
-        if old.dataDirectory != new.dataDirectory { keys.append("data_dir") }
-        if old.socketPath != new.socketPath { keys.append("workload_api.socket_path") }
-        if old.logFormat != new.logFormat { keys.append("log_format") }
-        if old.allowUnauthenticatedVerifiers != new.allowUnauthenticatedVerifiers {
-            keys.append("workload_api.allow_unauthenticated_verifiers")
+        var changed: [String] = []
+        func compare<Value: Equatable>(_ name: String, _ value: KeyPath<AgentConfig, Value>) {
+            if old[keyPath: value] != new[keyPath: value] { changed.append(name) }
         }
-        if old.caKeyType != new.caKeyType || old.caTTL != new.caTTL || old.x509SVIDTTL != new.x509SVIDTTL
-            || old.jwtSVIDTTL != new.jwtSVIDTTL
-        {
-            keys.append("upstream.local")
-        }
-        if old.callerLimits != new.callerLimits { keys.append("workload_api.max_*_per_caller") }
-        if old.sds != new.sds { keys.append("sds") }
-        if old.spire?.host != new.spire?.host || old.spire?.port != new.spire?.port
-            || old.spire?.nodeAttestor != new.spire?.nodeAttestor
-            || old.spire?.trustBundlePath != new.spire?.trustBundlePath
-            || old.spire?.syncInterval != new.spire?.syncInterval
-        {
-            keys.append("upstream.spire")
-        }
-        if old.healthListen?.host != new.healthListen?.host || old.healthListen?.port != new.healthListen?.port {
-            keys.append("health.listen")
-        }
-        return keys
+        compare("trust_domain", \.trustDomain)
+        compare("data_dir", \.dataDirectory)
+        compare("log_format", \.logFormat)
+        compare("jwt_svid_cache_max_size", \.jwtSVIDCacheSize)
+        compare("workload_api", \.workloadAPI)
+        compare("sds", \.sds)
+        compare("health", \.health)
+        compare("upstream", \.upstream)
+        return changed
     }
 }

@@ -2,7 +2,7 @@ public import SPIFFE
 public import SPIFFECrypto
 
 /// How to reach and join a SPIRE Server (`[upstream.spire]`).
-public struct SPIREServerConfig: Sendable {
+public struct SPIREServerConfig: Sendable, Equatable {
     /// How this node proves itself to the server the first time (and again when its SVID is lost or expired).
     public enum NodeAttestor: Sendable, Equatable {
         /// A single-use token created on the server (`spire-server token generate`).
