@@ -36,7 +36,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // System OpenSSL 3: only SPIFFECrypto may import it.
@@ -54,6 +53,8 @@ let package = Package(
         // Linux kernel interfaces Swift cannot call directly (variadic ioctl and syscall; SO_PEERPIDFD,
         // PIDFD_GET_INFO): pinning a caller's process. Header-only, no library to link.
         .systemLibrary(name: "CLinux"),
+        // Time as the agent sees it (wall and monotonic), and the one backoff: injected so tests move time.
+        .target(name: "Timing", swiftSettings: swiftSettings),
         // Pure SPIFFE domain values: no I/O, no crypto.
         .target(name: "SPIFFE", swiftSettings: swiftSettings),
         // Every cryptographic operation, over OpenSSL. No unsafe pointer leaves this module.
@@ -73,7 +74,7 @@ let package = Package(
         .target(
             name: "Attestation",
             dependencies: [
-                "SPIFFE", "SPIFFECrypto", "CLinux",
+                "SPIFFE", "SPIFFECrypto", "CLinux", "Timing",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -99,7 +100,7 @@ let package = Package(
         .target(
             name: "IdentityCache",
             dependencies: [
-                "SPIFFE", "SPIFFECrypto",
+                "SPIFFE", "SPIFFECrypto", "Timing",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -109,7 +110,7 @@ let package = Package(
         .target(
             name: "Endpoints",
             dependencies: [
-                "SPIFFE", "LanyardProto", "CLinux",
+                "SPIFFE", "LanyardProto", "CLinux", "Timing",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -128,7 +129,7 @@ let package = Package(
             name: "LanyardAgent",
             dependencies: [
                 "SPIFFE", "SPIFFECrypto", "Attestation", "Upstream", "IdentityCache", "Endpoints", "LanyardProto",
-                "CSystemd",
+                "CSystemd", "Timing",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
@@ -137,7 +138,6 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -155,7 +155,7 @@ let package = Package(
         .target(
             name: "LanyardTestSupport",
             dependencies: [
-                "SPIFFE", "SPIFFECrypto", "LanyardProto",
+                "SPIFFE", "SPIFFECrypto", "LanyardProto", "Timing",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -190,7 +190,7 @@ let package = Package(
         .testTarget(name: "SPIFFETests", dependencies: ["SPIFFE"], swiftSettings: swiftSettings),
         .testTarget(
             name: "AttestationTests",
-            dependencies: ["Attestation", "SPIFFE", "LanyardTestSupport"],
+            dependencies: ["Attestation", "SPIFFE", "LanyardTestSupport", "Timing"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -200,14 +200,17 @@ let package = Package(
         ),
         .testTarget(
             name: "IdentityCacheTests",
-            dependencies: ["IdentityCache", "SPIFFE", "SPIFFECrypto", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "IdentityCache", "SPIFFE", "SPIFFECrypto", "Timing", "LanyardTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "LanyardAgentTests",
             dependencies: [
                 "LanyardAgent", "LanyardProto", "SPIFFE", "SPIFFECrypto", "Attestation", "Endpoints", "IdentityCache",
-                "LanyardTestSupport", "Upstream",
+                "LanyardTestSupport", "Upstream", "Timing",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

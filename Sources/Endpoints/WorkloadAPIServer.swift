@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 public import Logging
+public import Timing
 
 #if canImport(Glibc)
     import Glibc
@@ -42,6 +43,7 @@ public final class WorkloadAPIServer: Sendable {
         sds: SDSConfig = SDSConfig(),
         limits: CallerLimits = .defaults,
         idleTimeout: Duration? = .seconds(300),
+        clock: any AgentClock = SystemClock(),
         activatedDescriptor: Int? = nil
     ) {
         self.socketPath = socketPath
@@ -55,7 +57,7 @@ public final class WorkloadAPIServer: Sendable {
         // A connection with no call open for this long is closed: idle connections hold descriptors for nothing.
         // gRPC asks the client to go away first; ConnectedCallers closes the socket if it does not.
         config.connection.maxIdleTime = idleTimeout
-        let limiter = CallerLimiter(limits: limits, logger: logger)
+        let limiter = CallerLimiter(limits: limits, logger: logger, clock: clock)
         let callers = ConnectedCallers()
         self.limiter = limiter
         self.callers = callers

@@ -3,6 +3,7 @@ public import Logging
 import Metrics
 import SPIFFE
 public import SPIFFECrypto
+public import Timing
 
 /// Keeps the cache current: syncs entries and bundles from the upstream, and mints an SVID for every entry that
 /// lacks one or is due for renewal (a fresh key and CSR each time; the key never leaves the agent).
@@ -12,8 +13,10 @@ public struct SVIDRotator: Sendable {
     public let keyType: KeyType
     /// How often entries and bundles are re-read even when no renewal is due.
     public let syncInterval: Duration
+    /// The wait after failed passes: doubling from the sync interval up to eight of them (at most a minute), ±20 %.
+    public let backoff: Backoff
     let logger: Logger
-    let now: @Sendable () -> Date
+    public let clock: any AgentClock
 
     public init(
         cache: IdentityCache,
@@ -21,14 +24,20 @@ public struct SVIDRotator: Sendable {
         keyType: KeyType = .ecP256,
         syncInterval: Duration = .seconds(5),
         logger: Logger,
-        now: @escaping @Sendable () -> Date = Date.init
+        clock: any AgentClock = SystemClock()
     ) {
         self.cache = cache
         self.upstream = upstream
         self.keyType = keyType
         self.syncInterval = syncInterval
+        self.backoff = Self.backoff(syncInterval: syncInterval)
         self.logger = logger
-        self.now = now
+        self.clock = clock
+    }
+
+    /// The agent's one backoff after failed syncs, for a sync interval.
+    public static func backoff(syncInterval: Duration) -> Backoff {
+        Backoff(initial: syncInterval, maximum: min(syncInterval * 8, .seconds(60)), jitter: 0.2)
     }
 
     /// One pass: sync, then mint what is due. Errors are logged and retried on the next pass; cached SVIDs keep
@@ -152,27 +161,25 @@ public struct SVIDRotator: Sendable {
     }
 
     /// Passes until cancelled, sleeping until the next renewal or the sync interval, whichever comes first. After
-    /// a failed pass (upstream unreachable, or an SVID due that could not be minted) it backs off instead:
-    /// doubling from the sync interval up to eight of them (at most a minute), with ±20 % jitter so a fleet of
-    /// agents does not return to a recovered server in step. Cancellation is the normal way to stop.
+    /// a failed pass (upstream unreachable, or an SVID due that could not be minted) it backs off instead
+    /// (``backoff``). Cancellation is the normal way to stop.
     public func run() async {
         var failures = 0
         while !Task.isCancelled {
-            let started = now()
+            let started = clock.now
             await syncOnce(at: started)
             // Entries due at the pass's own time that are still due were not minted; ones due since are not failures.
             let healthy = cache.state.lastSyncSucceeded && cache.state.entriesDue(at: started).isEmpty
             failures = healthy ? 0 : failures + 1
-            var wait = syncInterval.timeInterval
-            if healthy, let next = cache.state.nextRenewal {
-                wait = min(wait, max(0.05, next.timeIntervalSince(now())))
-            } else if !healthy {
-                let ceiling = min(60, 8 * syncInterval.timeInterval)
-                wait = min(ceiling, syncInterval.timeInterval * pow(2, Double(min(failures - 1, 16))))
-                wait *= Double.random(in: 0.8...1.2)
+            var wait = syncInterval
+            if !healthy {
+                wait = backoff.delay(afterFailures: failures)
+            } else if let next = cache.state.nextRenewal {
+                let untilRenewal = Duration.milliseconds(Int64(next.timeIntervalSince(clock.now) * 1000))
+                wait = min(wait, max(.milliseconds(50), untilRenewal))
             }
             do {
-                try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+                try await clock.sleep(for: wait)
             } catch {
                 return
             }

@@ -2,8 +2,10 @@ import Foundation
 import Logging
 import SPIFFE
 import SPIFFECrypto
+import LanyardTestSupport
 import Synchronization
 import Testing
+import Timing
 
 @testable import IdentityCache
 
@@ -32,7 +34,13 @@ final class FakeUpstream: IdentityUpstream, Sendable {
 
     func set(entries: [RegistrationEntry]) { current.withLock { $0.entries = entries } }
 
-    func state(at now: Date) async throws -> UpstreamState { current.withLock { $0 } }
+    /// While true, every sync fails as an unreachable server's would.
+    let unreachable = Mutex(false)
+
+    func state(at now: Date) async throws -> UpstreamState {
+        if unreachable.withLock({ $0 }) { throw CryptoError(.issuanceRefused, "upstream unreachable") }
+        return current.withLock { $0 }
+    }
 
     func signX509SVID(
         csr: CertificateSigningRequest,
@@ -267,6 +275,59 @@ struct IdentityCacheTests {
         small.store(Self.token(id, ["d"], issued: Self.now + 20), for: .init(spiffeID: id, audience: ["d"]), at: Self.now + 20)
         #expect(small.usage.evictions == 0)
         #expect(small.token(for: .init(spiffeID: id, audience: ["b"]), at: Self.now + 20) != nil)
+    }
+
+    @Test("the backoff doubles from the interval to its ceiling, spread by its jitter")
+    func backoffValues() {
+        let backoff = Backoff(initial: .seconds(5), maximum: .seconds(40), jitter: 0.2)
+        #expect(backoff.delay(afterFailures: 1, random: 0.5) == .seconds(5))
+        #expect(backoff.delay(afterFailures: 2, random: 0.5) == .seconds(10))
+        #expect(backoff.delay(afterFailures: 4, random: 0.5) == .seconds(40))
+        #expect(backoff.delay(afterFailures: 60, random: 0.5) == .seconds(40))
+        #expect(abs((backoff.delay(afterFailures: 1, random: 0) - .seconds(4)).timeInterval) < 1e-6)
+        #expect(abs((backoff.delay(afterFailures: 1, random: 1) - .seconds(6)).timeInterval) < 1e-6)
+        #expect(SVIDRotator.backoff(syncInterval: .seconds(30)).maximum == .seconds(60))
+    }
+
+    @Test("the rotation loop backs off while the upstream fails, resets once it answers, and renews on time (clock moved)")
+    func rotationLoopOnAClock() async throws {
+        let clock = ManualClock(now: Self.now)
+        let upstream = try FakeUpstream(entries: [try entry("/a", ["unix:uid:1"])], now: Self.now)
+        let cache = IdentityCache()
+        let rotator = SVIDRotator(
+            cache: cache,
+            upstream: upstream,
+            syncInterval: .seconds(5),
+            logger: logger,
+            clock: clock
+        )
+        let loop = Task { await rotator.run() }
+        defer { loop.cancel() }
+        // Healthy: the first pass mints; the loop then wakes every sync interval (the 100 s SVID renews at 40–48 s).
+        try await clock.waitForSleepers()
+        #expect(upstream.signed.withLock { $0 } == 1)
+        #expect(clock.advanceToNextWake() == .seconds(5))
+        try await clock.waitForSleepers()
+        // Failing: 5, 10, 20, 40, 40 s (±20 %): doubling up to eight intervals.
+        upstream.unreachable.withLock { $0 = true }
+        var waits: [Duration] = []
+        for _ in 0..<6 {
+            try await clock.waitForSleepers()
+            waits.append(clock.advanceToNextWake())
+        }
+        let nominal: [Double] = [5, 5, 10, 20, 40, 40]
+        for (wait, expected) in zip(waits, nominal) {
+            #expect(wait >= .seconds(expected * 0.8) && wait <= .seconds(expected * 1.2), "waits \(waits)")
+        }
+        // Back: the next pass succeeds and the loop returns to the sync interval.
+        upstream.unreachable.withLock { $0 = false }
+        try await clock.waitForSleepers()
+        clock.advanceToNextWake()
+        try await clock.waitForSleepers()
+        #expect(clock.advanceToNextWake() <= .seconds(5))
+        // The SVID (100 s, due at 40–48 s while the upstream was down) was renewed by the first pass after it came back.
+        try await clock.waitForSleepers()
+        #expect(upstream.signed.withLock { $0 } == 2, "renewed once, after the outage")
     }
 
     @Test("every subscriber gets every change, and finishing ends the streams")

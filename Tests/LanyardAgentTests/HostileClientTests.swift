@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import LanyardAgent
 import LanyardProto
+import LanyardTestSupport
 import SwiftProtobuf
 import Synchronization
 import Testing
@@ -266,7 +267,8 @@ struct HostileClientTests {
 
     @Test("streams whose readers never read do not hold back rotation or other callers")
     func slowReaders() async throws {
-        let agent = try await TestAgent.start(Self.entry, x509SVIDTTL: "4s")
+        let clock = ManualClock()
+        let agent = try await TestAgent.start(Self.entry, x509SVIDTTL: "4s", clock: clock)
         defer { agent.removeDirectory() }
         // 100 connections, each with a FetchX509SVID and an SDS stream, and a zero flow-control window: the agent
         // can send them nothing but headers.
@@ -287,11 +289,14 @@ struct HostileClientTests {
         }
         #expect(readers.count == 100)
 
-        // A well-behaved watcher sees the SVID rotate (every ~2 s at a 4 s TTL) while they sit there.
+        // A well-behaved watcher sees the SVID rotate (every ~2 s of the agent's clock at a 4 s TTL) while they sit
+        // there. Time moves whenever the agent is idle; the watch gives up after 30 s of real time.
+        let time = clock.autoAdvance()
+        defer { time.cancel() }
         let serials = try await agent.client.withClient { api in
             try await api.fetchX509SVID(.init(), metadata: ["workload.spiffe.io": "true"]) { response in
                 var serials = Set<Data>()
-                let deadline = Date() + 9
+                let deadline = Date() + 30
                 for try await message in response.messages {
                     serials.insert(message.svids.first?.x509Svid ?? Data())
                     if serials.count >= 3 || Date() > deadline { break }
@@ -299,6 +304,7 @@ struct HostileClientTests {
                 return serials.count
             }
         }
+        time.cancel()
         #expect(serials >= 3, "the watcher saw \(serials) SVIDs")
         let jwt = try await agent.client.withClient { api in
             try await api.fetchJWTSVID(

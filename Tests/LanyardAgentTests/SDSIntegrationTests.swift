@@ -5,6 +5,7 @@ import LanyardProto
 import SPIFFE
 import SPIFFECrypto
 import SwiftProtobuf
+import LanyardTestSupport
 import Testing
 
 @testable import LanyardAgent
@@ -137,8 +138,12 @@ struct SDSIntegrationTests {
     @Test("Istio's names: default and ROOTCA stream, ACK, rotation pushes, and a NACK does not stop updates")
     func istioStream() async throws {
         guard isRoot() else { return }
-        let agent = try await TestAgent.start(Self.rootEntry, x509SVIDTTL: "5s")
+        // Renewals come from moving the agent's clock, not from waiting for them.
+        let clock = ManualClock()
+        let agent = try await TestAgent.start(Self.rootEntry, x509SVIDTTL: "5s", clock: clock)
         defer { agent.removeDirectory() }
+        let time = clock.autoAdvance()
+        defer { time.cancel() }
         let serials = try await agent.streamSecrets { session in
             session.send(request(["default", "ROOTCA"]))
             let first = try await session.next()
@@ -158,7 +163,7 @@ struct SDSIntegrationTests {
             _ = try X509SVIDVerifier.verify(
                 chain,
                 bundle: X509Bundle(trustDomain: svid.spiffeID.trustDomain, authorities: roots["example.org"]!),
-                at: Date()
+                at: chain[0].notBefore + CertificateAuthority.backdate + 1
             )
 
             // ACK; the next message is the rotation.
@@ -304,8 +309,11 @@ struct SDSIntegrationTests {
     @Test("Delta SDS: subscribe, only changed resources, unsubscribe, and removed names")
     func delta() async throws {
         guard isRoot() else { return }
-        let agent = try await TestAgent.start(Self.rootEntry, x509SVIDTTL: "4s")
+        let clock = ManualClock()
+        let agent = try await TestAgent.start(Self.rootEntry, x509SVIDTTL: "4s", clock: clock)
         defer { agent.removeDirectory() }
+        let time = clock.autoAdvance()
+        defer { time.cancel() }
         let observed = try await agent.deltaSecrets { session in
             var subscribe = DeltaRequest()
             subscribe.typeURL = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"

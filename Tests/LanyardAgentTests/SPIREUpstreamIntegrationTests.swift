@@ -8,6 +8,7 @@ import SPIFFE
 import SPIFFECrypto
 import Synchronization
 import Testing
+import Timing
 import Upstream
 
 /// The agent in fleet mode against the fake SPIRE server over real mTLS gRPC on loopback.
@@ -38,11 +39,13 @@ struct SPIREUpstreamIntegrationTests {
             """
     }
 
+    /// A fake server; give it the agent's manual clock to move both (certificates, expiry and TLS follow it).
     static func startServer(
         agentSVIDTTL: Duration = .seconds(3600),
-        x509SVIDTTL: Duration = .seconds(3600)
+        x509SVIDTTL: Duration = .seconds(3600),
+        clock: any AgentClock = SystemClock()
     ) async throws -> FakeSPIREServer {
-        let server = try FakeSPIREServer(agentSVIDTTL: agentSVIDTTL, x509SVIDTTL: x509SVIDTTL)
+        let server = try FakeSPIREServer(agentSVIDTTL: agentSVIDTTL, x509SVIDTTL: x509SVIDTTL, clock: clock)
         server.addJoinToken("token-1")
         try await server.start()
         return server
@@ -195,14 +198,16 @@ struct SPIREUpstreamIntegrationTests {
     @Test("an entry added on the server reaches an open stream within a sync interval; a removed one leaves it")
     func entryChanges() async throws {
         guard Self.requireRoot() else { return }
-        let server = try await Self.startServer()
+        let clock = ManualClock()
+        let server = try await Self.startServer(clock: clock)
         server.setEntrySyncPageSize(1)
         try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
         let directory = TestAgent.makeDirectory()
         let agent = try await TestAgent.start(
             "",
             directory: directory,
-            upstream: try Self.upstream(server, directory: directory)
+            upstream: try Self.upstream(server, directory: directory),
+            clock: clock
         )
         let seen = Mutex<[[String]]>([])
         let watcher = Task {
@@ -211,12 +216,15 @@ struct SPIREUpstreamIntegrationTests {
             }
         }
         #expect(try await Self.eventually { seen.withLock { $0.count } == 1 })
+        // One sync interval of the agent's clock, and no more, brings an added entry to the open stream.
         let added = try server.addEntry(spiffeID: "spiffe://example.org/api", selectors: ["unix:uid:0"])
-        let start = ContinuousClock.now
+        try await clock.waitForSleepers()
+        #expect(clock.advanceToNextWake() == .milliseconds(250))
         #expect(try await Self.eventually { seen.withLock { $0.count } == 2 })
-        #expect(ContinuousClock.now - start < .seconds(5), "a 250 ms sync interval brings it within a few intervals")
         #expect(seen.withLock { $0[1] } == ["spiffe://example.org/api", "spiffe://example.org/web"])
         server.removeEntry(added)
+        try await clock.waitForSleepers()
+        clock.advanceToNextWake()
         #expect(try await Self.eventually { seen.withLock { $0.count } == 3 })
         #expect(seen.withLock { $0[2] } == ["spiffe://example.org/web"])
         _ = try await watcher.value
@@ -242,29 +250,34 @@ struct SPIREUpstreamIntegrationTests {
     @Test("the agent SVID renews at half-life through RenewAgent, and is stored")
     func agentRenewal() async throws {
         guard Self.requireRoot() else { return }
-        let server = try await Self.startServer(agentSVIDTTL: .seconds(3))
+        let clock = ManualClock()
+        let server = try await Self.startServer(agentSVIDTTL: .seconds(3), clock: clock)
         try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
         let directory = TestAgent.makeDirectory()
         let agent = try await TestAgent.start(
             "",
             directory: directory,
-            upstream: try Self.upstream(server, directory: directory)
+            upstream: try Self.upstream(server, directory: directory),
+            clock: clock
         )
         let path = directory + "/data/agent/agent-identity.json"
         let first = FileManager.default.contents(atPath: path)
-        // Half-life counts from receipt (the server backdates notBefore; that must not bring renewal forward): the
-        // stored identity says when, so a slow start on a loaded machine cannot make the check wrong.
+        // Half-life counts from receipt (the server backdates notBefore; that must not bring renewal forward). Time
+        // moves sync by sync up to it: no renewal on the way.
         let stored = try #require(
             try AgentIdentity.load(directory: directory + "/data/agent", trustDomain: server.trustDomain)
         )
-        if Date() < stored.renewAt - 0.3 {
-            try await Task.sleep(for: .milliseconds(Int((stored.renewAt.timeIntervalSinceNow - 0.2) * 1000)))
-            #expect(server.count("RenewAgent") == 0, "renewed before half-life")
-        } else {
-            print("agent renewal: the agent became ready after half-life; the early-renewal check is skipped")
+        while true {
+            try await clock.waitForSleepers()
+            guard let next = clock.nextWake, clock.now + (next - clock.uptime).timeInterval < stored.renewAt else { break }
+            clock.advanceToNextWake()
+            try await clock.waitForSleepers()
+            #expect(server.count("RenewAgent") == 0, "renewed before half-life, at \(clock.now)")
         }
+        let time = clock.autoAdvance()
+        defer { time.cancel() }
         #expect(try await Self.eventually { server.count("RenewAgent") >= 2 })
-        #expect(Date() >= stored.renewAt, "two renewals, none before the first half-life")
+        #expect(clock.now >= stored.renewAt, "two renewals, none before the first half-life")
         #expect(FileManager.default.contents(atPath: path) != first)
         // Calls keep being authenticated with the renewed SVID.
         let batches = server.count("BatchNewX509SVID") + server.count("SyncAuthorizedEntries")
@@ -283,6 +296,7 @@ struct SPIREUpstreamIntegrationTests {
                 return serials?.pending == nil && serials?.current == stored
             }
         )
+        time.cancel()
         await agent.stop()
         agent.removeDirectory()
         await server.stop()
@@ -291,15 +305,19 @@ struct SPIREUpstreamIntegrationTests {
     @Test("a renewed agent SVID that never reaches the agent leaves it its current one; a later renewal takes")
     func lostRenewal() async throws {
         guard Self.requireRoot() else { return }
-        let server = try await Self.startServer(agentSVIDTTL: .seconds(8))
+        let clock = ManualClock()
+        let server = try await Self.startServer(agentSVIDTTL: .seconds(8), clock: clock)
         try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
         server.setLosesRenewals(true)
         let directory = TestAgent.makeDirectory()
         let agent = try await TestAgent.start(
             "",
             directory: directory,
-            upstream: try Self.upstream(server, directory: directory)
+            upstream: try Self.upstream(server, directory: directory),
+            clock: clock
         )
+        let time = clock.autoAdvance()
+        defer { time.cancel() }
         let path = directory + "/data/agent/agent-identity.json"
         let stored = try Self.storedSerial(path)
         let agentID = try #require(server.agentIDs.first)
@@ -321,6 +339,7 @@ struct SPIREUpstreamIntegrationTests {
             "the next renewal is stored and becomes current"
         )
         #expect(server.count("AttestAgent") == 1)
+        time.cancel()
         await agent.stop()
         agent.removeDirectory()
         await server.stop()
@@ -340,7 +359,8 @@ struct SPIREUpstreamIntegrationTests {
     @Test("a re-attestable agent the server refuses to renew attests again by itself")
     func reattestsWhenTold() async throws {
         guard Self.requireRoot() else { return }
-        let server = try await Self.startServer(agentSVIDTTL: .seconds(2))
+        let clock = ManualClock()
+        let server = try await Self.startServer(agentSVIDTTL: .seconds(2), clock: clock)
         try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
         server.setMustReattest(true)
         let directory = TestAgent.makeDirectory()
@@ -351,9 +371,13 @@ struct SPIREUpstreamIntegrationTests {
         let agent = try await TestAgent.start(
             "",
             directory: directory,
-            upstream: try Self.upstream(server, directory: directory, attestor: psat)
+            upstream: try Self.upstream(server, directory: directory, attestor: psat),
+            clock: clock
         )
+        let time = clock.autoAdvance()
+        defer { time.cancel() }
         #expect(try await Self.eventually { server.count("RenewAgent") >= 1 && server.count("AttestAgent") >= 2 })
+        time.cancel()
         #expect(try await agent.client.fetchX509SVID().svids.count == 1)
         await agent.stop()
         agent.removeDirectory()
@@ -363,31 +387,39 @@ struct SPIREUpstreamIntegrationTests {
     @Test("through an outage longer than half an SVID's life the workload keeps a valid SVID, renewed after recovery")
     func outage() async throws {
         guard Self.requireRoot() else { return }
-        let server = try await Self.startServer(x509SVIDTTL: .seconds(12))
+        let clock = ManualClock()
+        let server = try await Self.startServer(x509SVIDTTL: .seconds(12), clock: clock)
         try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
         let directory = TestAgent.makeDirectory()
         let agent = try await TestAgent.start(
             "",
             directory: directory,
-            upstream: try Self.upstream(server, directory: directory)
+            upstream: try Self.upstream(server, directory: directory),
+            clock: clock
         )
         let before = try Certificate.chain(derConcatenated: try await agent.client.fetchX509SVID().svids[0].x509Svid)[0]
         await server.stop()
-        // Down for 7 s: past the 6 s half-life, and past the renewal time (40–48 % of 12 s).
-        try await Task.sleep(for: .seconds(7))
+        // Down for 7 s of the agent's time: past the 6 s half-life, and past the renewal time (40–48 % of 12 s),
+        // with the agent backing off between failed syncs.
+        let down = clock.uptime
+        #expect(try await clock.run(until: { clock.uptime - down >= .seconds(7) }, limit: .seconds(8)))
         let during = try Certificate.chain(derConcatenated: try await agent.client.fetchX509SVID().svids[0].x509Svid)[0]
         #expect(during.serialNumber == before.serialNumber)
-        #expect(during.notAfter > Date(), "the cached svid is still valid")
+        #expect(during.notAfter > clock.now, "the cached svid is still valid")
         try await server.start()
+        let time = clock.autoAdvance()
+        defer { time.cancel() }
         #expect(
-            try await Self.eventually(.seconds(4)) {
+            try await Self.eventually {
                 let now = try Certificate.chain(
                     derConcatenated: try await agent.client.fetchX509SVID().svids[0].x509Svid
                 )[0]
                 return now.serialNumber != before.serialNumber
             },
-            "renewed within 4 s of the server's return"
+            "renewed once the server is back"
         )
+        #expect(clock.uptime - down < .seconds(12), "renewed within a backoff of the server's return")
+        time.cancel()
         await agent.stop()
         agent.removeDirectory()
         await server.stop()

@@ -118,23 +118,27 @@ struct StorageFaultTests {
         let disk = try await Tmpfs(at: directory + "/data", kilobytes: 1024)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let logs = LogCapture()
-        // A 16 s root rotates at 8 s; SVIDs of 2 s renew about every second.
+        // A 16 s root rotates at 8 s; SVIDs of 2 s renew about every second. The agent's clock is moved from one
+        // wake-up of its rotation loop to the next.
+        let clock = ManualClock()
         let agent = try await TestAgent.start(
             Self.entry,
             directory: directory,
             logs: logs,
-            upstream: "[upstream.local]\nca_ttl = \"16s\"\nx509_svid_ttl = \"2s\""
+            upstream: "[upstream.local]\nca_ttl = \"16s\"\nx509_svid_ttl = \"2s\"",
+            clock: clock
         )
         let before = Self.snapshot(disk.path)
         let initialBundle = try await agent.client.fetchX509Bundles().bundles["spiffe://example.org"] ?? Data()
         let filler = disk.fill()
         // Past the root's half-life, SVIDs are still renewed by the current root, and the rotation was refused.
         var serials = Set<Data>()
-        let deadline = Date() + 11
-        while Date() < deadline {
+        let end = clock.uptime + .seconds(11)
+        while clock.uptime < end {
+            try await clock.waitForSleepers()
             let response = try await agent.client.fetchX509SVID()
             serials.insert(response.svids.first?.x509Svid ?? Data())
-            try await Task.sleep(for: .milliseconds(500))
+            clock.advanceToNextWake()
         }
         #expect(serials.count >= 6, "SVIDs seen while the disk was full: \(serials.count)")
         #expect(logs.all.contains { $0.contains("cannot rotate the signing root") && $0.contains("No space left") })
@@ -144,10 +148,11 @@ struct StorageFaultTests {
         // Space returns: the next root is written whole and published.
         unlink(filler)
         var published = false
-        for _ in 0..<150 where !published {
+        for _ in 0..<20 where !published {
+            try await clock.waitForSleepers()
             let bundle = try await agent.client.fetchX509Bundles().bundles["spiffe://example.org"] ?? Data()
             published = bundle.count > initialBundle.count
-            if !published { try await Task.sleep(for: .milliseconds(100)) }
+            if !published { clock.advanceToNextWake() }
         }
         #expect(published, "no second root after space returned")
         let after = Self.snapshot(disk.path).keys
@@ -161,7 +166,8 @@ struct StorageFaultTests {
     @Test("fleet mode: an agent SVID renewed while the disk is full is used from memory and stored once space returns")
     func fullDiskAtAgentRenewal() async throws {
         guard Self.requireRoot() else { return }
-        let server = try await SPIREUpstreamIntegrationTests.startServer(agentSVIDTTL: .seconds(4))
+        let clock = ManualClock()
+        let server = try await SPIREUpstreamIntegrationTests.startServer(agentSVIDTTL: .seconds(4), clock: clock)
         try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
         let directory = TestAgent.makeDirectory()
         let disk = try await Tmpfs(at: directory + "/data", kilobytes: 1024)
@@ -171,8 +177,11 @@ struct StorageFaultTests {
             "",
             directory: directory,
             logs: logs,
-            upstream: try SPIREUpstreamIntegrationTests.upstream(server, directory: directory)
+            upstream: try SPIREUpstreamIntegrationTests.upstream(server, directory: directory),
+            clock: clock
         )
+        let time = clock.autoAdvance()
+        defer { time.cancel() }
         let path = disk.path + "/agent/agent-identity.json"
         let stored = FileManager.default.contents(atPath: path)
         #expect(stored != nil)
@@ -183,26 +192,32 @@ struct StorageFaultTests {
         #expect(FileManager.default.contents(atPath: path) == stored, "the stored identity changed on a full disk")
         #expect(!Self.snapshot(disk.path).keys.contains { $0.contains(".tmp-") })
         // Past the stored SVID's own expiry, the agent still syncs with the renewed one from memory.
-        try await Task.sleep(for: .seconds(3))
+        let past = clock.uptime + .seconds(3)
+        #expect(try await SPIREUpstreamIntegrationTests.eventually { clock.uptime >= past })
         let syncs = server.count("SyncAuthorizedEntries")
         #expect(
             try await SPIREUpstreamIntegrationTests.eventually { server.count("SyncAuthorizedEntries") > syncs + 1 }
         )
         #expect(try await agent.client.fetchX509SVID().svids.count == 1)
         #expect(server.count("AttestAgent") == 1, "a join-token agent must never need to attest again")
+        time.cancel()
 
         unlink(filler)
+        let recovery = clock.autoAdvance()
+        defer { recovery.cancel() }
         #expect(
             try await SPIREUpstreamIntegrationTests.eventually {
                 FileManager.default.contents(atPath: path) != stored
             }
         )
+        recovery.cancel()
         await agent.stop()
         // A restart uses the identity stored after recovery, without attesting.
         let again = try await TestAgent.start(
             "",
             directory: directory,
-            upstream: try SPIREUpstreamIntegrationTests.upstream(server, directory: directory)
+            upstream: try SPIREUpstreamIntegrationTests.upstream(server, directory: directory),
+            clock: clock
         )
         #expect(try await again.client.fetchX509SVID().svids.count == 1)
         #expect(server.count("AttestAgent") == 1)

@@ -5,6 +5,7 @@ import LanyardProto
 import SPIFFE
 import SPIFFECrypto
 import SwiftProtobuf
+import LanyardTestSupport
 import Synchronization
 import Testing
 
@@ -138,25 +139,28 @@ struct WorkloadAPIIntegrationTests {
         await agent.stop()
     }
 
-    @Test("an open stream receives a renewed SVID before the old one passes half-life")
+    @Test("an open stream receives a renewed SVID, with a fresh key, at 40–48 % of the old one's life (clock moved, not waited)")
     func rotationReachesStreams() async throws {
         guard isRoot() else { return }
-        // The agent is started after `started`, so the first SVID was issued no earlier: its true half-life,
-        // halfway between issuance and notAfter, is no earlier than halfway between `started` and notAfter.
-        let started = Date()
-        let agent = try await TestAgent.start(Self.rootEntry, x509SVIDTTL: "30s")
+        // A whole second, so certificate times (whole seconds) measure the renewal exactly.
+        let clock = ManualClock(now: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)))
+        let agent = try await TestAgent.start(Self.rootEntry, x509SVIDTTL: "30s", clock: clock)
         defer { agent.removeDirectory() }
-        let arrivals = Mutex<[Date]>([])
-        let messages = try await agent.client.watchX509SVID(count: 2) { _ in arrivals.withLock { $0.append(Date()) } }
+        let received = Mutex(0)
+        let watching = Task {
+            try await agent.client.watchX509SVID(count: 2) { _ in received.withLock { $0 += 1 } }
+        }
+        defer { watching.cancel() }
+        #expect(try await clock.run(until: { received.withLock { $0 } == 2 }, limit: .seconds(30)))
+        let messages = try await watching.value
         await agent.stop()
         let first = try Certificate.chain(derConcatenated: messages[0].svids[0].x509Svid)[0]
         let second = try Certificate.chain(derConcatenated: messages[1].svids[0].x509Svid)[0]
         #expect(first.serialNumber != second.serialNumber)
         #expect(try first.publicKey != second.publicKey, "a renewal uses a fresh key")
-        let renewedAt = try #require(arrivals.withLock { $0.last })
-        let halfLife = started + first.notAfter.timeIntervalSince(started) / 2
-        #expect(renewedAt < halfLife, "renewed at \(renewedAt), the first SVID's half-life was at \(halfLife) or later")
-        #expect(second.notAfter > first.notAfter)
+        // Both carry the whole second of issue + 30 s: the renewal came 12–14.4 s in, before the 15 s half-life.
+        let renewedAfter = second.notAfter.timeIntervalSince(first.notAfter)
+        #expect((12...14).contains(renewedAfter), "renewed \(renewedAfter) s after issuance")
     }
 
     @Test("JWT-SVIDs: fetch, validation (good, wrong audience, foreign key) and JWT bundles")

@@ -1,3 +1,5 @@
+public import Timing
+
 /// Shares kubelet requests between attestations, so an attestation storm does not become a kubelet storm.
 ///
 /// Callers ask for a pod list, optionally one newer than a version they already looked at (because their container
@@ -9,7 +11,8 @@ public actor PodListFetcher {
     public struct Snapshot: Sendable {
         public let version: Int
         public let list: PodList
-        public let fetchedAt: ContinuousClock.Instant
+        /// The clock's uptime at the fetch.
+        public let fetchedAt: Duration
     }
 
     private let fetch: @Sendable () async throws(AttestationError) -> PodList
@@ -17,18 +20,21 @@ public actor PodListFetcher {
     private let minimumSpacing: Duration
     private var latest: Snapshot?
     private var inFlight: Task<Snapshot, any Error>?
-    private var lastRequestStart: ContinuousClock.Instant?
+    private var lastRequestStart: Duration?
+    private let clock: any AgentClock
     /// Requests made so far, for metrics and tests.
     public private(set) var requestCount = 0
 
     public init(
         maximumAge: Duration,
         minimumSpacing: Duration,
+        clock: any AgentClock = SystemClock(),
         fetch: @escaping @Sendable () async throws(AttestationError) -> PodList
     ) {
         self.fetch = fetch
         self.maximumAge = maximumAge
         self.minimumSpacing = minimumSpacing
+        self.clock = clock
     }
 
     /// A pod list newer than `version`, or, without a version, any list younger than the maximum age.
@@ -48,22 +54,23 @@ public actor PodListFetcher {
 
     private func isUsable(_ snapshot: Snapshot, newerThan version: Int?) -> Bool {
         if let version { return snapshot.version > version }
-        return ContinuousClock.now - snapshot.fetchedAt < maximumAge
+        return clock.uptime - snapshot.fetchedAt < maximumAge
     }
 
     private func startRequest() -> Task<Snapshot, any Error> {
-        let now = ContinuousClock.now
+        let now = clock.uptime
         let start = lastRequestStart.map { max(now, $0 + minimumSpacing) } ?? now
         lastRequestStart = start
         requestCount += 1
         let version = (latest?.version ?? 0) + 1
         let fetch = fetch
+        let clock = clock
         // One request shared by every waiter; a waiter that goes away does not cancel it for the others, and the
         // client's own timeout bounds it.
         let task = Task<Snapshot, any Error> {
-            try await Task.sleep(until: start, clock: .continuous)
+            if start > now { try await clock.sleep(for: start - now) }
             let list = try await fetch()
-            return Snapshot(version: version, list: list, fetchedAt: .now)
+            return Snapshot(version: version, list: list, fetchedAt: clock.uptime)
         }
         inFlight = task
         return task

@@ -1,5 +1,6 @@
 public import SPIFFE
 import SPIFFECrypto
+public import Timing
 
 #if canImport(Glibc)
     import Glibc
@@ -34,21 +35,27 @@ public struct UnixAttestor: WorkloadAttestor {
     public let config: Config
     /// Shared by every attestation with this configuration, so its digest cache outlives one call.
     public let hasher: ExecutableHasher
+    /// User and group names, each looked up at most once per ``AccountNames/lifetime`` (NSS reads /etc/passwd
+    /// or asks a directory service on every call; a call per RPC was a large share of a cached FetchJWTSVID).
+    let names: AccountNames
     public var name: String { "unix" }
 
-    public init(config: Config = Config()) {
+    public init(config: Config = Config(), clock: any AgentClock = SystemClock()) {
         self.config = config
         self.hasher = ExecutableHasher(limits: config.hashLimits)
+        self.names = AccountNames(clock: clock)
     }
 
     public func attest(_ process: WorkloadProcess) async throws -> [Selector] {
         let status = try ProcStatus(pid: process.pid, procRoot: config.procRoot)
         var selectors: [(String, String)] = [("uid", String(process.uid)), ("gid", String(process.gid))]
-        if let user = Self.userName(uid: process.uid) { selectors.append(("user", user)) }
-        if let group = Self.groupName(gid: process.gid) { selectors.append(("group", group)) }
+        if let user = names.user(process.uid, lookUp: Self.lookUpUser) { selectors.append(("user", user)) }
+        if let group = names.group(process.gid, lookUp: Self.lookUpGroup) { selectors.append(("group", group)) }
         for gid in status.supplementaryGIDs {
             selectors.append(("supplementary_gid", String(gid)))
-            if let group = Self.groupName(gid: gid) { selectors.append(("supplementary_group", group)) }
+            if let group = names.group(gid, lookUp: Self.lookUpGroup) {
+                selectors.append(("supplementary_group", group))
+            }
         }
         if config.discoverWorkloadPath {
             let (path, digest) = try await hasher.executable(of: process.pid, procRoot: config.procRoot)
@@ -58,19 +65,7 @@ public struct UnixAttestor: WorkloadAttestor {
         return try selectors.map { try Selector(type: name, value: $0.1.isEmpty ? "-" : $0.1).with(kind: $0.0) }
     }
 
-    /// User and group names, each looked up at most once per ``AccountNames/lifetime`` (NSS reads /etc/passwd
-    /// or asks a directory service on every call; a call per RPC was a large share of a cached FetchJWTSVID).
-    static let names = AccountNames()
-
-    static func userName(uid: UInt32) -> String? {
-        names.user(uid) { lookUpUser(uid: $0) }
-    }
-
-    static func groupName(gid: UInt32) -> String? {
-        names.group(gid) { lookUpGroup(gid: $0) }
-    }
-
-    static func lookUpUser(uid: UInt32) -> String? {
+    static func lookUpUser(_ uid: UInt32) -> String? {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>? = nil
         var buffer = [CChar](repeating: 0, count: 4096)
@@ -79,7 +74,7 @@ public struct UnixAttestor: WorkloadAttestor {
         return String(cString: name)
     }
 
-    static func lookUpGroup(gid: UInt32) -> String? {
+    static func lookUpGroup(_ gid: UInt32) -> String? {
         var entry = group()
         var result: UnsafeMutablePointer<group>? = nil
         var buffer = [CChar](repeating: 0, count: 4096)

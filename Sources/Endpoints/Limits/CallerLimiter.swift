@@ -1,5 +1,6 @@
 import Logging
 import Synchronization
+import Timing
 
 /// Counts what each uid holds on the socket and refuses more than ``CallerLimits`` allow.
 ///
@@ -19,16 +20,17 @@ final class CallerLimiter: Sendable {
         var connections = 0
     }
     private let held = Mutex(Held())
-    private let throttle = LogThrottle()
+    private let throttle: LogThrottle
 
     private struct Key: Hashable {
         let uid: UInt32
         let resource: Resource
     }
 
-    init(limits: CallerLimits, logger: Logger) {
+    init(limits: CallerLimits, logger: Logger, clock: any AgentClock = SystemClock()) {
         self.limits = limits
         self.logger = logger
+        self.throttle = LogThrottle(clock: clock)
     }
 
     /// Takes one `resource` slot for `uid`, or returns false (and logs) when the uid holds its limit already, or

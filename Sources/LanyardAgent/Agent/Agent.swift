@@ -7,6 +7,7 @@ import Metrics
 public import Prometheus
 import SPIFFE
 import ServiceLifecycle
+public import Timing
 import UnixSignals
 import Upstream
 
@@ -20,19 +21,23 @@ public struct Agent: Sendable {
     let logLevel: LogLevelBox?
     /// Where swift-metrics records go, for `/metrics`; nil when this process did not bootstrap metrics.
     let metricsRegistry: PrometheusCollectorRegistry?
+    /// Every wait and every "now" of the agent (tests pass a manual clock).
+    let clock: any AgentClock
 
     public init(
         config: AgentConfig,
         configPath: String? = nil,
         logger: Logger,
         logLevel: LogLevelBox? = nil,
-        metricsRegistry: PrometheusCollectorRegistry? = nil
+        metricsRegistry: PrometheusCollectorRegistry? = nil,
+        clock: any AgentClock = SystemClock()
     ) {
         self.config = config
         self.configPath = configPath
         self.logger = logger
         self.logLevel = logLevel
         self.metricsRegistry = metricsRegistry
+        self.clock = clock
     }
 
     /// Points swift-metrics at a Prometheus registry, once per process (the executable calls it).
@@ -44,7 +49,8 @@ public struct Agent: Sendable {
 
     /// Runs until a shutdown signal; `onReady` runs once the socket listens and every SVID is in the cache.
     public func run(onReady: @escaping @Sendable () -> Void = {}) async throws {
-        let now: @Sendable () -> Date = Date.init
+        let clock = clock
+        let now: @Sendable () -> Date = { clock.now }
         let notifier = SystemdNotifier()
         let descriptors = DescriptorLimit.raise()
         var callerLimits = config.workloadAPI.callerLimits
@@ -87,7 +93,7 @@ public struct Agent: Sendable {
             upstream: upstream,
             syncInterval: syncInterval,
             logger: logger,
-            now: now
+            clock: clock
         )
         // Prime the cache before the socket opens, so the first caller already finds its SVIDs. A SPIRE Server that
         // cannot be reached yet is waited for (with backoff): until the first sync there is nothing to serve.
@@ -98,9 +104,8 @@ public struct Agent: Sendable {
         var minted = await rotator.syncOnce(at: now())
         var attempt = 1
         while config.spire != nil && !cache.state.lastSyncSucceeded {
-            let wait = min(30, syncInterval.timeInterval * pow(2, Double(min(attempt, 10))))
             notifier.status("starting: waiting for spire server (attempt \(attempt) failed)")
-            try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+            try await clock.sleep(for: rotator.backoff.delay(afterFailures: attempt))
             minted = await rotator.syncOnce(at: now())
             attempt += 1
         }
@@ -114,7 +119,7 @@ public struct Agent: Sendable {
         // Priming allocated and freed a key, CSR and certificate per entry; hand the freed memory back to the
         // system rather than keep it as the process's high-water mark.
         MemoryTrimmer.trim()
-        let attestors = AttestorSet(AttestorSet.attestors(for: config))
+        let attestors = AttestorSet(AttestorSet.attestors(for: config, clock: clock))
         let backend = WorkloadBackend(
             cache: cache,
             attestorSet: attestors,
@@ -143,6 +148,7 @@ public struct Agent: Sendable {
             sds: config.sds,
             limits: callerLimits,
             idleTimeout: config.workloadAPI.connectionIdleTimeout,
+            clock: clock,
             activatedDescriptor: activated
         )
         let status = StatusReporter(cache: cache, trustDomain: config.trustDomain)
@@ -164,7 +170,7 @@ public struct Agent: Sendable {
                 host: listen.host,
                 port: listen.port,
                 probes: .init(
-                    readiness: { readiness.check() },
+                    readiness: { readiness.check(at: clock.now) },
                     metrics: { registry?.emitToString() ?? "" }
                 ),
                 logger: logger
@@ -178,7 +184,8 @@ public struct Agent: Sendable {
                         notifier: notifier,
                         cache: cache,
                         interval: interval,
-                        staleAfter: .seconds(30)
+                        staleAfter: .seconds(30),
+                        clock: clock
                     )
                 )
             )
@@ -263,16 +270,17 @@ struct WatchdogService: Service, CustomStringConvertible {
     let interval: Duration
     /// How old the last sync attempt may be before the agent counts as stuck.
     let staleAfter: Duration
+    let clock: any AgentClock
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 let lastSync = cache.state.lastSyncAttempt ?? .distantPast
-                if Date().timeIntervalSince(lastSync) < staleAfter.timeInterval {
+                if clock.now.timeIntervalSince(lastSync) < staleAfter.timeInterval {
                     notifier.watchdogPing()
                 }
                 do {
-                    try await Task.sleep(for: interval / 2)
+                    try await clock.sleep(for: interval / 2)
                 } catch {
                     return
                 }

@@ -1,5 +1,6 @@
 import Attestation
 import Synchronization
+import Timing
 
 /// The workload attestors in use, replaced as a whole when a reload changes their settings.
 final class AttestorSet: Sendable {
@@ -16,10 +17,10 @@ final class AttestorSet: Sendable {
     }
 
     /// The attestors a configuration asks for.
-    static func attestors(for config: AgentConfig) -> [any WorkloadAttestor] {
+    static func attestors(for config: AgentConfig, clock: any AgentClock) -> [any WorkloadAttestor] {
         var attestors: [any WorkloadAttestor] = []
-        if config.unixAttestor.enabled { attestors.append(config.unixAttestor.makeAttestor()) }
-        if let k8s = config.k8sAttestor { attestors.append(k8s.makeAttestor()) }
+        if config.unixAttestor.enabled { attestors.append(config.unixAttestor.makeAttestor(clock: clock)) }
+        if let k8s = config.k8sAttestor { attestors.append(k8s.makeAttestor(clock: clock)) }
         return attestors
     }
 }

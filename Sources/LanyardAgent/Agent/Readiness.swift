@@ -14,7 +14,7 @@ final class Readiness: Sendable {
 
     func markServing(_ value: Bool) { serving.withLock { $0 = value } }
 
-    func check(at now: Date = Date()) -> (ready: Bool, reason: String) {
+    func check(at now: Date) -> (ready: Bool, reason: String) {
         guard serving.withLock({ $0 }) else { return (false, "not ready: the workload api socket is not serving") }
         let state = cache.state
         guard state.isPrimed else { return (false, "not ready: the identity cache is not primed") }

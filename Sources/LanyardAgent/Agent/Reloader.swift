@@ -2,6 +2,7 @@ import Foundation
 import IdentityCache
 import Logging
 import Synchronization
+import Timing
 import Upstream
 
 /// Applies a re-read configuration: entries, federated bundles, attestor settings and the log level change live;
@@ -64,10 +65,10 @@ final class Reloader: Sendable {
             )
         }
         upstream?.replace(entries: next.entries, federatedBundles: next.federatedBundles)
-        attestors.replace(with: AttestorSet.attestors(for: next))
+        attestors.replace(with: AttestorSet.attestors(for: next, clock: rotator.clock))
         logLevel?.current = next.logLevel.level
         running.withLock { $0 = next }
-        let minted = await rotator.syncOnce(at: Date())
+        let minted = await rotator.syncOnce(at: rotator.clock.now)
         logger.info(
             "configuration reloaded",
             metadata: ["entries": "\(rotator.cache.state.entries.count)", "svids.minted": "\(minted)"]

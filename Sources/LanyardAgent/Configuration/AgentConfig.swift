@@ -38,7 +38,7 @@ public struct AgentConfig: Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(path: path, problems: [.init(key: "", message: "cannot read the file")])
         }
-        let config = try parse(String(decoding: data, as: UTF8.self), path: path)
+        let config = try parse(bytes: Array(data), path: path)
         if case .joinToken(let token)? = config.spire?.nodeAttestor, !token.isEmpty,
             let exposure = SecretFile.exposure(of: path)
         {
@@ -58,16 +58,21 @@ public struct AgentConfig: Sendable, Equatable {
 
     /// Parses configuration text; `path` names the file in messages and anchors relative `bundle_path`s.
     public static func parse(_ text: String, path: String) throws(ConfigError) -> AgentConfig {
+        try parse(bytes: Array(text.utf8), path: path)
+    }
+
+    /// Parses a configuration file's bytes (UTF-8 is checked, not assumed).
+    public static func parse(bytes: [UInt8], path: String) throws(ConfigError) -> AgentConfig {
         let document: ConfigDocument
         do {
-            document = try ConfigDocument(parsing: text)
+            document = try ConfigDocument(parsing: bytes)
         } catch {
-            throw ConfigError(path: path, problems: [.init(key: "", message: error.message, line: error.line)])
+            throw ConfigError(
+                path: path,
+                problems: [.init(key: "", message: error.message, line: error.line, column: error.column)]
+            )
         }
-        let problems = ConfigProblems(
-            keyLines: document.keyLines,
-            baseDirectory: (path as NSString).deletingLastPathComponent
-        )
+        let problems = ConfigProblems(document: document, baseDirectory: (path as NSString).deletingLastPathComponent)
         let config = read(SectionReader(document.root, path: "", problems: problems))
         guard problems.problems.isEmpty, let config else {
             throw ConfigError(path: path, problems: problems.problems)

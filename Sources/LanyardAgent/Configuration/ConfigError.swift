@@ -5,15 +5,19 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
         public let message: String
         /// The line of the key (or of the syntax error), when known.
         public let line: Int?
+        /// The column of a syntax error.
+        public let column: Int?
 
-        public init(key: String, message: String, line: Int? = nil) {
+        public init(key: String, message: String, line: Int? = nil, column: Int? = nil) {
             self.key = key
             self.message = message
             self.line = line
+            self.column = column
         }
 
         public var description: String {
-            (key.isEmpty ? message : "\(key): \(message)") + (line.map { " (line \($0))" } ?? "")
+            let position = line.map { line in " (line \(line)" + (column.map { ", column \($0)" } ?? "") + ")" } ?? ""
+            return (key.isEmpty ? message : "\(key): \(message)") + position
         }
     }
 

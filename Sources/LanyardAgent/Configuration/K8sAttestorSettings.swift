@@ -1,4 +1,5 @@
 public import Attestation
+import Timing
 
 /// `[attestors.k8s]`: how to reach the kubelet and how long to wait for a starting container.
 public struct K8sAttestorSettings: Sendable, Equatable {
@@ -47,9 +48,9 @@ public struct K8sAttestorSettings: Sendable, Equatable {
     }
 
     /// A fetcher sharing kubelet requests between attestations, and the attestor using it.
-    func makeAttestor() -> K8sAttestor {
+    func makeAttestor(clock: any AgentClock) -> K8sAttestor {
         let client = KubeletClient(config: kubelet)
-        let fetcher = PodListFetcher(maximumAge: podListCacheTTL, minimumSpacing: pollRetryInterval) {
+        let fetcher = PodListFetcher(maximumAge: podListCacheTTL, minimumSpacing: pollRetryInterval, clock: clock) {
             () async throws(AttestationError) -> PodList in try await client.fetchPodList()
         }
         var config = attestor

@@ -3,17 +3,17 @@ import Foundation
 /// Collects every problem of one configuration file, so they are reported together, each with its key's line.
 final class ConfigProblems {
     private(set) var problems: [ConfigError.Problem] = []
-    let keyLines: TOMLKeyLines
+    let document: ConfigDocument
     /// The configuration file's directory, which relative paths are resolved against.
     let baseDirectory: String
 
-    init(keyLines: TOMLKeyLines, baseDirectory: String) {
-        self.keyLines = keyLines
+    init(document: ConfigDocument, baseDirectory: String) {
+        self.document = document
         self.baseDirectory = baseDirectory
     }
 
     func add(_ key: String, _ message: String) {
-        problems.append(.init(key: key, message: message, line: keyLines.line(of: key)))
+        problems.append(.init(key: key, message: message, line: document.line(of: key)))
     }
 }
 

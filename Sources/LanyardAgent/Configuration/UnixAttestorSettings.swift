@@ -1,4 +1,5 @@
 import Attestation
+import Timing
 
 /// `[attestors.unix]`.
 public struct UnixAttestorSettings: Sendable, Equatable {
@@ -21,12 +22,13 @@ public struct UnixAttestorSettings: Sendable, Equatable {
         )
     }
 
-    func makeAttestor() -> UnixAttestor {
+    func makeAttestor(clock: any AgentClock) -> UnixAttestor {
         UnixAttestor(
             config: .init(
                 discoverWorkloadPath: discoverWorkloadPath,
                 hashLimits: .init(sizeLimit: workloadSizeLimit, timeLimit: ExecutableHasher.Limits.defaults.timeLimit)
-            )
+            ),
+            clock: clock
         )
     }
 }

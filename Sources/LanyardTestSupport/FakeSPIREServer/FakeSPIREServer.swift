@@ -7,6 +7,7 @@ import NIOSSL
 public import SPIFFE
 public import SPIFFECrypto
 import Synchronization
+public import Timing
 
 /// A SPIRE Server stand-in for tests: a real gRPC server over TCP with TLS, its own CA and server SVID
 /// (`spiffe://<td>/spire/server`), serving the agent-facing Agent, SVID, Entry and Bundle APIs from the same protos
@@ -83,6 +84,8 @@ public final class FakeSPIREServer: Sendable {
     public let agentSVIDTTL: Duration
     public let x509SVIDTTL: Duration
     public let jwtSVIDTTL: Duration
+    /// What the server signs with and checks expiry against: share a manual clock with the agent to move both.
+    public let clock: any AgentClock
 
     /// `serverPath` other than `/spire/server` makes an impostor, for testing that agents refuse it.
     public init(
@@ -90,14 +93,16 @@ public final class FakeSPIREServer: Sendable {
         agentSVIDTTL: Duration = .seconds(3600),
         x509SVIDTTL: Duration = .seconds(3600),
         jwtSVIDTTL: Duration = .seconds(300),
-        serverPath: String = "/spire/server"
+        serverPath: String = "/spire/server",
+        clock: any AgentClock = SystemClock()
     ) throws {
         let trustDomain = try TrustDomain(trustDomain)
         self.trustDomain = trustDomain
         self.agentSVIDTTL = agentSVIDTTL
         self.x509SVIDTTL = x509SVIDTTL
         self.jwtSVIDTTL = jwtSVIDTTL
-        let now = Date()
+        self.clock = clock
+        let now = clock.now
         authority = try CertificateAuthority.makeRoot(
             trustDomain: trustDomain,
             keyType: .ecP256,
@@ -142,12 +147,31 @@ public final class FakeSPIREServer: Sendable {
         )
         tls.minimumTLSVersion = .tlsv12
         tls.applicationProtocols = ["h2"]
-        // Client certificates are asked for but optional (attestation comes without one), and checked when sent.
+        // Client certificates are asked for but optional (attestation comes without one), and checked when sent:
+        // against the server's CA at the server's clock (which a test may have moved), not the system's.
         tls.certificateVerification = .optionalVerification
         tls.trustRoots = .certificates([
             try NIOSSLCertificate(bytes: Array(authority.certificate.derEncoded), format: .der)
         ])
         let context = try NIOSSLContext(configuration: tls)
+        let trustDomain = trustDomain
+        let anchors = [authority.certificate]
+        let clock = clock
+        let verifyClient: @Sendable ([NIOSSLCertificate], EventLoopPromise<NIOSSLVerificationResult>) -> Void = {
+            presented,
+            promise in
+            do {
+                let chain = try presented.map { try Certificate(derEncoded: Data($0.toDERBytes())) }
+                _ = try X509SVIDVerifier.verify(
+                    chain,
+                    bundle: X509Bundle(trustDomain: trustDomain, authorities: anchors),
+                    at: clock.now
+                )
+                promise.succeed(.certificateVerified)
+            } catch {
+                promise.succeed(.failed)
+            }
+        }
         var config = HTTP2ServerTransport.Posix.Config.defaults
         // gRPC's transport cannot make client certificates optional, so TLS is added here in front of its HTTP/2
         // handlers; the transport still finds the handler and reports the peer certificate to the services.
@@ -155,7 +179,10 @@ public final class FakeSPIREServer: Sendable {
         // that closed before TLS could be added, such as an agent killed mid-handshake, is just closed.
         config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
             do {
-                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context), position: .first)
+                try channel.pipeline.syncOperations.addHandler(
+                    NIOSSLServerHandler(context: context, customVerificationCallback: verifyClient),
+                    position: .first
+                )
             } catch {
                 channel.close(promise: nil)
             }
@@ -232,7 +259,7 @@ public final class FakeSPIREServer: Sendable {
             dnsNames: dnsNames,
             federatesWith: federatesWith,
             hint: hint,
-            createdAt: Int64(Date().timeIntervalSince1970)
+            createdAt: Int64(clock.now.timeIntervalSince1970)
         )
         state.withLock { $0.entries[id] = entry }
         return id
@@ -330,7 +357,7 @@ public final class FakeSPIREServer: Sendable {
                 message: "agent \(id) presented an svid that is neither its current nor its renewed one"
             )
         }
-        guard certificate.notAfter > Date() else {
+        guard certificate.notAfter > clock.now else {
             throw RPCError(code: .permissionDenied, message: "agent \(id) svid expired")
         }
         return id
@@ -345,7 +372,7 @@ public final class FakeSPIREServer: Sendable {
         renewal: Bool = false
     ) throws -> Spire_Api_Types_X509SVID {
         let csr = try CertificateSigningRequest(derEncoded: csrDER)
-        let chain = try authority.issueX509SVID(csr: csr, spiffeID: agentID, ttl: agentSVIDTTL, now: Date())
+        let chain = try authority.issueX509SVID(csr: csr, spiffeID: agentID, ttl: agentSVIDTTL, now: clock.now)
         let serial = chain[0].serialNumberHex
         state.withLock { state in
             if renewal, var record = state.agents[agentID] {

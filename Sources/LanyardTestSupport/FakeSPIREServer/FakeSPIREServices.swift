@@ -6,6 +6,7 @@ import SPIFFECrypto
 import SwiftASN1
 import Synchronization
 import X509
+import Timing
 
 extension FakeSPIREServer {
     /// The DER of a certificate as grpc's transport reports it (a swift-certificates value).
@@ -86,7 +87,7 @@ struct FakeAgentService: Spire_Api_Server_Agent_V1_Agent.SimpleServiceProtocol {
             let leafDER = Data(base64Encoded: leafText)
         else { throw RPCError(code: .invalidArgument, message: "malformed x509pop payload") }
         let leaf = try SPIFFECrypto.Certificate(derEncoded: leafDER)
-        guard leaf.isIssued(by: server.x509popAuthority.certificate), leaf.notAfter > Date() else {
+        guard leaf.isIssued(by: server.x509popAuthority.certificate), leaf.notAfter > server.clock.now else {
             throw RPCError(code: .permissionDenied, message: "x509pop: certificate not trusted")
         }
         let isEC: Bool
@@ -170,7 +171,7 @@ struct FakeSVIDService: Spire_Api_Server_Svid_V1_SVID.SimpleServiceProtocol {
                         spiffeID: entry.spiffeID,
                         ttl: server.x509SVIDTTL,
                         dnsNames: entry.dnsNames,
-                        now: Date()
+                        now: server.clock.now
                     )
                     result.svid = FakeSPIREServer.svid(chain, id: entry.spiffeID)
                 } catch {
@@ -196,7 +197,7 @@ struct FakeSVIDService: Spire_Api_Server_Svid_V1_SVID.SimpleServiceProtocol {
             throw RPCError(code: .notFound, message: "entry not found or not authorized")
         }
         guard !request.audience.isEmpty else { throw RPCError(code: .invalidArgument, message: "audience is required") }
-        let now = Date()
+        let now = server.clock.now
         var subject = entry.spiffeID
         var audience = request.audience
         switch server.jwtTampering {

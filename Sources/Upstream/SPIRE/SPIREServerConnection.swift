@@ -19,16 +19,19 @@ struct SPIREServerConnection: Sendable {
 
     typealias Client = GRPCClient<HTTP2ClientTransport.Posix>
 
-    /// Runs `body` with a client presenting `identity` (nil: no client certificate) and trusting `authorities`.
+    /// Runs `body` with a client presenting `identity` (nil: no client certificate) and trusting `authorities`; the
+    /// server's certificate must be valid at `now`, the agent's time.
     func withClient<Result: Sendable>(
         presenting identity: X509SVID?,
         trusting authorities: [Data],
+        at now: Date,
         _ body: @Sendable (Client) async throws -> Result
     ) async throws -> Result {
         let verifier = ServerVerifier(
             trustDomain: config.trustDomain,
             serverID: config.serverID,
-            authorities: authorities
+            authorities: authorities,
+            now: now
         )
         // An IP address cannot be sent as SNI, so literal addresses are targeted as such and names through DNS.
         var v4 = in_addr()
@@ -99,12 +102,15 @@ final class ServerVerifier: Sendable {
     let trustDomain: TrustDomain
     let serverID: SPIFFEID
     let authorities: [Data]
+    /// The time the chain must be valid at.
+    let now: Date
     private let lastRefusal = Mutex<String?>(nil)
 
-    init(trustDomain: TrustDomain, serverID: SPIFFEID, authorities: [Data]) {
+    init(trustDomain: TrustDomain, serverID: SPIFFEID, authorities: [Data], now: Date) {
         self.trustDomain = trustDomain
         self.serverID = serverID
         self.authorities = authorities
+        self.now = now
     }
 
     var refusal: String? { lastRefusal.withLock { $0 } }
@@ -116,7 +122,7 @@ final class ServerVerifier: Sendable {
             let id = try X509SVIDVerifier.verify(
                 chain,
                 bundle: X509Bundle(trustDomain: trustDomain, authorities: anchors),
-                at: Date()
+                at: now
             )
             guard id == serverID else {
                 lastRefusal.withLock { $0 = "it presented \(id), not \(serverID)" }

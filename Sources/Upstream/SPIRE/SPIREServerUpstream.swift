@@ -160,7 +160,7 @@ public final class SPIREServerUpstream: Sendable {
         let firstMessage = params
         let trust = try currentTrustAnchors()
         let options = connection.attestationCallOptions
-        let (svid, reattestable, bundle) = try await connection.withClient(presenting: nil, trusting: trust) {
+        let (svid, reattestable, bundle) = try await connection.withClient(presenting: nil, trusting: trust, at: now) {
             client in
             let agent = Spire_Api_Server_Agent_V1_Agent.Client(wrapping: client)
             let (answers, answer) = AsyncStream<Data>.makeStream()
@@ -219,7 +219,7 @@ public final class SPIREServerUpstream: Sendable {
         let renewal = request
         let options = connection.callOptions
         // nil: the server refused with PERMISSION_DENIED, which for a re-attestable agent means "attest again".
-        let answer = try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities)
+        let answer = try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities, at: now)
         {
             client -> Spire_Api_Types_X509SVID? in
             do {
@@ -295,7 +295,8 @@ public final class SPIREServerUpstream: Sendable {
         do {
             let (bundle, entries, federated) = try await connection.withClient(
                 presenting: current.svid,
-                trusting: current.bundle.x509Authorities
+                trusting: current.bundle.x509Authorities,
+                at: now
             ) { client in
                 let bundleClient = Spire_Api_Server_Bundle_V1_Bundle.Client(wrapping: client)
                 let bundle = try SPIREProtoConversions.bundle(
@@ -469,7 +470,7 @@ public final class SPIREServerUpstream: Sendable {
         if unsaved.withLock({ $0 }) { store(current) }
         let options = connection.callOptions
         do {
-            return try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities) {
+            return try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities, at: now) {
                 client in
                 let svidClient = Spire_Api_Server_Svid_V1_SVID.Client(wrapping: client)
                 var results: [SigningResult] = []
@@ -539,7 +540,7 @@ public final class SPIREServerUpstream: Sendable {
         let jwtRequest = request
         let svid: Spire_Api_Types_JWTSVID
         do {
-            svid = try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities) {
+            svid = try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities, at: now) {
                 client in
                 try await Spire_Api_Server_Svid_V1_SVID.Client(wrapping: client).newJWTSVID(
                     jwtRequest,

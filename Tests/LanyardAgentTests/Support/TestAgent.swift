@@ -2,6 +2,7 @@ import Foundation
 import LanyardAgent
 import Logging
 import Synchronization
+import Timing
 
 /// A real agent on a temporary socket, started in this process, for integration tests.
 final class TestAgent: Sendable {
@@ -20,7 +21,8 @@ final class TestAgent: Sendable {
         allowUnauthenticatedVerifiers: Bool = false,
         logs: LogCapture? = nil,
         upstream: String? = nil,
-        workloadAPI: String = ""
+        workloadAPI: String = "",
+        clock: (any AgentClock)? = nil
     ) async throws -> TestAgent {
         let directory = directory ?? TestAgent.makeDirectory()
         let socketPath = directory + "/api.sock"
@@ -50,7 +52,9 @@ final class TestAgent: Sendable {
         let agentLogger = logger
         let task = Task {
             defer { readyContinuation.finish() }
-            try await Agent(config: agentConfig, logger: agentLogger).run { readyContinuation.yield() }
+            try await Agent(config: agentConfig, logger: agentLogger, clock: clock ?? SystemClock()).run {
+                readyContinuation.yield()
+            }
         }
         // A bound on readiness, so an agent that can never become ready (a fleet agent whose token was spent by an
         // attempt it gave up on) fails its test instead of hanging the whole suite.

@@ -1,0 +1,143 @@
+public import Foundation
+import SPIFFE
+import Synchronization
+public import Timing
+
+/// A clock that moves only when a test says so: ``advance(by:)`` moves wall time and uptime together and wakes every
+/// sleeper whose time has come; ``stepWallClock(by:)`` moves the wall clock alone, as an NTP step or a suspend does.
+/// Tests advance it instead of sleeping, and wait for what the advance causes (a stream update, a request) instead of
+/// guessing how long it takes.
+public final class ManualClock: AgentClock {
+    private struct Sleeper {
+        let deadline: Duration
+        let continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private struct State {
+        var now: Date
+        var uptime: Duration = .seconds(1000)
+        var sleepers: [UInt64: Sleeper] = [:]
+        var cancelled: Set<UInt64> = []
+        var next: UInt64 = 0
+    }
+
+    private let state: Mutex<State>
+
+    public init(now: Date = Date()) {
+        state = Mutex(State(now: now))
+    }
+
+    public var now: Date { state.withLock { $0.now } }
+
+    public var uptime: Duration { state.withLock { $0.uptime } }
+
+    /// Tasks asleep on this clock now.
+    public var sleepers: Int { state.withLock { $0.sleepers.count } }
+
+    public func sleep(for duration: Duration) async throws {
+        let id = state.withLock { state in
+            defer { state.next += 1 }
+            return state.next
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let resumeNow: Result<Void, any Error>? = state.withLock { state in
+                    if state.cancelled.remove(id) != nil { return .failure(CancellationError()) }
+                    if duration <= .zero { return .success(()) }
+                    state.sleepers[id] = Sleeper(deadline: state.uptime + duration, continuation: continuation)
+                    return nil
+                }
+                if let resumeNow { continuation.resume(with: resumeNow) }
+            }
+        } onCancel: {
+            let sleeper = state.withLock { state in
+                guard let sleeper = state.sleepers.removeValue(forKey: id) else {
+                    state.cancelled.insert(id)
+                    return nil as Sleeper?
+                }
+                return sleeper
+            }
+            sleeper?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Moves wall time and uptime forward by `duration` and wakes every sleeper whose deadline has passed.
+    public func advance(by duration: Duration) {
+        let woken = state.withLock { state in
+            state.now += duration.timeInterval
+            state.uptime += duration
+            let due = state.sleepers.filter { $0.value.deadline <= state.uptime }
+            for id in due.keys { state.sleepers[id] = nil }
+            return due.values.map(\.continuation)
+        }
+        for continuation in woken { continuation.resume() }
+    }
+
+    /// The uptime at which the next sleeper wakes, if any sleeps.
+    public var nextWake: Duration? { state.withLock { $0.sleepers.values.map(\.deadline).min() } }
+
+    /// Moves time to the next sleeper's deadline (as a discrete-event simulation does) and returns how far it moved;
+    /// zero when nothing sleeps.
+    @discardableResult
+    public func advanceToNextWake() -> Duration {
+        guard let next = nextWake else { return .zero }
+        let step = max(.zero, next - uptime)
+        advance(by: step)
+        return step
+    }
+
+    /// Moves time from one wake-up to the next until `done()` holds or `limit` of clock time has passed; returns
+    /// whether `done()` holds. Before each move it waits until `sleepers` tasks sleep (the loops woken last have
+    /// finished their work) and lets what they sent arrive (20 ms of real time, a delivery's not a timer's).
+    public func run(
+        until done: @Sendable () -> Bool,
+        sleepers count: Int = 1,
+        limit: Duration
+    ) async throws -> Bool {
+        let end = uptime + limit
+        while !done() {
+            try await waitForSleepers(count)
+            try await Task.sleep(for: .milliseconds(20))
+            if done() { return true }
+            guard let next = nextWake, next <= end else { return false }
+            advanceToNextWake()
+        }
+        return true
+    }
+
+    /// Keeps time moving in the background for code that simply waits for what time brings (a renewal pushed to a
+    /// stream): whenever `sleepers` tasks sleep and 20 ms of real time pass without anything else happening, time
+    /// jumps to the next wake-up, at most `step` at a time. Cancel the task to stop it.
+    public func autoAdvance(sleepers count: Int = 1, step: Duration = .seconds(3600)) -> Task<Void, Never> {
+        Task {
+            while !Task.isCancelled {
+                guard (try? await waitForSleepers(count)) != nil else { return }
+                try? await Task.sleep(for: .milliseconds(20))
+                guard let next = nextWake, sleepers >= count else { continue }
+                advance(by: min(step, max(.zero, next - uptime)))
+            }
+        }
+    }
+
+    /// Moves the wall clock alone (forward or back); sleepers, which count uptime, stay asleep.
+    public func stepWallClock(by duration: Duration) {
+        state.withLock { $0.now += duration.timeInterval }
+    }
+
+    /// Waits (in real time, up to `timeout`) until at least `count` tasks sleep on this clock: a loop that has gone to
+    /// sleep has finished its pass.
+    public func waitForSleepers(_ count: Int = 1, timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while sleepers < count {
+            guard ContinuousClock.now < deadline else {
+                throw ManualClockError("no \(count) sleepers on the manual clock within \(timeout)")
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+}
+
+struct ManualClockError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
