@@ -189,6 +189,17 @@ let package = Package(
         ),
         .testTarget(name: "SPIFFETests", dependencies: ["SPIFFE"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "EndpointsTests",
+            dependencies: [
+                "Endpoints", "SPIFFE", "LanyardProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "AttestationTests",
             dependencies: ["Attestation", "SPIFFE", "LanyardTestSupport", "Timing"],
             swiftSettings: swiftSettings

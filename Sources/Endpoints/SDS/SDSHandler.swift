@@ -55,219 +55,92 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
         let resources = SDSResources(config: config, node: request.message.hasNode ? request.message.node : nil)
         let secrets = try Self.resolve(resources, update, names: request.message.resourceNames)
         var response = DiscoveryResponse()
-        response.versionInfo = Self.version(of: secrets)
+        response.versionInfo = SDSResources.version(of: secrets)
         response.typeURL = Self.typeURL(request.message.typeURL)
         response.nonce = UUID().uuidString
         response.resources = try secrets.map { try Google_Protobuf_Any(message: $0) }
         return ServerResponse(message: response)
     }
 
-    // MARK: - StreamSecrets (state of the world)
+    // MARK: - StreamSecrets (state of the world) and DeltaSecrets (incremental)
 
     func streamSecrets(
         request: StreamingServerRequest<DiscoveryRequest>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<DiscoveryResponse> {
-        let caller = try await authenticator.authenticate(request.metadata)
-        let updates = backend.updates(for: caller)
-        let logger = logger
-        let config = config
-        let authenticator = authenticator
-        let nackThrottle = nackThrottle
-        return StreamingServerResponse { writer in
-            var state = StreamState()
-            try await Self.merge(request.messages, updates) { event in
-                switch event {
-                case .request(let message):
-                    guard
-                        Self.accept(
-                            message,
-                            node: &state.node,
-                            nonce: state.nonce,
-                            caller: caller,
-                            logger: logger,
-                            throttle: nackThrottle
-                        )
-                    else { return }
-                    let namesChanged = state.names != message.resourceNames
-                    state.names = message.resourceNames
-                    state.typeURL = Self.typeURL(message.typeURL)
-                    guard namesChanged || state.nonce.isEmpty else { return }  // an ACK
-                    state.forceSend = true
-                case .update(let update):
-                    state.latest = update
-                case .ended:
-                    return
-                }
-                guard state.names != nil, let update = state.latest else { return }
-                let resources = SDSResources(config: config, node: state.node)
-                let secrets = try Self.resolve(resources, update, names: state.names ?? [])
-                guard state.forceSend || secrets != state.lastSent else { return }
-                state.version += 1
-                state.nonce = UUID().uuidString
-                state.lastSent = secrets
-                state.forceSend = false
-                var response = DiscoveryResponse()
-                response.versionInfo = String(state.version)
-                response.typeURL = state.typeURL
-                response.nonce = state.nonce
-                response.resources = try secrets.map { try Google_Protobuf_Any(message: $0) }
-                try authenticator.reverify(caller)
-                try await writer.write(response)
-            }
-            return [:]
-        }
+        try await stream(SecretStream(config: config), request)
     }
-
-    struct StreamState {
-        var names: [String]? = nil
-        var node: Envoy_Config_Core_V3_Node? = nil
-        var typeURL = SDSResources.secretTypeURL
-        var latest: WorkloadUpdate? = nil
-        var lastSent: [Secret]? = nil
-        var version: UInt64 = 0
-        var nonce = ""
-        var forceSend = false
-    }
-
-    // MARK: - DeltaSecrets (incremental)
 
     func deltaSecrets(
         request: StreamingServerRequest<DeltaRequest>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<DeltaResponse> {
+        try await stream(DeltaSecretStream(config: config), request)
+    }
+
+    /// Attests the caller, then runs `machine` over Envoy's requests and the caller's updates: NACKs are logged, and
+    /// each response is sent once the caller's pin still holds.
+    private func stream<Machine: SDSStreamMachine & Sendable>(
+        _ machine: Machine,
+        _ request: StreamingServerRequest<Machine.Request>
+    ) async throws -> StreamingServerResponse<Machine.Response>
+    where Machine.Request: Sendable, Machine.Response: Sendable {
         let caller = try await authenticator.authenticate(request.metadata)
         let updates = backend.updates(for: caller)
-        let logger = logger
-        let config = config
-        let authenticator = authenticator
-        let nackThrottle = nackThrottle
         return StreamingServerResponse { writer in
-            var state = DeltaState()
+            var machine = machine
             try await Self.merge(request.messages, updates) { event in
+                let actions: [SDSAction<Machine.Response>]
                 switch event {
                 case .request(let message):
-                    guard
-                        Self.accept(
-                            message,
-                            node: &state.node,
-                            nonce: state.nonce,
-                            caller: caller,
-                            logger: logger,
-                            throttle: nackThrottle
-                        )
-                    else { return }
-                    if !state.started {
-                        state.started = true
-                        state.wildcard =
-                            message.resourceNamesSubscribe.isEmpty || message.resourceNamesSubscribe.contains("*")
-                        state.sentVersions = message.initialResourceVersions
-                    }
-                    if let update = state.latest {
-                        let resources = SDSResources(config: config, node: state.node)
-                        let unknown = message.resourceNamesSubscribe.filter {
-                            $0 != "*" && resources.secret(named: $0, update) == nil
-                        }
-                        guard unknown.isEmpty else { throw Self.unauthorized(unknown) }
-                    } else {
-                        state.pendingCheck.append(contentsOf: message.resourceNamesSubscribe.filter { $0 != "*" })
-                    }
-                    state.subscribed.formUnion(message.resourceNamesSubscribe.filter { $0 != "*" })
-                    for name in message.resourceNamesUnsubscribe {
-                        state.subscribed.remove(name)
-                        state.sentVersions[name] = nil
-                    }
+                    actions = try perform { () throws(SDSStreamError) in try machine.handle(.request(message)) }
                 case .update(let update):
-                    state.latest = update
+                    actions = try perform { () throws(SDSStreamError) in try machine.handle(.update(update)) }
                 case .ended:
                     return
                 }
-                guard state.started, let update = state.latest else { return }
-                let resources = SDSResources(config: config, node: state.node)
-                if !state.pendingCheck.isEmpty {
-                    let unknown = state.pendingCheck.filter { resources.secret(named: $0, update) == nil }
-                    guard unknown.isEmpty else { throw Self.unauthorized(unknown) }
-                    state.pendingCheck = []
+                for action in actions {
+                    switch action {
+                    case .nack(let version, let detail):
+                        logNACK(version: version, detail: detail, caller: caller)
+                    case .send(let response):
+                        try authenticator.reverify(caller)
+                        try await writer.write(response)
+                    }
                 }
-                let current: [Secret]
-                if state.wildcard {
-                    current = (try? resources.secrets(for: update, names: [])) ?? []
-                } else {
-                    current = state.subscribed.sorted().compactMap { resources.secret(named: $0, update) }
-                }
-                var changed: [Envoy_Service_Discovery_V3_Resource] = []
-                for secret in current {
-                    let version = Self.version(of: [secret])
-                    guard state.sentVersions[secret.name] != version else { continue }
-                    var resource = Envoy_Service_Discovery_V3_Resource()
-                    resource.name = secret.name
-                    resource.version = version
-                    resource.resource = try Google_Protobuf_Any(message: secret)
-                    changed.append(resource)
-                    state.sentVersions[secret.name] = version
-                }
-                let present = Set(current.map(\.name))
-                let removed = state.sentVersions.keys.filter { !present.contains($0) }.sorted()
-                for name in removed { state.sentVersions[name] = nil }
-                guard !changed.isEmpty || !removed.isEmpty else { return }
-                state.version += 1
-                state.nonce = UUID().uuidString
-                var response = DeltaResponse()
-                response.systemVersionInfo = String(state.version)
-                response.typeURL = SDSResources.secretTypeURL
-                response.nonce = state.nonce
-                response.resources = changed
-                response.removedResources = removed
-                try authenticator.reverify(caller)
-                try await writer.write(response)
             }
             return [:]
         }
     }
 
-    struct DeltaState {
-        var started = false
-        var wildcard = false
-        var subscribed: Set<String> = []
-        var pendingCheck: [String] = []
-        var sentVersions: [String: String] = [:]
-        var node: Envoy_Config_Core_V3_Node? = nil
-        var latest: WorkloadUpdate? = nil
-        var version: UInt64 = 0
-        var nonce = ""
+    /// Runs a state-machine step, turning its errors into gRPC status codes.
+    private func perform<Action>(_ step: () throws(SDSStreamError) -> [Action]) throws -> [Action] {
+        do {
+            return try step()
+        } catch .unauthorized(let names) {
+            throw Self.unauthorized(names)
+        } catch .encoding(let reason) {
+            logger.error("an sds response could not be encoded", metadata: ["error": "\(reason)"])
+            throw RPCError(code: .internalError, message: "internal error")
+        }
+    }
+
+    /// Logs Envoy's NACK with its error detail (cut to 512 bytes, at most once a second per uid; the log handlers
+    /// escape control characters, so the detail cannot forge log lines).
+    private func logNACK(version: String, detail: String, caller: AttestedCaller) {
+        let (log, suppressed) = nackThrottle.admit(String(caller.credentials.uid))
+        guard log else { return }
+        logger.warning(
+            "envoy rejected secrets (NACK)",
+            metadata: [
+                "sds.version": "\(version.prefix(64))",
+                "sds.error": "\(String(decoding: detail.utf8.prefix(512), as: UTF8.self))",
+                "caller.pid": "\(caller.credentials.pid)", "nacks.suppressed": "\(suppressed)",
+            ]
+        )
     }
 
     // MARK: - Helpers
-
-    /// What every SDS request, state-of-the-world or delta, goes through first: the node is remembered from the
-    /// first request that names it, a reply to a superseded response is dropped (returns false), and a NACK is
-    /// logged with Envoy's error detail (cut to 512 bytes, at most once a second per uid; the log handlers escape
-    /// control characters, so the detail cannot forge log lines).
-    static func accept(
-        _ message: some SDSRequest,
-        node: inout Envoy_Config_Core_V3_Node?,
-        nonce: String,
-        caller: AttestedCaller,
-        logger: Logger,
-        throttle: LogThrottle
-    ) -> Bool {
-        if node == nil && message.hasNode { node = message.node }
-        if !message.responseNonce.isEmpty && message.responseNonce != nonce { return false }
-        if message.hasErrorDetail {
-            let (log, suppressed) = throttle.admit(String(caller.credentials.uid))
-            if log {
-                logger.warning(
-                    "envoy rejected secrets (NACK)",
-                    metadata: [
-                        "sds.version": "\(message.acknowledgedVersion.prefix(64))",
-                        "sds.error": "\(String(decoding: message.errorDetail.message.utf8.prefix(512), as: UTF8.self))",
-                        "caller.pid": "\(caller.credentials.pid)", "nacks.suppressed": "\(suppressed)",
-                    ]
-                )
-            }
-        }
-        return true
-    }
 
     /// Feeds requests and updates, in arrival order, to one handler that owns the stream's state. The stream
     /// ends when Envoy closes its side or the agent ends the updates (shutdown).
@@ -334,35 +207,4 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
     }
 
     static func typeURL(_ requested: String) -> String { requested.isEmpty ? SDSResources.secretTypeURL : requested }
-
-    /// A content version: FNV-1a of the serialized secrets, stable across restarts so Envoy's
-    /// `initial_resource_versions` match.
-    static func version(of secrets: [Secret]) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for secret in secrets {
-            for byte in (try? secret.serializedBytes() as [UInt8]) ?? [] {
-                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
-            }
-        }
-        return String(hash, radix: 16)
-    }
-}
-
-/// The fields both kinds of SDS request share.
-protocol SDSRequest: Sendable {
-    var hasNode: Bool { get }
-    var node: Envoy_Config_Core_V3_Node { get }
-    var responseNonce: String { get }
-    var hasErrorDetail: Bool { get }
-    var errorDetail: Google_Rpc_Status { get }
-    /// The version Envoy last accepted; delta requests carry none.
-    var acknowledgedVersion: String { get }
-}
-
-extension Envoy_Service_Discovery_V3_DiscoveryRequest: SDSRequest {
-    var acknowledgedVersion: String { versionInfo }
-}
-
-extension Envoy_Service_Discovery_V3_DeltaDiscoveryRequest: SDSRequest {
-    var acknowledgedVersion: String { "" }
 }

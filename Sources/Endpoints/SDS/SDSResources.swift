@@ -111,6 +111,18 @@ struct SDSResources {
         return secret
     }
 
+    /// A content version: FNV-1a of the serialized secrets, stable across restarts so Envoy's
+    /// `initial_resource_versions` match.
+    static func version(of secrets: [Envoy_Extensions_TransportSockets_Tls_V3_Secret]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for secret in secrets {
+            for byte in (try? secret.serializedBytes() as [UInt8]) ?? [] {
+                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+            }
+        }
+        return String(hash, radix: 16)
+    }
+
     /// Names a caller asked for but may not see.
     struct UnknownNames: Error {
         let names: [String]
