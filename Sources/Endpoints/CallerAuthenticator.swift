@@ -1,3 +1,4 @@
+import SPIFFE
 import GRPCCore
 import Logging
 
@@ -43,7 +44,7 @@ struct CallerAuthenticator: Sendable {
         switch error {
         case let error as WorkloadAPIError:
             let code: RPCError.Code =
-                switch error.kind {
+                switch error.code {
                 case .noIdentity: .permissionDenied
                 case .attestationFailed, .unavailable: .unavailable
                 case .callerGone, .callerChanged: .unauthenticated

@@ -1,3 +1,4 @@
+public import SPIFFE
 public import Foundation
 
 /// RFC 7468 textual encoding: `-----BEGIN LABEL-----`, base64 body, `-----END LABEL-----`.

@@ -1,3 +1,4 @@
+public import SPIFFE
 public import Foundation
 
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import SPIFFE
 import Foundation
 
 /// Files that hold a secret (a join token, or a configuration file with one in it) must be readable by their owner

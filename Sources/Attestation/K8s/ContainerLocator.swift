@@ -1,3 +1,4 @@
+public import SPIFFE
 import Foundation
 
 /// Finds the pod UID and container ID of a process from `/proc/<pid>/cgroup`, and only from cgroups that the kubelet

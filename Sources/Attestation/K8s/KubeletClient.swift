@@ -1,3 +1,4 @@
+public import SPIFFE
 import AsyncHTTPClient
 import Foundation
 import NIOCore

@@ -1,3 +1,4 @@
+public import SPIFFE
 public import Foundation
 
 /// The parts of the kubelet's `/pods` answer (a core/v1 `PodList`) that attestation reads. Every other field — and a

@@ -1,3 +1,4 @@
+public import SPIFFE
 public import Timing
 
 /// Shares kubelet requests between attestations, so an attestation storm does not become a kubelet storm.

@@ -1,3 +1,5 @@
+import SPIFFE
+
 /// Reads a kubelet `PodList` straight from the response bytes, keeping only what attestation uses.
 ///
 /// A busy node's list is about a megabyte, nearly all of it fields attestation never reads (annotations, managed

@@ -1,3 +1,4 @@
+public import SPIFFE
 import Dispatch
 import SPIFFECrypto
 import Synchronization

@@ -1,3 +1,5 @@
+import SPIFFE
+
 /// The credential lines of `/proc/<pid>/status`: `Uid:` and `Gid:` (real, effective, saved, filesystem) and
 /// `Groups:`.
 struct ProcStatus: Hashable, Sendable {

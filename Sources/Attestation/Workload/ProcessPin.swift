@@ -1,3 +1,4 @@
+public import SPIFFE
 import CLinux
 
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import SPIFFE
 internal import COpenSSL
 import Foundation
 

@@ -15,7 +15,7 @@ enum OpenSSL {
     }
 
     /// An error carrying the OpenSSL error queue.
-    static func error(_ code: CryptoError.Code, _ message: String) -> CryptoError {
+    static func error(_ code: CryptoErrorCode, _ message: String) -> CryptoError {
         CryptoError(code, message, openSSLErrors: drainErrors())
     }
 

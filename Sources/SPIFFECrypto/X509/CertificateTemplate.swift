@@ -1,3 +1,4 @@
+public import SPIFFE
 internal import COpenSSL
 public import Foundation
 

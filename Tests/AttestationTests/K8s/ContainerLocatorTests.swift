@@ -1,3 +1,4 @@
+import SPIFFE
 import Foundation
 import Testing
 
