@@ -170,7 +170,7 @@ public final class KubeletClient: Sendable {
         // An IP address cannot be matched against the kubelet's serving certificate (it names the node), so only
         // the chain is checked then, as SPIRE does.
         configuration.certificateVerification =
-            Self.isIPAddress(config.host) ? .noHostnameVerification : .fullVerification
+            IPAddressLiteral(config.host) != nil ? .noHostnameVerification : .fullVerification
         tls.withLock { $0 = (ca, configuration) }
         return configuration
     }
@@ -204,12 +204,6 @@ public final class KubeletClient: Sendable {
             .kubeletUnavailable,
             "the kubelet at \(config.url) did not answer within \(config.requestTimeout)"
         )
-    }
-
-    static func isIPAddress(_ host: String) -> Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }
 
     /// A short, token-free account of a transport error.

@@ -56,7 +56,7 @@ public struct AgentIdentity: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw UpstreamError(.storage, "cannot read \(path)")
         }
-        do {
+        return try UpstreamError.wrapping(.corruptState, "\(path) is not a usable agent identity") {
             let stored = try JSONDecoder().decode(Stored.self, from: data)
             guard stored.version == 1 else {
                 throw UpstreamError(.corruptState, "\(path) has version \(stored.version); this agent reads version 1")
@@ -76,26 +76,16 @@ public struct AgentIdentity: Sendable {
                 reattestable: stored.reattestable,
                 receivedAt: stored.receivedAt.map(Date.init(timeIntervalSince1970:)) ?? svid.leaf.notBefore
             )
-        } catch let error as UpstreamError {
-            throw error
-        } catch {
-            throw UpstreamError(.corruptState, "\(path) is not a usable agent identity: \(error)")
         }
     }
 
     /// Writes the identity atomically with mode 0600.
     public func save(directory: String) throws(UpstreamError) {
-        let bundleJSON: Data
-        do {
-            bundleJSON = try bundle.jwksData(format: .spiffe)
-        } catch {
-            throw UpstreamError(.storage, "cannot encode the trust bundle: \(error)")
+        let bundleJSON = try UpstreamError.wrapping(.storage, "cannot encode the trust bundle") {
+            try bundle.jwksData(format: .spiffe)
         }
-        let keyPEM: String
-        do {
-            keyPEM = try svid.privateKey.pemEncoded
-        } catch {
-            throw UpstreamError(.storage, "cannot encode the agent key: \(error)")
+        let keyPEM = try UpstreamError.wrapping(.storage, "cannot encode the agent key") {
+            try svid.privateKey.pemEncoded
         }
         let stored = Stored(
             version: 1,

@@ -1,5 +1,5 @@
-import SPIFFE
 import Foundation
+import SPIFFE
 import SPIFFECrypto
 
 /// The agent's side of node attestation: the first message's payload, and the answer to each challenge.
@@ -56,7 +56,7 @@ struct NodeAttestation: Sendable {
             else { throw UpstreamError(.attestation, "the x509pop challenge has no \(kind).nonce") }
             return value
         }
-        do {
+        return try UpstreamError.wrapping(.attestation, "cannot answer the x509pop challenge") {
             if object["ecdsa_signature"] != nil {
                 guard case .ec(.p256) = key.algorithm else {
                     throw UpstreamError(
@@ -82,22 +82,16 @@ struct NodeAttestation: Sendable {
                     ]
                 ])
             }
-        } catch let error as UpstreamError {
-            throw error
-        } catch {
-            throw UpstreamError(.attestation, "cannot answer the x509pop challenge: \(error)")
+            throw UpstreamError(.attestation, "the x509pop challenge is neither ecdsa_signature nor rsa_signature")
         }
-        throw UpstreamError(.attestation, "the x509pop challenge is neither ecdsa_signature nor rsa_signature")
     }
 
     private func certificates(at path: String) throws(UpstreamError) -> [Certificate] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw UpstreamError(.attestation, "cannot read the x509pop certificate at \(path)")
         }
-        do {
-            return try Certificate.chain(pemEncoded: String(decoding: data, as: UTF8.self))
-        } catch {
-            throw UpstreamError(.attestation, "the x509pop certificate at \(path) is not PEM: \(error)")
+        return try UpstreamError.wrapping(.attestation, "the x509pop certificate at \(path) is not PEM") {
+            try Certificate.chain(pemEncoded: String(decoding: data, as: UTF8.self))
         }
     }
 
@@ -105,10 +99,8 @@ struct NodeAttestation: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw UpstreamError(.attestation, "cannot read the x509pop private key at \(path)")
         }
-        do {
-            return try PrivateKey(pemEncoded: String(decoding: data, as: UTF8.self))
-        } catch {
-            throw UpstreamError(.attestation, "the x509pop private key at \(path) is not usable: \(error)")
+        return try UpstreamError.wrapping(.attestation, "the x509pop private key at \(path) is not usable") {
+            try PrivateKey(pemEncoded: String(decoding: data, as: UTF8.self))
         }
     }
 

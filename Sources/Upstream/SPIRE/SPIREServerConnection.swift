@@ -34,13 +34,12 @@ struct SPIREServerConnection: Sendable {
             now: now
         )
         // An IP address cannot be sent as SNI, so literal addresses are targeted as such and names through DNS.
-        var v4 = in_addr()
-        var v6 = in6_addr()
         let target: any ResolvableTarget =
-            inet_pton(AF_INET, config.host, &v4) == 1
-            ? .ipv4(address: config.host, port: config.port)
-            : inet_pton(AF_INET6, config.host, &v6) == 1
-                ? .ipv6(address: config.host, port: config.port) : .dns(host: config.host, port: config.port)
+            switch IPAddressLiteral(config.host) {
+            case .v4: .ipv4(address: config.host, port: config.port)
+            case .v6: .ipv6(address: config.host, port: config.port)
+            case nil: .dns(host: config.host, port: config.port)
+            }
         let transport: HTTP2ClientTransport.Posix
         do {
             let keyPEM = try identity.map { try Array($0.privateKey.pemEncoded.utf8) }

@@ -68,8 +68,8 @@ public final class SPIREServerUpstream: Sendable {
     /// Makes sure the agent holds a usable SVID: loaded from disk, attested, renewed at half-life, or re-attested.
     @discardableResult
     public func ensureIdentity(at now: Date) async throws(UpstreamError) -> AgentIdentity {
-        do {
-            return try await identityLock.withLock { () async throws -> AgentIdentity in
+        try await UpstreamError.wrapping(.unavailable, "cannot attest or renew the agent") {
+            try await identityLock.withLock { () async throws -> AgentIdentity in
                 if identity.withLock({ $0 }) == nil,
                     let stored = try AgentIdentity.load(
                         directory: config.dataDirectory,
@@ -114,10 +114,29 @@ public final class SPIREServerUpstream: Sendable {
                     return current
                 }
             }
+        }
+    }
+
+    /// Runs one call to the server as the agent: the identity made current first (and stored, if an earlier write
+    /// failed), then `body` over a connection presenting it. Transport and RPC failures become `.unavailable` errors
+    /// naming `what`.
+    private func callAsAgent<Result: Sendable>(
+        _ what: String,
+        at now: Date,
+        _ body: @Sendable (SPIREServerConnection.Client, AgentIdentity) async throws -> Result
+    ) async throws(UpstreamError) -> Result {
+        let current = try await ensureIdentity(at: now)
+        if unsaved.withLock({ $0 }) { store(current) }
+        do {
+            return try await connection.withClient(
+                presenting: current.svid,
+                trusting: current.bundle.x509Authorities,
+                at: now
+            ) { client in try await body(client, current) }
         } catch let error as UpstreamError {
             throw error
         } catch {
-            throw UpstreamError(.unavailable, "\(error)")
+            throw UpstreamError(.unavailable, "\(what) failed: \(SPIREServerConnection.describe(error))")
         }
     }
 
@@ -219,8 +238,11 @@ public final class SPIREServerUpstream: Sendable {
         let renewal = request
         let options = connection.callOptions
         // nil: the server refused with PERMISSION_DENIED, which for a re-attestable agent means "attest again".
-        let answer = try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities, at: now)
-        {
+        let answer = try await connection.withClient(
+            presenting: current.svid,
+            trusting: current.bundle.x509Authorities,
+            at: now
+        ) {
             client -> Spire_Api_Types_X509SVID? in
             do {
                 return try await Spire_Api_Server_Agent_V1_Agent.Client(wrapping: client).renewAgent(
@@ -286,67 +308,57 @@ public final class SPIREServerUpstream: Sendable {
 
     /// One sync: the agent identity checked, then the bundle, the authorized entries and the federated bundles.
     public func sync(at now: Date) async throws(UpstreamError) -> Snapshot {
-        let current = try await ensureIdentity(at: now)
-        if unsaved.withLock({ $0 }) { store(current) }
         let options = connection.callOptions
         let known = knownEntries.withLock { $0 }
         let logger = logger
         let trustDomain = config.trustDomain
-        do {
-            let (bundle, entries, federated) = try await connection.withClient(
-                presenting: current.svid,
-                trusting: current.bundle.x509Authorities,
-                at: now
-            ) { client in
-                let bundleClient = Spire_Api_Server_Bundle_V1_Bundle.Client(wrapping: client)
-                let bundle = try SPIREProtoConversions.bundle(
-                    try await bundleClient.getBundle(.init(), options: options),
-                    expected: trustDomain
-                )
-                let entries = try await Self.authorizedEntries(
-                    Spire_Api_Server_Entry_V1_Entry.Client(wrapping: client),
-                    known: known,
-                    options: options
-                )
-                var federated: [TrustDomain: SPIFFEBundle] = [:]
-                let wanted = Set(entries.values.flatMap(\.federatesWith))
-                for name in wanted.sorted() {
-                    guard let domain = try? TrustDomain(name), domain != trustDomain else { continue }
-                    var request = Spire_Api_Server_Bundle_V1_GetFederatedBundleRequest()
-                    request.trustDomain = name
-                    do {
-                        federated[domain] = try SPIREProtoConversions.bundle(
-                            try await bundleClient.getFederatedBundle(request, options: options),
-                            expected: domain
-                        )
-                    } catch let error as RPCError where error.code == .notFound {
-                        logger.warning(
-                            "the server has no bundle for a federated trust domain",
-                            metadata: ["trust_domain": "\(name)"]
-                        )
-                    }
-                }
-                return (bundle, entries, federated)
-            }
-            knownEntries.withLock { $0 = entries }
-            if bundle != current.bundle { updateBundle(bundle) }
-            var converted: [RegistrationEntry] = []
-            for entry in entries.values.sorted(by: { $0.id < $1.id }) {
+        let (current, bundle, entries, federated) = try await callAsAgent("sync with spire server", at: now) {
+            client,
+            current in
+            let bundleClient = Spire_Api_Server_Bundle_V1_Bundle.Client(wrapping: client)
+            let bundle = try SPIREProtoConversions.bundle(
+                try await bundleClient.getBundle(.init(), options: options),
+                expected: trustDomain
+            )
+            let entries = try await Self.authorizedEntries(
+                Spire_Api_Server_Entry_V1_Entry.Client(wrapping: client),
+                known: known,
+                options: options
+            )
+            var federated: [TrustDomain: SPIFFEBundle] = [:]
+            let wanted = Set(entries.values.flatMap(\.federatesWith))
+            for name in wanted.sorted() {
+                guard let domain = try? TrustDomain(name), domain != trustDomain else { continue }
+                var request = Spire_Api_Server_Bundle_V1_GetFederatedBundleRequest()
+                request.trustDomain = name
                 do {
-                    converted.append(try SPIREProtoConversions.entry(entry))
-                } catch {
+                    federated[domain] = try SPIREProtoConversions.bundle(
+                        try await bundleClient.getFederatedBundle(request, options: options),
+                        expected: domain
+                    )
+                } catch let error as RPCError where error.code == .notFound {
                     logger.warning(
-                        "skipping an entry the server sent",
-                        metadata: ["entry.id": "\(entry.id)", "error": "\(error)"]
+                        "the server has no bundle for a federated trust domain",
+                        metadata: ["trust_domain": "\(name)"]
                     )
                 }
             }
-            return Snapshot(entries: converted, bundle: bundle, federatedBundles: federated)
-        } catch let error as UpstreamError {
-            throw error
-        } catch {
-            throw UpstreamError(.unavailable, "sync with spire server failed: \(SPIREServerConnection.describe(error))")
+            return (current, bundle, entries, federated)
         }
+        knownEntries.withLock { $0 = entries }
+        if bundle != current.bundle { updateBundle(bundle) }
+        var converted: [RegistrationEntry] = []
+        for entry in entries.values.sorted(by: { $0.id < $1.id }) {
+            do {
+                converted.append(try SPIREProtoConversions.entry(entry))
+            } catch {
+                logger.warning(
+                    "skipping an entry the server sent",
+                    metadata: ["entry.id": "\(entry.id)", "error": "\(error)"]
+                )
+            }
+        }
+        return Snapshot(entries: converted, bundle: bundle, federatedBundles: federated)
     }
 
     /// Keeps the stored bundle current, so the server stays trusted across its CA rotations and restarts.
@@ -466,55 +478,46 @@ public final class SPIREServerUpstream: Sendable {
         _ requests: [(entryID: String, csr: CertificateSigningRequest)],
         at now: Date
     ) async throws(UpstreamError) -> [SigningResult] {
-        let current = try await ensureIdentity(at: now)
-        if unsaved.withLock({ $0 }) { store(current) }
         let options = connection.callOptions
-        do {
-            return try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities, at: now) {
-                client in
-                let svidClient = Spire_Api_Server_Svid_V1_SVID.Client(wrapping: client)
-                var results: [SigningResult] = []
-                for start in stride(from: 0, to: requests.count, by: Self.batchSize) {
-                    let batch = requests[start..<min(start + Self.batchSize, requests.count)]
-                    var request = Spire_Api_Server_Svid_V1_BatchNewX509SVIDRequest()
-                    request.params = batch.map { item in
-                        var params = Spire_Api_Server_Svid_V1_NewX509SVIDParams()
-                        params.entryID = item.entryID
-                        params.csr = item.csr.derEncoded
-                        return params
-                    }
-                    let response = try await svidClient.batchNewX509SVID(request, options: options)
-                    guard response.results.count == batch.count else {
-                        throw UpstreamError(
-                            .protocolViolation,
-                            "asked to sign \(batch.count) svids, the server answered \(response.results.count)"
-                        )
-                    }
-                    for (item, result) in zip(batch, response.results) {
-                        if result.status.code != 0 {
-                            results.append(
-                                .failure(
-                                    UpstreamError(
-                                        .signingRefused,
-                                        "the server refused to sign for entry \(item.entryID): \(result.status.message) (code \(result.status.code))"
-                                    )
+        return try await callAsAgent("x509-svid signing", at: now) { client, _ in
+            let svidClient = Spire_Api_Server_Svid_V1_SVID.Client(wrapping: client)
+            var results: [SigningResult] = []
+            for start in stride(from: 0, to: requests.count, by: Self.batchSize) {
+                let batch = requests[start..<min(start + Self.batchSize, requests.count)]
+                var request = Spire_Api_Server_Svid_V1_BatchNewX509SVIDRequest()
+                request.params = batch.map { item in
+                    var params = Spire_Api_Server_Svid_V1_NewX509SVIDParams()
+                    params.entryID = item.entryID
+                    params.csr = item.csr.derEncoded
+                    return params
+                }
+                let response = try await svidClient.batchNewX509SVID(request, options: options)
+                guard response.results.count == batch.count else {
+                    throw UpstreamError(
+                        .protocolViolation,
+                        "asked to sign \(batch.count) svids, the server answered \(response.results.count)"
+                    )
+                }
+                for (item, result) in zip(batch, response.results) {
+                    if result.status.code != 0 {
+                        results.append(
+                            .failure(
+                                UpstreamError(
+                                    .signingRefused,
+                                    "the server refused to sign for entry \(item.entryID): \(result.status.message) (code \(result.status.code))"
                                 )
                             )
-                        } else {
-                            results.append(
-                                Result { () throws(UpstreamError) -> [Certificate] in
-                                    try SPIREProtoConversions.chain(result.svid, what: "x509-svid")
-                                }
-                            )
-                        }
+                        )
+                    } else {
+                        results.append(
+                            Result { () throws(UpstreamError) -> [Certificate] in
+                                try SPIREProtoConversions.chain(result.svid, what: "x509-svid")
+                            }
+                        )
                     }
                 }
-                return results
             }
-        } catch let error as UpstreamError {
-            throw error
-        } catch {
-            throw UpstreamError(.unavailable, "x509-svid signing failed: \(SPIREServerConnection.describe(error))")
+            return results
         }
     }
 
@@ -531,26 +534,17 @@ public final class SPIREServerUpstream: Sendable {
         audience: [String],
         at now: Date
     ) async throws(UpstreamError) -> SPIFFECrypto.JWTSVID {
-        let current = try await ensureIdentity(at: now)
-        if unsaved.withLock({ $0 }) { store(current) }
         let options = connection.callOptions
         var request = Spire_Api_Server_Svid_V1_NewJWTSVIDRequest()
         request.entryID = entryID
         request.audience = audience
         let jwtRequest = request
-        let svid: Spire_Api_Types_JWTSVID
-        do {
-            svid = try await connection.withClient(presenting: current.svid, trusting: current.bundle.x509Authorities, at: now) {
-                client in
-                try await Spire_Api_Server_Svid_V1_SVID.Client(wrapping: client).newJWTSVID(
-                    jwtRequest,
-                    options: options
-                ).svid
-            }
-        } catch let error as UpstreamError {
-            throw error
-        } catch {
-            throw UpstreamError(.unavailable, "jwt-svid signing failed: \(SPIREServerConnection.describe(error))")
+        let (current, svid) = try await callAsAgent("jwt-svid signing", at: now) { client, current in
+            let svid = try await Spire_Api_Server_Svid_V1_SVID.Client(wrapping: client).newJWTSVID(
+                jwtRequest,
+                options: options
+            ).svid
+            return (current, svid)
         }
         guard svid.issuedAt > 0, svid.expiresAt > 0, svid.issuedAt <= svid.expiresAt, let first = audience.first else {
             throw UpstreamError(.protocolViolation, "the server sent a jwt-svid with invalid times or no audience")
