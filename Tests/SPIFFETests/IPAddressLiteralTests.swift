@@ -1,6 +1,5 @@
-import Testing
-
 import SPIFFE
+import Testing
 
 @Suite("IP address literals")
 struct IPAddressLiteralTests {
