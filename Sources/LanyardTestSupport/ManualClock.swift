@@ -87,36 +87,67 @@ public final class ManualClock: AgentClock {
     }
 
     /// Moves time from one wake-up to the next until `done()` holds or `limit` of clock time has passed; returns
-    /// whether `done()` holds. Before each move it waits until `sleepers` tasks sleep (the loops woken last have
-    /// finished their work) and lets what they sent arrive (20 ms of real time, a delivery's not a timer's).
+    /// whether `done()` holds. Before the first move it waits until `sleepers` tasks sleep; after each move it waits
+    /// until the loops it woke have gone back to sleep (their pass is over, however slow the machine) and lets what
+    /// they sent arrive. When the next wake-up lies beyond `limit`, what is still in flight gets `grace` of real time.
     public func run(
         until done: @Sendable () -> Bool,
         sleepers count: Int = 1,
-        limit: Duration
+        limit: Duration,
+        grace: Duration = .seconds(10)
     ) async throws -> Bool {
         let end = uptime + limit
+        try await waitForSleepers(count)
         while !done() {
-            try await waitForSleepers(count)
             try await Task.sleep(for: .milliseconds(20))
             if done() { return true }
-            guard let next = nextWake, next <= end else { return false }
-            advanceToNextWake()
+            guard let next = nextWake, next <= end else {
+                return try await realTimeWait(for: done, timeout: grace)
+            }
+            await advanceToNextWakeAndSettle()
         }
         return true
     }
 
     /// Keeps time moving in the background for code that simply waits for what time brings (a renewal pushed to a
-    /// stream): whenever `sleepers` tasks sleep and 20 ms of real time pass without anything else happening, time
-    /// jumps to the next wake-up, at most `step` at a time. Cancel the task to stop it.
+    /// stream): whenever `sleepers` tasks sleep and the loops woken last have gone back to sleep, time jumps to the
+    /// next wake-up, at most `step` at a time. Cancel the task to stop it.
     public func autoAdvance(sleepers count: Int = 1, step: Duration = .seconds(3600)) -> Task<Void, Never> {
         Task {
             while !Task.isCancelled {
                 guard (try? await waitForSleepers(count)) != nil else { return }
                 try? await Task.sleep(for: .milliseconds(20))
                 guard let next = nextWake, sleepers >= count else { continue }
-                advance(by: min(step, max(.zero, next - uptime)))
+                await advanceAndSettle(by: min(step, max(.zero, next - uptime)))
             }
         }
+    }
+
+    /// Moves to the next wake-up, then waits until the loops it woke sleep again.
+    private func advanceToNextWakeAndSettle() async {
+        guard let next = nextWake else { return }
+        await advanceAndSettle(by: max(.zero, next - uptime))
+    }
+
+    /// Advances, then waits (up to 5 s of real time: a sleeper that does not loop never comes back) until as many
+    /// tasks sleep as did before, which is when every loop the advance woke has finished its pass.
+    private func advanceAndSettle(by step: Duration) async {
+        let before = sleepers
+        advance(by: step)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while sleepers < before, ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// Polls `done()` in real time until it holds or `timeout` passes.
+    private func realTimeWait(for done: @Sendable () -> Bool, timeout: Duration) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !done() {
+            guard ContinuousClock.now < deadline else { return false }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return true
     }
 
     /// Moves the wall clock alone (forward or back); sleepers, which count uptime, stay asleep.

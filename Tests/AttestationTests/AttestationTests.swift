@@ -26,7 +26,7 @@ func spawn(_ arguments: [String], uid: UInt32? = nil, gid: UInt32? = nil) throws
 }
 
 /// Serialized: these tests start long-lived children, and a pipe opened by one test must not leak into another's.
-@Suite("Process pinning and the unix attestor", .serialized)
+@Suite("Process pinning and the unix attestor", .serialized, .timeLimit(.minutes(5)))
 struct AttestationTests {
     @Test("status lines give real and effective ids and supplementary groups")
     func parsesStatus() throws {
@@ -58,7 +58,10 @@ struct AttestationTests {
     @Test("without a pidfd, a different start time means a different process on the same pid")
     func pinComparesStartTime() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("proc-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root.appendingPathComponent("42"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: root.appendingPathComponent("42"),
+            withIntermediateDirectories: true
+        )
         defer { try? FileManager.default.removeItem(at: root) }
         func write(startTime: Int) throws {
             let fields = (3...52).map { $0 == 22 ? "\(startTime)" : "0" }.joined(separator: " ")

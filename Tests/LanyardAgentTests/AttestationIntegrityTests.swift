@@ -13,7 +13,7 @@ import Testing
 /// connects, forks, execs setuid programs, passes descriptors, lets its pid be recycled under a root process, and
 /// creates cgroups wherever the kernel lets it. Each must fail to obtain anyone else's identity. (The resource
 /// attacks are in ``ResourceExhaustionTests``.)
-@Suite("Attestation integrity: no local process wears another's identity", .serialized)
+@Suite("Attestation integrity: no local process wears another's identity", .serialized, .timeLimit(.minutes(5)))
 struct AttestationIntegrityTests {
     static let rootEntry = """
         [[entries]]
@@ -112,7 +112,10 @@ struct AttestationIntegrityTests {
         let process = try attacker.start("setuid-after-connect", [agent.socketPath, attacker.proxy, attacker.ready])
         defer { process.signal(SIGKILL) }
         let ready = try await Self.waitForFile(attacker.ready)
-        let suPID = try #require(ready.flatMap { Int32($0) }, "the attack did not start: \(attacker.log("setuid-after-connect"))")
+        let suPID = try #require(
+            ready.flatMap { Int32($0) },
+            "the attack did not start: \(attacker.log("setuid-after-connect"))"
+        )
         defer { kill(suPID, SIGKILL) }
         // The attack is real: the process that connected as nobody now runs su with euid 0.
         #expect(Self.uids(of: suPID).prefix(2) == [65534, 0])
@@ -276,7 +279,10 @@ struct AttestationIntegrityTests {
         await setup.stop()
     }
 
-    @Test("a container that nests the victim's pod and container below its own cgroup is still itself", arguments: [1, 2])
+    @Test(
+        "a container that nests the victim's pod and container below its own cgroup is still itself",
+        arguments: [1, 2]
+    )
     func nestedCgroups(cgroupVersion: Int) async throws {
         guard Self.canAttack(), let roots = K8sAttestationIntegrationTests.cgroupRoots() else { return }
         let attackerContainer = FakePod.randomContainerID()

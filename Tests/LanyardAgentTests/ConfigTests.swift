@@ -259,7 +259,9 @@ struct ConfigTests {
         } catch {
             #expect(error.problems.map(\.key) == ["upstream.spire.join_token"])
             let message = error.problems.first?.message ?? ""
-            #expect(message.contains("mode 0644") && message.contains("chmod 0600") && message.contains("join_token_file"))
+            #expect(
+                message.contains("mode 0644") && message.contains("chmod 0600") && message.contains("join_token_file")
+            )
             #expect(!"\(error)".contains("secret-token"), "the error must not repeat the token")
         }
         chmod(path, 0o640)
@@ -327,7 +329,9 @@ struct ConfigTests {
         }
     }
 
-    @Test("every TOML 1.0 form a user might write loads: dotted keys, inline tables, multi-line and literal strings, hex and octal")
+    @Test(
+        "every TOML 1.0 form a user might write loads: dotted keys, inline tables, multi-line and literal strings, hex and octal"
+    )
     func toml10Forms() throws {
         let text = #"""
             trust_domain = "example.org"
@@ -358,9 +362,11 @@ struct ConfigTests {
             _ = try AgentConfig.parse(text, path: "t.toml")
             Issue.record("an ID with é was accepted")
         } catch {
-            #expect(error.problems.map(\.description) == [
-                "entries[0].spiffe_id: path segment characters are limited to letters, numbers, dots, dashes, and underscores (line 12)"
-            ])
+            #expect(
+                error.problems.map(\.description) == [
+                    "entries[0].spiffe_id: path segment characters are limited to letters, numbers, dots, dashes, and underscores (line 12)"
+                ]
+            )
         }
         let config = try AgentConfig.parse(
             text.replacingOccurrences(of: "caf\\u00e9-free", with: "web"),
@@ -410,7 +416,8 @@ struct ConfigTests {
             path: "t.toml"
         )
         let after = try AgentConfig.parse(
-            minimal.replacingOccurrences(of: "api.sock", with: "other.sock") + """
+            minimal.replacingOccurrences(of: "api.sock", with: "other.sock")
+                + """
 
                 log_level = "debug"
                 [sds]

@@ -14,7 +14,7 @@ import Testing
 /// Clients that do not speak HTTP/2 or gRPC properly, or hold more than their share, must not hurt the agent: it
 /// stays up, releases what they held, and keeps serving well-behaved callers. (A forged credentials header is
 /// covered in ``WorkloadAPIIntegrationTests``.)
-@Suite("Hostile clients on the Workload API socket", .serialized)
+@Suite("Hostile clients on the Workload API socket", .serialized, .timeLimit(.minutes(5)))
 struct HostileClientTests {
     /// An identity for whoever runs the tests, so this needs no root.
     static let entry = """

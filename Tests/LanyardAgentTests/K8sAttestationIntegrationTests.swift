@@ -6,7 +6,7 @@ import Testing
 
 /// Real cgroups (v1 and v2 style paths), real child processes moved into them, a real agent, and the fake kubelet
 /// over real HTTPS with a bearer token.
-@Suite("Kubernetes attestation against the fake kubelet", .serialized)
+@Suite("Kubernetes attestation against the fake kubelet", .serialized, .timeLimit(.minutes(5)))
 struct K8sAttestationIntegrationTests {
     /// Where cgroups of each version are created on this machine, or nil (with the reason printed) when they cannot be.
     static func cgroupRoots() -> (v1: String, v2: String)? {

@@ -14,7 +14,7 @@ import Upstream
 /// The `lanyard` process killed with SIGKILL at random moments, over and over, while it writes its state (a root
 /// generation at start-up and at half-life; the agent identity at every renewal) and rotates SVIDs. Every restart
 /// must find valid state, keep its identity, and serve.
-@Suite("SIGKILL at random points, many times", .serialized)
+@Suite("SIGKILL at random points, many times", .serialized, .timeLimit(.minutes(5)))
 struct KillRestartTests {
     static let entry = """
         [[entries]]

@@ -12,7 +12,11 @@ import Testing
 
 /// What a crowd of idle or oversized clients gets from the agent's listeners: closed, refused, and no hold on
 /// anyone else.
-@Suite("Listener bounds: idle connections, oversized requests, the health listener", .serialized)
+@Suite(
+    "Listener bounds: idle connections, oversized requests, the health listener",
+    .serialized,
+    .timeLimit(.minutes(5))
+)
 struct ListenerBoundsTests {
     /// A TCP connection to 127.0.0.1:`port` that sends nothing.
     static func connectTCP(port: Int) -> Int32? {

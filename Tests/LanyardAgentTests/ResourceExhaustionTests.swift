@@ -12,7 +12,7 @@ import Testing
 /// The resource attacks of `docs/security.md`, against the real `lanyard` binary in its own process so its memory
 /// and descriptors are its own: one caller growing the agent without bound, several uids together exhausting its
 /// descriptors, and an executable built to be expensive to hash.
-@Suite("Resource exhaustion: one caller cannot grow the agent or starve others", .serialized)
+@Suite("Resource exhaustion: one caller cannot grow the agent or starve others", .serialized, .timeLimit(.minutes(5)))
 struct ResourceExhaustionTests {
     static let rootEntry = """
         [[entries]]
@@ -80,7 +80,9 @@ struct ResourceExhaustionTests {
         /// `calls` requests numbered from `start`, each with 32 new audiences of about 1 KiB (a ~40 KB token to mint
         /// and cache), from a py-spiffe client in its own process.
         func flood(from start: Int, calls: Int) async throws {
-            let result = try await LanyardCLI.runTool(["/usr/bin/env", "python3", script, socket, "\(start)", "\(calls)"])
+            let result = try await LanyardCLI.runTool([
+                "/usr/bin/env", "python3", script, socket, "\(start)", "\(calls)",
+            ])
             guard result.status == 0, Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) == calls else {
                 throw TestAgentError("the flood stopped: \(result.stdout) \(result.stderr.suffix(1000))")
             }
@@ -147,7 +149,9 @@ struct ResourceExhaustionTests {
             )
             defer { holders.forEach { $0.signal(SIGKILL) } }
             let accepted = RawSocketClient.agentSockets(in: directory) - 1
-            print("soft=hard=1024: connected \(held), the agent holds \(accepted) connections, root served: \(rootServed)")
+            print(
+                "soft=hard=1024: connected \(held), the agent holds \(accepted) connections, root served: \(rootServed)"
+            )
             #expect(rootServed, "root could not be served: \(agent.log.suffix(2000))")
             #expect(accepted <= (1024 - 128) / 2, "the agent holds \(accepted) connections, past its cap")
             #expect(held.allSatisfy { $0 == 400 }, "a caller blocked: the agent stopped accepting")
@@ -174,8 +178,11 @@ struct ResourceExhaustionTests {
                 if accepted >= 1200 { break }
                 try await Task.sleep(for: .milliseconds(50))
             }
-            let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.process.pid)/fd").count) ?? 0
-            print("soft 1024, hard 8192: connected \(held), the agent holds \(accepted) connections and \(descriptors) descriptors, root served: \(rootServed)")
+            let descriptors =
+                (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.process.pid)/fd").count) ?? 0
+            print(
+                "soft 1024, hard 8192: connected \(held), the agent holds \(accepted) connections and \(descriptors) descriptors, root served: \(rootServed)"
+            )
             #expect(held == [400, 400, 400])
             #expect(accepted >= 1200, "the agent did not raise its descriptor limit")
             #expect(rootServed)
@@ -214,8 +221,13 @@ struct ResourceExhaustionTests {
             let peakBefore = Self.memory("VmHWM", of: pid)
             let result = try await LanyardCLI.runTool([huge, "api", "fetch", "x509", "--socket", socket])
             let peakAfter = Self.memory("VmHWM", of: pid)
-            print("2 GiB executable, \(allowed ? "allowed" : "default limit"): peak RSS \(peakBefore / 1024) -> \(peakAfter / 1024) MiB")
-            #expect(peakAfter - peakBefore < 16 * 1024, "hashing grew the agent's peak by \((peakAfter - peakBefore) / 1024) MiB")
+            print(
+                "2 GiB executable, \(allowed ? "allowed" : "default limit"): peak RSS \(peakBefore / 1024) -> \(peakAfter / 1024) MiB"
+            )
+            #expect(
+                peakAfter - peakBefore < 16 * 1024,
+                "hashing grew the agent's peak by \((peakAfter - peakBefore) / 1024) MiB"
+            )
             if allowed {
                 #expect(result.status == 0, "\(result.stderr)")
                 #expect(result.stdout.contains("spiffe://example.org/huge"))

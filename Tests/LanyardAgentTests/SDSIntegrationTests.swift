@@ -2,10 +2,10 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import LanyardProto
+import LanyardTestSupport
 import SPIFFE
 import SPIFFECrypto
 import SwiftProtobuf
-import LanyardTestSupport
 import Testing
 
 @testable import LanyardAgent
@@ -125,7 +125,7 @@ func trustDomains(_ secret: Secret) throws -> [String: [Certificate]] {
     ]
 }
 
-@Suite("Envoy SDS v3 on the Workload API socket", .serialized)
+@Suite("Envoy SDS v3 on the Workload API socket", .serialized, .timeLimit(.minutes(5)))
 struct SDSIntegrationTests {
     static let rootEntry = WorkloadAPIIntegrationTests.rootEntry
 

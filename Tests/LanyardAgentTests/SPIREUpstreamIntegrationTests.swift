@@ -12,7 +12,7 @@ import Timing
 import Upstream
 
 /// The agent in fleet mode against the fake SPIRE server over real mTLS gRPC on loopback.
-@Suite("Fleet mode: SPIRE Server as the upstream", .serialized)
+@Suite("Fleet mode: SPIRE Server as the upstream", .serialized, .timeLimit(.minutes(5)))
 struct SPIREUpstreamIntegrationTests {
     static func requireRoot() -> Bool {
         if getuid() == 0 { return true }
@@ -134,7 +134,10 @@ struct SPIREUpstreamIntegrationTests {
             } catch let error as RPCError {
                 #expect(error.code == .unavailable, "\(error)")
             }
-            #expect(logs.all.contains { $0.contains("jwt-svid signing failed") && $0.contains(expected) }, "\(logs.all)")
+            #expect(
+                logs.all.contains { $0.contains("jwt-svid signing failed") && $0.contains(expected) },
+                "\(logs.all)"
+            )
         }
         server.setJWTSVIDTampering(nil)
         let honest = try await agent.client.fetchJWTSVID(audience: ["payments", "billing"])
@@ -215,17 +218,18 @@ struct SPIREUpstreamIntegrationTests {
                 seen.withLock { $0.append(message.svids.map(\.spiffeID).sorted()) }
             }
         }
-        #expect(try await Self.eventually { seen.withLock { $0.count } == 1 })
+        defer { watcher.cancel() }
+        try #require(try await Self.eventually { seen.withLock { $0.count } == 1 })
         // One sync interval of the agent's clock, and no more, brings an added entry to the open stream.
         let added = try server.addEntry(spiffeID: "spiffe://example.org/api", selectors: ["unix:uid:0"])
         try await clock.waitForSleepers()
         #expect(clock.advanceToNextWake() == .milliseconds(250))
-        #expect(try await Self.eventually { seen.withLock { $0.count } == 2 })
+        try #require(try await Self.eventually { seen.withLock { $0.count } == 2 })
         #expect(seen.withLock { $0[1] } == ["spiffe://example.org/api", "spiffe://example.org/web"])
         server.removeEntry(added)
         try await clock.waitForSleepers()
         clock.advanceToNextWake()
-        #expect(try await Self.eventually { seen.withLock { $0.count } == 3 })
+        try #require(try await Self.eventually { seen.withLock { $0.count } == 3 })
         #expect(seen.withLock { $0[2] } == ["spiffe://example.org/web"])
         _ = try await watcher.value
         await agent.stop()
@@ -269,7 +273,9 @@ struct SPIREUpstreamIntegrationTests {
         )
         while true {
             try await clock.waitForSleepers()
-            guard let next = clock.nextWake, clock.now + (next - clock.uptime).timeInterval < stored.renewAt else { break }
+            guard let next = clock.nextWake, clock.now + (next - clock.uptime).timeInterval < stored.renewAt else {
+                break
+            }
             clock.advanceToNextWake()
             try await clock.waitForSleepers()
             #expect(server.count("RenewAgent") == 0, "renewed before half-life, at \(clock.now)")

@@ -10,7 +10,7 @@ import Testing
 
 /// `data_dir` on a disk that is full or read-only, made real with a small tmpfs: the agent reports the cause, never
 /// leaves half-written state, and what it stored before stays intact and usable.
-@Suite("Storage faults: a full or read-only data_dir", .serialized)
+@Suite("Storage faults: a full or read-only data_dir", .serialized, .timeLimit(.minutes(5)))
 struct StorageFaultTests {
     static let entry = WorkloadAPIIntegrationTests.rootEntry
 

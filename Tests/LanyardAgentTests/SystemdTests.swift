@@ -71,7 +71,7 @@ func writeConfig(_ directory: String, socket: String, entries: String, health: S
     return path
 }
 
-@Suite("systemd: readiness, watchdog, socket activation, reload and units", .serialized)
+@Suite("systemd: readiness, watchdog, socket activation, reload and units", .serialized, .timeLimit(.minutes(5)))
 struct SystemdTests {
     static let rootEntry = WorkloadAPIIntegrationTests.rootEntry
 

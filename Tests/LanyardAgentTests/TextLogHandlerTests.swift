@@ -6,7 +6,15 @@ import Testing
 @Suite("Text log lines")
 struct TextLogHandlerTests {
     func event(_ message: Logger.Message, _ metadata: Logger.Metadata) -> LogEvent {
-        LogEvent(level: .warning, message: message, metadata: metadata, source: "t", file: #fileID, function: #function, line: #line)
+        LogEvent(
+            level: .warning,
+            message: message,
+            metadata: metadata,
+            source: "t",
+            file: #fileID,
+            function: #function,
+            line: #line
+        )
     }
 
     @Test("what a client sent cannot start a log line of its own or reach the terminal as an escape sequence")

@@ -2,10 +2,10 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import LanyardProto
+import LanyardTestSupport
 import SPIFFE
 import SPIFFECrypto
 import SwiftProtobuf
-import LanyardTestSupport
 import Synchronization
 import Testing
 
@@ -13,7 +13,7 @@ import Testing
 
 /// The real agent on a real Unix socket, driven by clients in this process and by `lanyard` child processes under
 /// other uids. Serialized: each test owns its agent, and the socket umask is process-wide.
-@Suite("Workload API, end to end", .serialized)
+@Suite("Workload API, end to end", .serialized, .timeLimit(.minutes(5)))
 struct WorkloadAPIIntegrationTests {
     static let rootEntry = """
         [[entries]]
@@ -139,7 +139,9 @@ struct WorkloadAPIIntegrationTests {
         await agent.stop()
     }
 
-    @Test("an open stream receives a renewed SVID, with a fresh key, at 40–48 % of the old one's life (clock moved, not waited)")
+    @Test(
+        "an open stream receives a renewed SVID, with a fresh key, at 40–48 % of the old one's life (clock moved, not waited)"
+    )
     func rotationReachesStreams() async throws {
         guard isRoot() else { return }
         // A whole second, so certificate times (whole seconds) measure the renewal exactly.
@@ -151,7 +153,7 @@ struct WorkloadAPIIntegrationTests {
             try await agent.client.watchX509SVID(count: 2) { _ in received.withLock { $0 += 1 } }
         }
         defer { watching.cancel() }
-        #expect(try await clock.run(until: { received.withLock { $0 } == 2 }, limit: .seconds(30)))
+        try #require(try await clock.run(until: { received.withLock { $0 } == 2 }, limit: .seconds(30)))
         let messages = try await watching.value
         await agent.stop()
         let first = try Certificate.chain(derConcatenated: messages[0].svids[0].x509Svid)[0]

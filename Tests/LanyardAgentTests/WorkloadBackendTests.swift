@@ -41,7 +41,7 @@ struct NoUpstream: IdentityUpstream {
     }
 }
 
-@Suite("Workload backend: caller pinning and attestor failures", .serialized)
+@Suite("Workload backend: caller pinning and attestor failures", .serialized, .timeLimit(.minutes(5)))
 struct WorkloadBackendTests {
     func backend(_ attestors: [any WorkloadAttestor]) throws -> WorkloadBackend {
         WorkloadBackend(
@@ -86,11 +86,15 @@ struct WorkloadBackendTests {
         }
     }
 
-    @Test("a caller whose ids differ from the connection's is refused as changed, and unix selectors are the connection's")
+    @Test(
+        "a caller whose ids differ from the connection's is refused as changed, and unix selectors are the connection's"
+    )
     func credentialsDiffer() async throws {
         let backend = try backend([UnixAttestor()])
         let other = connected(backend, CallerCredentials(pid: getpid(), uid: getuid() &+ 1, gid: getgid()))
-        await #expect(throws: WorkloadAPIError(.callerChanged, "caller credentials changed since it connected; reconnect")) {
+        await #expect(
+            throws: WorkloadAPIError(.callerChanged, "caller credentials changed since it connected; reconnect")
+        ) {
             try await backend.attest(other)
         }
         let me = connected(backend, CallerCredentials(pid: getpid(), uid: getuid(), gid: getgid()))

@@ -1,5 +1,5 @@
-import SPIFFE
 import Foundation
+import SPIFFE
 import Testing
 
 @testable import Attestation
@@ -268,7 +268,9 @@ struct ContainerLocatorTests {
         )
         // Another container's subtree laid out like a node is not the agent's node.
         let other = "0::/docker/\(Self.victimCID)/kubepods/besteffort/pod\(Self.uid)/\(Self.cid)\n"
-        #expect(try ContainerLocator.location(in: ContainerLocator.cgroupPaths(other), hierarchyPrefixes: prefixes) == nil)
+        #expect(
+            try ContainerLocator.location(in: ContainerLocator.cgroupPaths(other), hierarchyPrefixes: prefixes) == nil
+        )
     }
 
     @Test("the agent's own hierarchy prefix is read from its cgroup file, only when it runs in a pod")

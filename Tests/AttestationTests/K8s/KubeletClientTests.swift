@@ -1,13 +1,13 @@
-import SPIFFE
 import Foundation
 import LanyardTestSupport
+import SPIFFE
 import Synchronization
 import Testing
 
 @testable import Attestation
 
 /// The kubelet client against the fake kubelet over real HTTPS on loopback.
-@Suite("Kubelet client and the shared pod-list fetch", .serialized)
+@Suite("Kubelet client and the shared pod-list fetch", .serialized, .timeLimit(.minutes(5)))
 struct KubeletClientTests {
     /// A token and CA file for `kubelet`, in a fresh directory.
     static func files(
