@@ -36,6 +36,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        // Child processes for tests and the bench only (ChildProcess in LanyardTestSupport).
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
     ],
     targets: [
         // System OpenSSL 3: only SPIFFECrypto may import it.
@@ -151,11 +154,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Fakes for tests and demos (never shipped in the agent): the fake kubelet and the fake SPIRE server.
+        // For tests, demos and the bench (never shipped in the agent): the fake kubelet, the fake SPIRE server, the
+        // manual clock and child processes.
         .target(
             name: "LanyardTestSupport",
             dependencies: [
-                "SPIFFE", "SPIFFECrypto", "LanyardProto", "Timing",
+                "SPIFFE", "SPIFFECrypto", "LanyardProto", "Timing", "CLinux",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -232,7 +238,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SPIFFECryptoTests",
-            dependencies: ["SPIFFECrypto", "SPIFFE"],
+            dependencies: ["SPIFFECrypto", "SPIFFE", "LanyardTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -66,16 +66,24 @@ static inline int lanyard_pidfd_credentials(int pidfd, struct lanyard_process_cr
 // pidfd_open(2) (Linux >= 5.3), with O_CLOEXEC implied. Returns the descriptor or -1 with errno.
 static inline int lanyard_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
-// Whether a pidfd's process has exited: poll reports POLLIN once it has (even before it is reaped).
+// pidfd_send_signal(2) (Linux >= 5.1): a signal that cannot reach a process which inherited a recycled PID.
+static inline int lanyard_pidfd_send_signal(int pidfd, int signal) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0);
+}
+
+// Waits up to timeout_ms for a pidfd's process to exit: poll reports POLLIN once it has (even before it is reaped).
 // Returns 1 when exited, 0 when alive, -1 on error.
-static inline int lanyard_pidfd_exited(int pidfd) {
+static inline int lanyard_pidfd_wait_exited(int pidfd, int timeout_ms) {
     struct pollfd entry = {.fd = pidfd, .events = POLLIN, .revents = 0};
     int ready;
     do {
-        ready = poll(&entry, 1, 0);
+        ready = poll(&entry, 1, timeout_ms);
     } while (ready < 0 && errno == EINTR);
     if (ready < 0) return -1;
     return (entry.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) ? 1 : 0;
 }
+
+// Whether a pidfd's process has exited, without waiting.
+static inline int lanyard_pidfd_exited(int pidfd) { return lanyard_pidfd_wait_exited(pidfd, 0); }
 
 #endif

@@ -1,6 +1,6 @@
-import SPIFFE
 import GRPCCore
 import Logging
+import SPIFFE
 
 /// Finds the caller a call came from (the connection's, pinned at accept by ``PeerCredentialHandler``), attests it,
 /// and turns backend failures into gRPC status codes. Shared by the Workload API and SDS handlers: the one place
@@ -54,7 +54,7 @@ struct CallerAuthenticator: Sendable {
         case let error as RPCError:
             return error
         default:
-            logger.error("backend failed", metadata: ["error": "\(error)"])
+            logger.error("backend failed", metadata: [LogKey.error: "\(error)"])
             return RPCError(code: .internalError, message: "internal error")
         }
     }

@@ -1,8 +1,8 @@
-import SPIFFE
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 public import Logging
+import SPIFFE
 public import Timing
 
 #if canImport(Glibc)
@@ -109,7 +109,10 @@ public final class WorkloadAPIServer: Sendable {
                     } catch  where Task.isCancelled {}
                 }
                 let address = try await transport.listeningAddress
-                logger.info("workload api serving on a socket from systemd", metadata: ["socket": "\(address)"])
+                logger.info(
+                    "workload api serving on a socket from systemd",
+                    metadata: [LogKey.socketPath: "\(address)"]
+                )
                 onListening()
             }
             return
@@ -148,7 +151,7 @@ public final class WorkloadAPIServer: Sendable {
                 )
             }
             rmdir(bindDirectory)
-            logger.info("workload api listening", metadata: ["socket": "\(socketPath)"])
+            logger.info("workload api listening", metadata: [LogKey.socketPath: "\(socketPath)"])
             onListening()
         }
     }

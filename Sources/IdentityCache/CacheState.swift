@@ -1,30 +1,30 @@
-public import Foundation
-public import SPIFFE
-public import SPIFFECrypto
+package import Foundation
+package import SPIFFE
+package import SPIFFECrypto
 
 /// The cache's whole state as a value: entries, bundles and one SVID per entry. Every
 /// operation is a synchronous mutation, so it is unit-tested without threads or clocks.
-public struct CacheState: Sendable {
+package struct CacheState: Sendable {
     /// An SVID with the time it is due for renewal and the entry revision it was minted for.
-    public struct CachedSVID: Sendable {
-        public let svid: IssuedSVID
-        public let renewAt: Date
-        public let revision: Int64
-        public let dnsNames: [String]
+    package struct CachedSVID: Sendable {
+        package let svid: IssuedSVID
+        package let renewAt: Date
+        package let revision: Int64
+        package let dnsNames: [String]
     }
 
-    public private(set) var entries: [RegistrationEntry] = []
-    public private(set) var bundle: SPIFFEBundle? = nil
-    public private(set) var federatedBundles: [TrustDomain: SPIFFEBundle] = [:]
-    public private(set) var svids: [String: CachedSVID] = [:]
+    package private(set) var entries: [RegistrationEntry] = []
+    package private(set) var bundle: SPIFFEBundle? = nil
+    package private(set) var federatedBundles: [TrustDomain: SPIFFEBundle] = [:]
+    package private(set) var svids: [String: CachedSVID] = [:]
     /// When the rotator last tried to sync, successful or not: the watchdog's proof that rotation is alive.
-    public private(set) var lastSyncAttempt: Date? = nil
+    package private(set) var lastSyncAttempt: Date? = nil
 
-    public init() {}
+    package init() {}
 
     /// Applies what the upstream says. SVIDs of removed entries are dropped. Returns whether anything a workload
     /// sees changed.
-    public mutating func apply(_ state: UpstreamState) -> Bool {
+    package mutating func apply(_ state: UpstreamState) -> Bool {
         let ids = Set(state.entries.map(\.id))
         let removed = svids.keys.filter { !ids.contains($0) }
         for id in removed { svids[id] = nil }
@@ -38,23 +38,23 @@ public struct CacheState: Sendable {
     }
 
     /// Whether the last sync with the upstream succeeded; readiness tolerates a failure while SVIDs are valid.
-    public private(set) var lastSyncSucceeded = false
+    package private(set) var lastSyncSucceeded = false
 
-    public mutating func markSyncAttempt(at time: Date) {
+    package mutating func markSyncAttempt(at time: Date) {
         lastSyncAttempt = time
     }
 
-    public mutating func markSyncResult(succeeded: Bool) {
+    package mutating func markSyncResult(succeeded: Bool) {
         lastSyncSucceeded = succeeded
     }
 
     /// Whether every cached SVID is still valid at `now`.
-    public func allSVIDsValid(at now: Date) -> Bool {
+    package func allSVIDsValid(at now: Date) -> Bool {
         svids.values.allSatisfy { $0.svid.expiresAt > now }
     }
 
     /// Entries with no SVID, an SVID minted for an older revision or other DNS names, or one due for renewal.
-    public func entriesDue(at now: Date) -> [RegistrationEntry] {
+    package func entriesDue(at now: Date) -> [RegistrationEntry] {
         entries.filter { entry in
             guard let cached = svids[entry.id] else { return true }
             return cached.revision != entry.revision || cached.dnsNames != entry.dnsNames || now >= cached.renewAt
@@ -62,20 +62,20 @@ public struct CacheState: Sendable {
     }
 
     /// The earliest renewal time among the cached SVIDs.
-    public var nextRenewal: Date? { svids.values.map(\.renewAt).min() }
+    package var nextRenewal: Date? { svids.values.map(\.renewAt).min() }
 
-    public mutating func store(_ svid: IssuedSVID, for entry: RegistrationEntry, renewAt: Date) {
+    package mutating func store(_ svid: IssuedSVID, for entry: RegistrationEntry, renewAt: Date) {
         guard entries.contains(where: { $0.id == entry.id }) else { return }
         svids[entry.id] = CachedSVID(svid: svid, renewAt: renewAt, revision: entry.revision, dnsNames: entry.dnsNames)
     }
 
     /// Whether the bundle is known and every entry has its SVID: the agent is ready to serve.
-    public var isPrimed: Bool { bundle != nil && entries.allSatisfy { svids[$0.id] != nil } }
+    package var isPrimed: Bool { bundle != nil && entries.allSatisfy { svids[$0.id] != nil } }
 
     /// What a caller with `selectors` sees: its identities in entry order (SVIDs with a hint already used by an
     /// earlier identity are left out, since clients keep only the first), the bundle, and the federated bundles
     /// its entries federate with.
-    public func view(for selectors: Set<Selector>) -> CallerView {
+    package func view(for selectors: Set<Selector>) -> CallerView {
         var identities: [CallerView.Identity] = []
         var hints: Set<String> = []
         var federated: [TrustDomain: SPIFFEBundle] = [:]
@@ -96,19 +96,19 @@ public struct CacheState: Sendable {
     }
 
     /// Entries matching `selectors`, whether or not their SVID is minted yet.
-    public func matchingEntries(_ selectors: Set<Selector>) -> [RegistrationEntry] {
+    package func matchingEntries(_ selectors: Set<Selector>) -> [RegistrationEntry] {
         entries.filter { $0.matches(selectors) }
     }
 }
 
 /// Everything one caller may see at one moment.
-public struct CallerView: Sendable, Equatable {
-    public struct Identity: Sendable, Equatable {
-        public let entry: RegistrationEntry
-        public let svid: IssuedSVID
+package struct CallerView: Sendable, Equatable {
+    package struct Identity: Sendable, Equatable {
+        package let entry: RegistrationEntry
+        package let svid: IssuedSVID
     }
 
-    public let identities: [Identity]
-    public let bundle: SPIFFEBundle?
-    public let federatedBundles: [TrustDomain: SPIFFEBundle]
+    package let identities: [Identity]
+    package let bundle: SPIFFEBundle?
+    package let federatedBundles: [TrustDomain: SPIFFEBundle]
 }

@@ -1,5 +1,5 @@
 import Foundation
-public import SPIFFE
+package import SPIFFE
 import SPIFFECrypto
 import Synchronization
 
@@ -7,7 +7,7 @@ import Synchronization
 ///
 /// Every change is pushed at once to every subscriber as a full view; a subscriber that reads slowly sees only
 /// the newest view, never a backlog.
-public final class IdentityCache: Sendable {
+package final class IdentityCache: Sendable {
     private struct Subscriber {
         let selectors: Set<Selector>
         let deliver: @Sendable (CallerView) -> Void
@@ -26,17 +26,17 @@ public final class IdentityCache: Sendable {
     /// Held while views are computed and delivered, outside `guarded`, so deliveries keep their order while readers
     /// of the state (every RPC) never wait for them. Holds the view each selector set was last sent.
     private let delivery = Mutex<[Set<Selector>: CallerView]>([:])
-    public let policy: RenewalPolicy
+    package let policy: RenewalPolicy
     /// Minted JWT-SVIDs; bounded, and outside the state lock (storing one notifies nobody).
-    public let jwtSVIDs: JWTSVIDCache
+    package let jwtSVIDs: JWTSVIDCache
 
-    public init(policy: RenewalPolicy = RenewalPolicy(), jwtSVIDCacheSize: Int = 1000) {
+    package init(policy: RenewalPolicy = RenewalPolicy(), jwtSVIDCacheSize: Int = 1000) {
         self.policy = policy
         self.jwtSVIDs = JWTSVIDCache(maximumEntries: jwtSVIDCacheSize, policy: policy)
     }
 
     /// A copy of the state, for reads that need several fields at once.
-    public var state: CacheState { guarded.withLock { $0.state } }
+    package var state: CacheState { guarded.withLock { $0.state } }
 
     /// Runs `body` on the state and, if it says something changed, sends each subscriber its new view.
     ///
@@ -44,7 +44,7 @@ public final class IdentityCache: Sendable {
     /// sent only when it differs from the last one sent for that set: renewing one entry's SVID reaches only the
     /// callers that see it. Before this, every change recomputed a view per stream while holding the state lock, and
     /// 1,000 streams with 200 rotating entries kept two cores busy and starved unary calls (`make load` found it).
-    public func update(_ body: (inout CacheState) -> Bool) {
+    package func update(_ body: (inout CacheState) -> Bool) {
         delivery.withLock { lastSent in
             let changed: (state: CacheState, subscribers: [Subscriber])? = guarded.withLock { guarded in
                 guard body(&guarded.state) else { return nil }
@@ -70,7 +70,7 @@ public final class IdentityCache: Sendable {
 
     /// A stream of the caller's view, shaped by `transform`: the current one at once, then one after every change.
     /// A slow reader finds only the newest.
-    public func subscribe<Element: Sendable>(
+    package func subscribe<Element: Sendable>(
         selectors: Set<Selector>,
         transform: @escaping @Sendable (CallerView) -> Element
     ) -> AsyncStream<Element> {
@@ -81,7 +81,7 @@ public final class IdentityCache: Sendable {
 
     /// Feeds `continuation` the caller's view, shaped by `transform`, until it is finished or its stream ends. The
     /// continuation's stream should buffer only the newest element.
-    public func subscribe<Element: Sendable>(
+    package func subscribe<Element: Sendable>(
         selectors: Set<Selector>,
         continuation: AsyncStream<Element>.Continuation,
         transform: @escaping @Sendable (CallerView) -> Element
@@ -108,10 +108,10 @@ public final class IdentityCache: Sendable {
         }
     }
 
-    public var subscriberCount: Int { guarded.withLock { $0.subscribers.count } }
+    package var subscriberCount: Int { guarded.withLock { $0.subscribers.count } }
 
     /// Ends every stream, and every later one at once, for shutdown.
-    public func finishAll() {
+    package func finishAll() {
         let subscribers = guarded.withLock { guarded in
             guarded.isFinished = true
             defer { guarded.subscribers.removeAll() }

@@ -1,10 +1,10 @@
-public import Foundation
-public import SPIFFE
-public import SPIFFECrypto
+package import Foundation
+package import SPIFFE
+package import SPIFFECrypto
 
 /// What the cache needs from an upstream, declared here by the consumer. The local CA and, later, a SPIRE Server
 /// client are wired to it by the agent; the cache never imports them.
-public protocol IdentityUpstream: Sendable {
+package protocol IdentityUpstream: Sendable {
     /// The current entries and bundles.
     func state(at now: Date) async throws -> UpstreamState
 
@@ -27,18 +27,18 @@ public protocol IdentityUpstream: Sendable {
 }
 
 /// One X.509 signing request: the entry and the CSR over the key the agent made for it.
-public struct X509SigningRequest: Sendable {
-    public var entry: RegistrationEntry
-    public var csr: CertificateSigningRequest
+package struct X509SigningRequest: Sendable {
+    package var entry: RegistrationEntry
+    package var csr: CertificateSigningRequest
 
-    public init(entry: RegistrationEntry, csr: CertificateSigningRequest) {
+    package init(entry: RegistrationEntry, csr: CertificateSigningRequest) {
         self.entry = entry
         self.csr = csr
     }
 }
 
 extension IdentityUpstream {
-    public func signX509SVIDs(
+    package func signX509SVIDs(
         _ requests: [X509SigningRequest],
         at now: Date
     ) async throws -> [Result<[Certificate], any Error>] {
@@ -55,12 +55,12 @@ extension IdentityUpstream {
 }
 
 /// A snapshot of what the upstream says.
-public struct UpstreamState: Hashable, Sendable {
-    public var entries: [RegistrationEntry]
-    public var bundle: SPIFFEBundle
-    public var federatedBundles: [TrustDomain: SPIFFEBundle]
+package struct UpstreamState: Hashable, Sendable {
+    package var entries: [RegistrationEntry]
+    package var bundle: SPIFFEBundle
+    package var federatedBundles: [TrustDomain: SPIFFEBundle]
 
-    public init(entries: [RegistrationEntry], bundle: SPIFFEBundle, federatedBundles: [TrustDomain: SPIFFEBundle]) {
+    package init(entries: [RegistrationEntry], bundle: SPIFFEBundle, federatedBundles: [TrustDomain: SPIFFEBundle]) {
         self.entries = entries
         self.bundle = bundle
         self.federatedBundles = federatedBundles

@@ -1,24 +1,24 @@
-public import Foundation
-public import SPIFFE
-public import SPIFFECrypto
+package import Foundation
+package import SPIFFE
+package import SPIFFECrypto
 
 /// An X509-SVID as the cache keeps it: its bytes, not OpenSSL objects.
 ///
 /// OpenSSL's parsed certificate and key cost several kilobytes each, while a response needs only the DER (or its
 /// PEM); keeping bytes makes a node with ten thousand identities small, and encoding for responses trivial. The
 /// chain is one buffer, laid out as the Workload API sends it, so a response copies nothing.
-public struct IssuedSVID: Hashable, Sendable, CustomStringConvertible {
-    public let spiffeID: SPIFFEID
+package struct IssuedSVID: Hashable, Sendable, CustomStringConvertible {
+    package let spiffeID: SPIFFEID
     /// The certificates' DER laid end to end, leaf first.
-    public let chainDER: Data
+    package let chainDER: Data
     /// The private key as PKCS#8 DER. Secret: never logged.
-    public let privateKeyDER: Data
-    public let notBefore: Date
-    public let expiresAt: Date
+    package let privateKeyDER: Data
+    package let notBefore: Date
+    package let expiresAt: Date
 
     /// Takes the bytes out of a freshly minted SVID. `spiffeID` is the entry's (already checked equal to the
     /// certificate's), so the cache keeps one copy of its strings instead of one per entry and one per SVID.
-    public init(_ svid: X509SVID, spiffeID: SPIFFEID? = nil) throws(CryptoError) {
+    package init(_ svid: X509SVID, spiffeID: SPIFFEID? = nil) throws(CryptoError) {
         self.spiffeID = spiffeID ?? svid.spiffeID
         var chain = Data()
         chain.reserveCapacity(svid.certificates.reduce(0) { $0 + $1.derEncoded.count })
@@ -30,14 +30,14 @@ public struct IssuedSVID: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Each certificate in PEM, as SDS sends the chain.
-    public var chainPEM: String {
+    package var chainPEM: String {
         Self.elementRanges(chainDER).map { PEM.encode(label: "CERTIFICATE", der: chainDER[$0]) }.joined()
     }
 
-    public var privateKeyPEM: String { PEM.encode(label: "PRIVATE KEY", der: privateKeyDER) }
+    package var privateKeyPEM: String { PEM.encode(label: "PRIVATE KEY", der: privateKeyDER) }
 
     /// Shows the identity and expiry, never the key.
-    public var description: String { "IssuedSVID(\(spiffeID), expires \(expiresAt))" }
+    package var description: String { "IssuedSVID(\(spiffeID), expires \(expiresAt))" }
 
     /// The byte ranges of the DER elements laid end to end in `der` (tag, then a short- or long-form length). The
     /// chain was encoded by OpenSSL, so it is well formed; were it not, the rest is returned as one range.

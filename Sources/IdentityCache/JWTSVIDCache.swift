@@ -1,6 +1,6 @@
-public import Foundation
-public import SPIFFE
-public import SPIFFECrypto
+package import Foundation
+package import SPIFFE
+package import SPIFFECrypto
 import Synchronization
 
 /// JWT-SVIDs already minted, by SPIFFE ID and audience set, reused until half their lifetime.
@@ -9,13 +9,13 @@ import Synchronization
 /// `maximumEntries` tokens (`jwt_svid_cache_max_size`, SPIRE's key) and `maximumBytes` of them; the least recently
 /// used goes first, and expired tokens are dropped whenever room is needed. It has its own lock: storing a token
 /// changes nothing a stream sees, so it never waits behind the delivery of an X.509 update.
-public final class JWTSVIDCache: Sendable {
+package final class JWTSVIDCache: Sendable {
     /// A SPIFFE ID and a sorted, duplicate-free audience list.
-    public struct Key: Hashable, Sendable {
-        public let spiffeID: SPIFFEID
-        public let audience: [String]
+    package struct Key: Hashable, Sendable {
+        package let spiffeID: SPIFFEID
+        package let audience: [String]
 
-        public init(spiffeID: SPIFFEID, audience: [String]) {
+        package init(spiffeID: SPIFFEID, audience: [String]) {
             self.spiffeID = spiffeID
             self.audience = Array(Set(audience)).sorted()
         }
@@ -39,21 +39,21 @@ public final class JWTSVIDCache: Sendable {
         var evictions = 0
     }
 
-    public let maximumEntries: Int
-    public let maximumBytes: Int
-    public let policy: RenewalPolicy
+    package let maximumEntries: Int
+    package let maximumBytes: Int
+    package let policy: RenewalPolicy
     /// What one cached token costs beyond its strings (dictionary slot, dates, counters).
     static let overhead = 96
     private let state = Mutex(State())
 
-    public init(maximumEntries: Int = 1000, maximumBytes: Int = 4 << 20, policy: RenewalPolicy = RenewalPolicy()) {
+    package init(maximumEntries: Int = 1000, maximumBytes: Int = 4 << 20, policy: RenewalPolicy = RenewalPolicy()) {
         self.maximumEntries = max(1, maximumEntries)
         self.maximumBytes = max(1024, maximumBytes)
         self.policy = policy
     }
 
     /// The cached token for `key`, if it is still before half its lifetime at `now`.
-    public func token(for key: Key, at now: Date) -> String? {
+    package func token(for key: Key, at now: Date) -> String? {
         state.withLock { state in
             guard var cached = state.tokens[key] else { return nil }
             guard policy.isJWTReusable(issuedAt: cached.issuedAt, expiresAt: cached.expiresAt, at: now) else {
@@ -67,7 +67,7 @@ public final class JWTSVIDCache: Sendable {
     }
 
     /// Keeps `svid` for `key`, making room first: expired tokens go, then the least recently used.
-    public func store(_ svid: JWTSVID, for key: Key, at now: Date) {
+    package func store(_ svid: JWTSVID, for key: Key, at now: Date) {
         let bytes = svid.token.utf8.count + key.bytes + Self.overhead
         guard bytes <= maximumBytes else { return }
         state.withLock { state in
@@ -98,7 +98,7 @@ public final class JWTSVIDCache: Sendable {
     }
 
     /// Forgets the tokens of identities no entry holds any more.
-    public func retain(spiffeIDs: Set<SPIFFEID>) {
+    package func retain(spiffeIDs: Set<SPIFFEID>) {
         state.withLock { state in
             for (key, cached) in state.tokens where !spiffeIDs.contains(key.spiffeID) {
                 state.tokens[key] = nil
@@ -108,7 +108,7 @@ public final class JWTSVIDCache: Sendable {
     }
 
     /// Tokens held, their approximate bytes, and how many were evicted to make room.
-    public var usage: (count: Int, bytes: Int, evictions: Int) {
+    package var usage: (count: Int, bytes: Int, evictions: Int) {
         state.withLock { ($0.tokens.count, $0.bytes, $0.evictions) }
     }
 }

@@ -1,24 +1,24 @@
-public import Foundation
-public import Logging
+package import Foundation
+package import Logging
 import Metrics
 import SPIFFE
-public import SPIFFECrypto
-public import Timing
+package import SPIFFECrypto
+package import Timing
 
 /// Keeps the cache current: syncs entries and bundles from the upstream, and mints an SVID for every entry that
 /// lacks one or is due for renewal (a fresh key and CSR each time; the key never leaves the agent).
-public struct SVIDRotator: Sendable {
-    public let cache: IdentityCache
-    public let upstream: any IdentityUpstream
-    public let keyType: KeyType
+package struct SVIDRotator: Sendable {
+    package let cache: IdentityCache
+    package let upstream: any IdentityUpstream
+    package let keyType: KeyType
     /// How often entries and bundles are re-read even when no renewal is due.
-    public let syncInterval: Duration
+    package let syncInterval: Duration
     /// The wait after failed passes: doubling from the sync interval up to eight of them (at most a minute), ±20 %.
-    public let backoff: Backoff
+    package let backoff: Backoff
     let logger: Logger
-    public let clock: any AgentClock
+    package let clock: any AgentClock
 
-    public init(
+    package init(
         cache: IdentityCache,
         upstream: any IdentityUpstream,
         keyType: KeyType = .ecP256,
@@ -36,14 +36,14 @@ public struct SVIDRotator: Sendable {
     }
 
     /// The agent's one backoff after failed syncs, for a sync interval.
-    public static func backoff(syncInterval: Duration) -> Backoff {
+    package static func backoff(syncInterval: Duration) -> Backoff {
         Backoff(initial: syncInterval, maximum: min(syncInterval * 8, .seconds(60)), jitter: 0.2)
     }
 
     /// One pass: sync, then mint what is due. Errors are logged and retried on the next pass; cached SVIDs keep
     /// being served meanwhile. Returns how many SVIDs were minted.
     @discardableResult
-    public func syncOnce(at time: Date) async -> Int {
+    package func syncOnce(at time: Date) async -> Int {
         cache.update { state in
             state.markSyncAttempt(at: time)
             return false
@@ -63,7 +63,7 @@ public struct SVIDRotator: Sendable {
                 return false
             }
             Counter(label: "lanyard_upstream_sync_total", dimensions: [("result", "error")]).increment()
-            logger.warning("upstream sync failed; serving cached identities", metadata: ["error": "\(error)"])
+            logger.warning("upstream sync failed; serving cached identities", metadata: [LogKey.error: "\(error)"])
             return 0
         }
         // Due entries in batches: keys and CSRs, one upstream call, then one cache update per batch. Bounded
@@ -80,7 +80,7 @@ public struct SVIDRotator: Sendable {
     }
 
     /// The most CSRs sent in one upstream call (and minted between two cache updates).
-    public static let batchSize = 128
+    package static let batchSize = 128
 
     /// Mints one batch; nil when the upstream call failed (the rest are retried on the next pass).
     private func mint(_ entries: ArraySlice<RegistrationEntry>, at time: Date) async -> Int? {
@@ -98,7 +98,7 @@ public struct SVIDRotator: Sendable {
             } catch {
                 logger.error(
                     "cannot make a key and csr",
-                    metadata: ["spiffe.id": "\(entry.spiffeID)", "error": "\(error)"]
+                    metadata: [LogKey.spiffeID: "\(entry.spiffeID)", LogKey.error: "\(error)"]
                 )
             }
         }
@@ -107,7 +107,10 @@ public struct SVIDRotator: Sendable {
         do {
             results = try await upstream.signX509SVIDs(requests.map(\.0), at: time)
         } catch {
-            logger.error("x509-svid signing failed", metadata: ["count": "\(requests.count)", "error": "\(error)"])
+            logger.error(
+                "x509-svid signing failed",
+                metadata: [LogKey.count: "\(requests.count)", LogKey.error: "\(error)"]
+            )
             return nil
         }
         var issued: [(IssuedSVID, RegistrationEntry, renewAt: Date)] = []
@@ -129,14 +132,14 @@ public struct SVIDRotator: Sendable {
                 logger.debug(
                     "x509-svid minted",
                     metadata: [
-                        "spiffe.id": "\(entry.spiffeID)", "svid.serial": "\(svid.leaf.serialNumberHex)",
-                        "svid.expires_at": "\(svid.expiresAt)", "svid.renew_at": "\(renewAt)",
+                        LogKey.spiffeID: "\(entry.spiffeID)", LogKey.svidSerial: "\(svid.leaf.serialNumberHex)",
+                        LogKey.svidExpiresAt: "\(svid.expiresAt)", LogKey.svidRenewAt: "\(renewAt)",
                     ]
                 )
             } catch {
                 logger.error(
                     "x509-svid minting failed",
-                    metadata: ["spiffe.id": "\(entry.spiffeID)", "error": "\(error)"]
+                    metadata: [LogKey.spiffeID: "\(entry.spiffeID)", LogKey.error: "\(error)"]
                 )
             }
         }
@@ -163,7 +166,7 @@ public struct SVIDRotator: Sendable {
     /// Passes until cancelled, sleeping until the next renewal or the sync interval, whichever comes first. After
     /// a failed pass (upstream unreachable, or an SVID due that could not be minted) it backs off instead
     /// (``backoff``). Cancellation is the normal way to stop.
-    public func run() async {
+    package func run() async {
         var failures = 0
         while !Task.isCancelled {
             let started = clock.now

@@ -1,13 +1,13 @@
-public import Foundation
+package import Foundation
 import SPIFFE
 import Synchronization
-public import Timing
+package import Timing
 
 /// A clock that moves only when a test says so: ``advance(by:)`` moves wall time and uptime together and wakes every
 /// sleeper whose time has come; ``stepWallClock(by:)`` moves the wall clock alone, as an NTP step or a suspend does.
 /// Tests advance it instead of sleeping, and wait for what the advance causes (a stream update, a request) instead of
 /// guessing how long it takes.
-public final class ManualClock: AgentClock {
+package final class ManualClock: AgentClock {
     private struct Sleeper {
         let deadline: Duration
         let continuation: CheckedContinuation<Void, any Error>
@@ -23,18 +23,18 @@ public final class ManualClock: AgentClock {
 
     private let state: Mutex<State>
 
-    public init(now: Date = Date()) {
+    package init(now: Date = Date()) {
         state = Mutex(State(now: now))
     }
 
-    public var now: Date { state.withLock { $0.now } }
+    package var now: Date { state.withLock { $0.now } }
 
-    public var uptime: Duration { state.withLock { $0.uptime } }
+    package var uptime: Duration { state.withLock { $0.uptime } }
 
     /// Tasks asleep on this clock now.
-    public var sleepers: Int { state.withLock { $0.sleepers.count } }
+    package var sleepers: Int { state.withLock { $0.sleepers.count } }
 
-    public func sleep(for duration: Duration) async throws {
+    package func sleep(for duration: Duration) async throws {
         let id = state.withLock { state in
             defer { state.next += 1 }
             return state.next
@@ -62,7 +62,7 @@ public final class ManualClock: AgentClock {
     }
 
     /// Moves wall time and uptime forward by `duration` and wakes every sleeper whose deadline has passed.
-    public func advance(by duration: Duration) {
+    package func advance(by duration: Duration) {
         let woken = state.withLock { state in
             state.now += duration.timeInterval
             state.uptime += duration
@@ -74,12 +74,12 @@ public final class ManualClock: AgentClock {
     }
 
     /// The uptime at which the next sleeper wakes, if any sleeps.
-    public var nextWake: Duration? { state.withLock { $0.sleepers.values.map(\.deadline).min() } }
+    package var nextWake: Duration? { state.withLock { $0.sleepers.values.map(\.deadline).min() } }
 
     /// Moves time to the next sleeper's deadline (as a discrete-event simulation does) and returns how far it moved;
     /// zero when nothing sleeps.
     @discardableResult
-    public func advanceToNextWake() -> Duration {
+    package func advanceToNextWake() -> Duration {
         guard let next = nextWake else { return .zero }
         let step = max(.zero, next - uptime)
         advance(by: step)
@@ -90,7 +90,7 @@ public final class ManualClock: AgentClock {
     /// whether `done()` holds. Before the first move it waits until `sleepers` tasks sleep; after each move it waits
     /// until the loops it woke have gone back to sleep (their pass is over, however slow the machine) and lets what
     /// they sent arrive. When the next wake-up lies beyond `limit`, what is still in flight gets `grace` of real time.
-    public func run(
+    package func run(
         until done: @Sendable () -> Bool,
         sleepers count: Int = 1,
         limit: Duration,
@@ -112,7 +112,7 @@ public final class ManualClock: AgentClock {
     /// Keeps time moving in the background for code that simply waits for what time brings (a renewal pushed to a
     /// stream): whenever `sleepers` tasks sleep and the loops woken last have gone back to sleep, time jumps to the
     /// next wake-up, at most `step` at a time. Cancel the task to stop it.
-    public func autoAdvance(sleepers count: Int = 1, step: Duration = .seconds(3600)) -> Task<Void, Never> {
+    package func autoAdvance(sleepers count: Int = 1, step: Duration = .seconds(3600)) -> Task<Void, Never> {
         Task {
             while !Task.isCancelled {
                 guard (try? await waitForSleepers(count)) != nil else { return }
@@ -151,13 +151,13 @@ public final class ManualClock: AgentClock {
     }
 
     /// Moves the wall clock alone (forward or back); sleepers, which count uptime, stay asleep.
-    public func stepWallClock(by duration: Duration) {
+    package func stepWallClock(by duration: Duration) {
         state.withLock { $0.now += duration.timeInterval }
     }
 
     /// Waits (in real time, up to `timeout`) until at least `count` tasks sleep on this clock: a loop that has gone to
     /// sleep has finished its pass.
-    public func waitForSleepers(_ count: Int = 1, timeout: Duration = .seconds(30)) async throws {
+    package func waitForSleepers(_ count: Int = 1, timeout: Duration = .seconds(30)) async throws {
         let deadline = ContinuousClock.now + timeout
         while sleepers < count {
             guard ContinuousClock.now < deadline else {

@@ -1,15 +1,15 @@
-public import Foundation
+package import Foundation
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
 /// A datagram socket standing in for systemd's notification socket (`NOTIFY_SOCKET`).
-public final class NotifyListener: Sendable {
-    public let path: String
+package final class NotifyListener: Sendable {
+    package let path: String
     private let descriptor: Int32
 
-    public init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         unlink(path)
         descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
@@ -33,7 +33,7 @@ public final class NotifyListener: Sendable {
     }
 
     /// The next notification, or nil after `timeout` seconds of silence.
-    public func next(timeout: TimeInterval) -> String? {
+    package func next(timeout: TimeInterval) -> String? {
         var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
         guard poll(&poller, 1, Int32(timeout * 1000)) == 1 else { return nil }
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -43,7 +43,7 @@ public final class NotifyListener: Sendable {
     }
 
     /// Reads until a notification contains `assignment`, returning everything read; nil on timeout.
-    public func wait(for assignment: String, timeout: TimeInterval) -> [String]? {
+    package func wait(for assignment: String, timeout: TimeInterval) -> [String]? {
         let deadline = Date() + timeout
         var seen: [String] = []
         while Date() < deadline {

@@ -57,7 +57,7 @@ struct BenchMain {
             guard only?.contains(name) ?? true else { return }
             do { try await body() } catch { say("  \(name) FAILED: \(error)") }
         }
-        await section("startup") { try bench.startup() }
+        await section("startup") { try await bench.startup() }
         await section("rpcs") { try await bench.rpcs() }
         await section("validation") { try bench.validation() }
         await section("rotation") { try await bench.rotation() }

@@ -64,15 +64,15 @@ struct Benchmarks {
 
     // MARK: - Start to READY=1
 
-    mutating func startup() throws {
+    mutating func startup() async throws {
         say("start to READY=1")
         let home = try fresh("startup")
         let config = Self.config(home, entries: 10)
-        let first = try AgentProcess(binary: lanyard, directory: home, config: config)
+        let first = try await AgentProcess(binary: lanyard, directory: home, config: config)
         first.stop()
         var runs: [Double] = []
         for _ in 0..<5 {
-            let agent = try AgentProcess(binary: lanyard, directory: home, config: config)
+            let agent = try await AgentProcess(binary: lanyard, directory: home, config: config)
             runs.append(
                 Double(agent.readyAfter.components.attoseconds) / 1e15 + Double(agent.readyAfter.components.seconds)
                     * 1000
@@ -102,7 +102,7 @@ struct Benchmarks {
             for _ in 0..<clients {
                 group.addTask {
                     try await WorkloadAPIClient(socketPath: socket).withClient { api in
-                        var request = JWTSVIDRequest()
+                        var request = WorkloadAPI_JWTSVIDRequest()
                         request.audience = ["bench"]
                         let metadata: Metadata = ["workload.spiffe.io": "true"]
                         for _ in 0..<50 { _ = try await api.fetchJWTSVID(request, metadata: metadata) }
@@ -149,7 +149,8 @@ struct Benchmarks {
                 var sample = LatencySample()
                 for index in 0..<(warm + batch) {
                     let started = ContinuousClock.now
-                    let received = try await api.fetchX509SVID(X509SVIDRequest(), metadata: metadata) { response in
+                    let received = try await api.fetchX509SVID(WorkloadAPI_X509SVIDRequest(), metadata: metadata) {
+                        response in
                         for try await message in response.messages { return message.svids.count }
                         return 0
                     }
@@ -169,9 +170,9 @@ struct Benchmarks {
         say("Workload API RPCs (agent and floor server are separate processes on Unix sockets)")
         var jwtP50 = 0.0
         let home = try fresh("rpc")
-        let agent = try AgentProcess(binary: lanyard, directory: home, config: Self.config(home, entries: 10))
+        let agent = try await AgentProcess(binary: lanyard, directory: home, config: Self.config(home, entries: 10))
         defer { agent.stop() }
-        let floor = try FloorProcess(directory: home)
+        let floor = try await FloorProcess(directory: home)
         defer { floor.stop() }
         let calls = quick ? 300 : 3000
         for clients in [1, 16] {
@@ -378,7 +379,7 @@ struct Benchmarks {
     mutating func memory() async throws {
         say("agent process memory (VmRSS)")
         let home = try fresh("memory")
-        let idle = try AgentProcess(binary: lanyard, directory: home, config: Self.config(home, entries: 1))
+        let idle = try await AgentProcess(binary: lanyard, directory: home, config: Self.config(home, entries: 1))
         try await Task.sleep(for: .seconds(1))
         let idleKiB = ProcessMemory.kib(pid: idle.pid)
         let idleAnonymousKiB = ProcessMemory.anonymousKiB(pid: idle.pid)
@@ -415,12 +416,12 @@ struct Benchmarks {
             )
         )
         // The same streams on the floor server: what the gRPC stack itself costs per stream.
-        let floor = try FloorProcess(directory: try fresh("memory-floor"))
+        let floor = try await FloorProcess(directory: try fresh("memory-floor"))
         try await Task.sleep(for: .milliseconds(500))
-        let floorIdle = ProcessMemory.kib(pid: floor.process.processIdentifier)
+        let floorIdle = ProcessMemory.kib(pid: floor.process.pid)
         let (floorHolder, _) = try await Self.holdStreams(socket: floor.socketPath, count: streams)
         try await Task.sleep(for: .milliseconds(500))
-        let floorGrowth = Double(ProcessMemory.kib(pid: floor.process.processIdentifier) - floorIdle) / 1024
+        let floorGrowth = Double(ProcessMemory.kib(pid: floor.process.pid) - floorIdle) / 1024
         floorHolder.cancel()
         _ = try? await floorHolder.value
         floor.stop()
@@ -440,7 +441,7 @@ struct Benchmarks {
         idle.stop()
 
         let count = quick ? 1000 : 10_000
-        let big = try AgentProcess(
+        let big = try await AgentProcess(
             binary: lanyard,
             directory: try fresh("memory-big"),
             config: Self.config(directory + "/memory-big", entries: count),
@@ -484,7 +485,7 @@ struct Benchmarks {
                                 for _ in 0..<50 {
                                     streams.addTask {
                                         try await api.fetchX509SVID(
-                                            X509SVIDRequest(),
+                                            WorkloadAPI_X509SVIDRequest(),
                                             metadata: ["workload.spiffe.io": "true"]
                                         ) {
                                             response in
@@ -516,18 +517,17 @@ struct Benchmarks {
         say("k8s attestation against the fake kubelet (110 pods, separate process, HTTPS)")
         let home = try fresh("k8s")
         let port = Int.random(in: 20_000...40_000)
-        let kubelet = try Self.startKubelet(binary: fakeKubelet, port: port, pods: 110, directory: home)
-        defer {
-            kubelet.terminate()
-            kubelet.waitUntilExit()
-        }
+        let kubelet = try await Self.startKubelet(binary: fakeKubelet, port: port, pods: 110, directory: home)
+        defer { kubelet.stop(SIGTERM) }
         // A one-pod kubelet, so a child process can warm the HTTPS client up before it measures a cold attestation.
         let tinyPort = port + 1
-        let tiny = try Self.startKubelet(binary: fakeKubelet, port: tinyPort, pods: 1, directory: try fresh("k8s-tiny"))
-        defer {
-            tiny.terminate()
-            tiny.waitUntilExit()
-        }
+        let tiny = try await Self.startKubelet(
+            binary: fakeKubelet,
+            port: tinyPort,
+            pods: 1,
+            directory: try fresh("k8s-tiny")
+        )
+        defer { tiny.stop(SIGTERM) }
         let client = KubeletClient(
             config: .init(host: "127.0.0.1", securePort: port, tokenPath: home + "/token", caPath: home + "/ca.crt")
         )
@@ -563,7 +563,7 @@ struct Benchmarks {
         }
         // Peak memory is measured in a fresh child process: in this one, memory freed by earlier work would be
         // reused and hide what a cold attestation needs.
-        let peakOutput = try Self.run([
+        let peakOutput = try await Self.run([
             CommandLine.arguments[0], "k8s-peak-child", "\(port)", home, "\(tinyPort)", directory + "/k8s-tiny", proc,
             "\(pids[0])",
         ])
@@ -590,7 +590,9 @@ struct Benchmarks {
         let stormPIDs = pids
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<50 {
-                group.addTask { _ = try await storm.attest(WorkloadProcess(pid: stormPIDs[index % stormPIDs.count], uid: 0, gid: 0)) }
+                group.addTask {
+                    _ = try await storm.attest(WorkloadProcess(pid: stormPIDs[index % stormPIDs.count], uid: 0, gid: 0))
+                }
             }
             try await group.waitForAll()
         }
@@ -638,19 +640,15 @@ struct Benchmarks {
     }
 
     /// The fake kubelet as a child process serving `pods` generated pods, its CA and token written into `directory`.
-    static func startKubelet(binary: String, port: Int, pods: Int, directory: String) throws -> Process {
-        let kubelet = Process()
-        kubelet.executableURL = URL(fileURLWithPath: binary)
-        kubelet.arguments = [
-            "--port", "\(port)", "--generate", "\(pods)", "--write-ca", directory + "/ca.crt", "--write-token",
+    static func startKubelet(binary: String, port: Int, pods: Int, directory: String) async throws -> ChildProcess {
+        let kubelet = try await ChildProcess.start([
+            binary, "--port", "\(port)", "--generate", "\(pods)", "--write-ca", directory + "/ca.crt", "--write-token",
             directory + "/token",
-        ]
-        kubelet.standardOutput = FileHandle.nullDevice
-        try kubelet.run()
+        ])
         let deadline = Date() + 30
         while !FileManager.default.fileExists(atPath: directory + "/token") {
             guard Date() < deadline else { throw BenchError("the fake kubelet did not start") }
-            usleep(20_000)
+            try await Task.sleep(for: .milliseconds(20))
         }
         return kubelet
     }
@@ -679,13 +677,17 @@ struct Benchmarks {
         }
         ProcessMemory.resetPeak()
         let before = ProcessMemory.kib()
-        _ = try await K8sAttestor(config: .init(procRoot: proc), fetcher: fetcher).attest(WorkloadProcess(pid: pid, uid: 0, gid: 0))
+        _ = try await K8sAttestor(config: .init(procRoot: proc), fetcher: fetcher).attest(
+            WorkloadProcess(pid: pid, uid: 0, gid: 0)
+        )
         print((ProcessMemory.kib("VmHWM") - before) * 1024)
     }
 
     /// The fake kubelet's request count (its `/stats`), read with curl so this process's memory is not touched.
     static func kubeletRequests(port: Int, home: String) async throws -> Int {
-        let output = try run(["/usr/bin/curl", "-s", "--cacert", home + "/ca.crt", "https://localhost:\(port)/stats"])
+        let output = try await run([
+            "/usr/bin/curl", "-s", "--cacert", home + "/ca.crt", "https://localhost:\(port)/stats",
+        ])
         guard let object = try JSONSerialization.jsonObject(with: output) as? [String: Int],
             let count = object["requests"]
         else {
@@ -696,23 +698,15 @@ struct Benchmarks {
 
     static func rawPodList(port: Int, home: String) async throws -> Data {
         let token = try String(contentsOfFile: home + "/token", encoding: .utf8)
-        return try run([
+        return try await run([
             "/usr/bin/curl", "-s", "--cacert", home + "/ca.crt", "-H", "Authorization: Bearer \(token)",
             "https://localhost:\(port)/pods",
         ])
     }
 
-    static func run(_ arguments: [String]) throws -> Data {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: output) }
-        process.standardOutput = try FileHandle(forWritingTo: output)
-        try process.run()
-        process.waitUntilExit()
-        return try Data(contentsOf: output)
+    /// Runs a tool to completion; its standard output.
+    static func run(_ arguments: [String]) async throws -> Data {
+        Data(try await ChildProcess.run(arguments, discardingErrors: true).bytes)
     }
 }
 

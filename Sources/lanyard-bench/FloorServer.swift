@@ -5,13 +5,13 @@ import LanyardProto
 
 /// The floor for the RPC figures: the same Workload API messages on the same gRPC stack over a Unix socket, answered
 /// from a canned response — no attestation, no cache, no signing. Run as its own process, like the agent.
-struct FloorService: SpiffeWorkloadAPI.SimpleServiceProtocol {
-    let jwt: JWTSVIDResponse
-    let x509: X509SVIDResponse
+struct FloorService: WorkloadAPI_SpiffeWorkloadAPI.SimpleServiceProtocol {
+    let jwt: WorkloadAPI_JWTSVIDResponse
+    let x509: WorkloadAPI_X509SVIDResponse
 
     func fetchX509SVID(
-        request: X509SVIDRequest,
-        response: RPCWriter<X509SVIDResponse>,
+        request: WorkloadAPI_X509SVIDRequest,
+        response: RPCWriter<WorkloadAPI_X509SVIDResponse>,
         context: ServerContext
     ) async throws {
         try await response.write(x509)
@@ -23,35 +23,38 @@ struct FloorService: SpiffeWorkloadAPI.SimpleServiceProtocol {
     }
 
     func fetchX509Bundles(
-        request: X509BundlesRequest,
-        response: RPCWriter<X509BundlesResponse>,
+        request: WorkloadAPI_X509BundlesRequest,
+        response: RPCWriter<WorkloadAPI_X509BundlesResponse>,
         context: ServerContext
     ) async throws {}
 
-    func fetchJWTSVID(request: JWTSVIDRequest, context: ServerContext) async throws -> JWTSVIDResponse { jwt }
+    func fetchJWTSVID(
+        request: WorkloadAPI_JWTSVIDRequest,
+        context: ServerContext
+    ) async throws -> WorkloadAPI_JWTSVIDResponse { jwt }
 
     func fetchJWTBundles(
-        request: JWTBundlesRequest,
-        response: RPCWriter<JWTBundlesResponse>,
+        request: WorkloadAPI_JWTBundlesRequest,
+        response: RPCWriter<WorkloadAPI_JWTBundlesResponse>,
         context: ServerContext
     ) async throws {}
 
     func validateJWTSVID(
-        request: ValidateJWTSVIDRequest,
+        request: WorkloadAPI_ValidateJWTSVIDRequest,
         context: ServerContext
-    ) async throws -> ValidateJWTSVIDResponse {
-        ValidateJWTSVIDResponse()
+    ) async throws -> WorkloadAPI_ValidateJWTSVIDResponse {
+        WorkloadAPI_ValidateJWTSVIDResponse()
     }
 
     /// Serves on `socketPath` until killed, answering with responses the size of the agent's.
     static func serve(socketPath: String) async throws {
-        var jwt = JWTSVIDResponse()
-        var svid = JWTSVID()
+        var jwt = WorkloadAPI_JWTSVIDResponse()
+        var svid = WorkloadAPI_JWTSVID()
         svid.spiffeID = "spiffe://example.org/bench/0"
         svid.svid = String(repeating: "x", count: 420)
         jwt.svids = [svid]
-        var x509 = X509SVIDResponse()
-        var x509SVID = X509SVID()
+        var x509 = WorkloadAPI_X509SVIDResponse()
+        var x509SVID = WorkloadAPI_X509SVID()
         x509SVID.spiffeID = "spiffe://example.org/bench/0"
         x509SVID.x509Svid = Data(repeating: 1, count: 600)
         x509SVID.x509SvidKey = Data(repeating: 2, count: 138)

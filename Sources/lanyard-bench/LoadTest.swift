@@ -51,7 +51,7 @@ struct LoadTest {
         // 200 entries (one for this uid) whose 20 s SVIDs renew every 8 to 10 s: about six rotations a minute, each
         // pushed to every stream.
         let config = Benchmarks.config(directory, entries: 200) + "\n[upstream.local]\nx509_svid_ttl = \"20s\"\n"
-        let agent = try AgentProcess(binary: lanyard, directory: directory, config: config)
+        let agent = try await AgentProcess(binary: lanyard, directory: directory, config: config)
         defer { agent.stop() }
         let socket = agent.socketPath
         try await Task.sleep(for: .seconds(1))
@@ -143,8 +143,10 @@ struct LoadTest {
                     for _ in 0..<count {
                         group.addTask {
                             do {
-                                try await api.fetchX509SVID(X509SVIDRequest(), metadata: ["workload.spiffe.io": "true"])
-                                {
+                                try await api.fetchX509SVID(
+                                    WorkloadAPI_X509SVIDRequest(),
+                                    metadata: ["workload.spiffe.io": "true"]
+                                ) {
                                     response in
                                     tally.streamsOpen.add(1, ordering: .relaxed)
                                     defer { tally.streamsOpen.subtract(1, ordering: .relaxed) }
@@ -175,7 +177,7 @@ struct LoadTest {
     static func unaryClient(socket: String, tally: Tally) async {
         do {
             try await WorkloadAPIClient(socketPath: socket).withClient { api in
-                var request = JWTSVIDRequest()
+                var request = WorkloadAPI_JWTSVIDRequest()
                 request.audience = ["load"]
                 let metadata: Metadata = ["workload.spiffe.io": "true"]
                 while !Task.isCancelled {

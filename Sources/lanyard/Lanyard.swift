@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LanyardAgent
 import Logging
+import SPIFFE
 
 /// The `lanyard` command: argument parsing and dispatch only; the work lives in the library modules.
 /// Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
@@ -59,19 +60,10 @@ struct Run: AsyncParsableCommand {
         }
         // One level for every logger, so a reload can change it.
         let level = LogLevelBox(agentConfig.logLevel.level)
-        let json = agentConfig.logFormat == .json
         // Under systemd, text logs go to the journal as structured entries; JSON stays JSON on standard error.
-        let journal = !json && JournaldLogHandler.isStandardErrorTheJournal
+        let sink = AgentLogHandler.Sink(agentConfig.logFormat)
         LoggingSystem.bootstrap { label in
-            let handler: any LogHandler
-            if json {
-                handler = JSONLogHandler(label: label)
-            } else if journal {
-                handler = JournaldLogHandler(label: label)
-            } else {
-                handler = TextLogHandler(label: label)
-            }
-            return LevelFollowingLogHandler(handler, box: level)
+            LevelFollowingLogHandler(AgentLogHandler(label: label, sink: sink), box: level)
         }
         let logger = Logger(label: "lanyard")
         do {
@@ -84,7 +76,7 @@ struct Run: AsyncParsableCommand {
                 metricsRegistry: metrics
             ).run()
         } catch {
-            logger.critical("agent failed", metadata: ["error": "\(error)"])
+            logger.critical("agent failed", metadata: [LogKey.error: "\(error)"])
             throw ExitCode(1)
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import LanyardTestSupport
 import SPIFFE
 import Testing
 
@@ -11,18 +12,12 @@ func requireRoot() -> Bool {
     return false
 }
 
-/// Starts `command` under `uid`/`gid` with setpriv and returns the process.
-func spawn(_ arguments: [String], uid: UInt32? = nil, gid: UInt32? = nil) throws -> Process {
-    let process = Process()
-    if let uid, let gid {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        process.arguments = ["--reuid", "\(uid)", "--regid", "\(gid)", "--clear-groups"] + arguments
-    } else {
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-    }
-    try process.run()
-    return process
+/// Starts `command`, under `uid`/`gid` through setpriv if given.
+func spawn(_ arguments: [String], uid: UInt32? = nil, gid: UInt32? = nil) async throws -> ChildProcess {
+    guard let uid, let gid else { return try await ChildProcess.start(arguments) }
+    return try await ChildProcess.start(
+        ["/usr/bin/setpriv", "--reuid", "\(uid)", "--regid", "\(gid)", "--clear-groups"] + arguments
+    )
 }
 
 /// Serialized: these tests start long-lived children, and a pipe opened by one test must not leak into another's.
@@ -45,13 +40,14 @@ struct AttestationTests {
     }
 
     @Test("a pinned process that exits fails verification; a process already gone at accept never verifies")
-    func pinDetectsExit() throws {
-        let child = try spawn(["/bin/sleep", "30"])
-        let pin = ProcessPin(pid: child.processIdentifier, uid: geteuid(), gid: getegid(), descriptor: .openByPID)
+    func pinDetectsExit() async throws {
+        let child = try await spawn(["/bin/sleep", "30"])
+        let pin = ProcessPin(pid: child.pid, uid: geteuid(), gid: getegid(), descriptor: .openByPID)
         try pin.verify()
-        stop(child)
+        child.signal(SIGKILL)
+        await child.waitUntilExit()
         #expect(throws: AttestationError(.processGone, "")) { try pin.verify() }
-        let late = ProcessPin(pid: child.processIdentifier, uid: geteuid(), gid: getegid(), descriptor: .openByPID)
+        let late = ProcessPin(pid: child.pid, uid: geteuid(), gid: getegid(), descriptor: .openByPID)
         #expect(throws: AttestationError(.processGone, "")) { try late.verify() }
     }
 
@@ -101,15 +97,16 @@ struct AttestationTests {
 
     @Test("path and sha256 of the executable, bounded by the size limit, hashed once per file")
     func attestsPath() async throws {
-        let child = try spawn(["/bin/sleep", "30"])
-        defer { stop(child) }
-        let process = WorkloadProcess(pid: child.processIdentifier, uid: geteuid(), gid: getegid())
+        let child = try await spawn(["/bin/sleep", "30"])
+        defer { child.stop() }
+        let process = WorkloadProcess(pid: child.pid, uid: geteuid(), gid: getegid())
         let attestor = UnixAttestor(config: .init(discoverWorkloadPath: true))
         let selectors = try await attestor.attest(process)
         let path = try #require(selectors.first { $0.value.hasPrefix("path:") })
         #expect(path.value.hasSuffix("sleep"))
         let digest = try #require(selectors.first { $0.value.hasPrefix("sha256:") })
-        let expected = try shellOutput(["/usr/bin/sha256sum", String(path.value.dropFirst(5))]).prefix(64)
+        let expected = try await ChildProcess.run(["/usr/bin/sha256sum", String(path.value.dropFirst(5))]).output
+            .prefix(64)
         #expect(digest.value == "sha256:" + expected)
         // Twenty callers of the same binary, some at once: one reading of the file.
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -127,43 +124,20 @@ struct AttestationTests {
     @Test("a pin holds the connection's ids: a process under another uid verifies only with that uid")
     func pinComparesCredentials() async throws {
         guard requireRoot() else { return }
-        let child = try spawn(["/bin/sleep", "30"], uid: 1234, gid: 5678)
-        defer { stop(child) }
+        let child = try await spawn(["/bin/sleep", "30"], uid: 1234, gid: 5678)
+        defer { child.stop() }
         // setpriv execs sleep in the same process; wait until the credentials have changed.
         for _ in 0..<200 {
-            let status = try ProcStatus(pid: child.processIdentifier, procRoot: "/proc")
+            let status = try ProcStatus(pid: child.pid, procRoot: "/proc")
             if status.effectiveUID == 1234 && status.effectiveGID == 5678 { break }
             try await Task.sleep(for: .milliseconds(10))
         }
-        try ProcessPin(pid: child.processIdentifier, uid: 1234, gid: 5678, descriptor: .openByPID).verify()
+        try ProcessPin(pid: child.pid, uid: 1234, gid: 5678, descriptor: .openByPID).verify()
         #expect(throws: AttestationError(.credentialsChanged, "")) {
-            try ProcessPin(pid: child.processIdentifier, uid: 0, gid: 0, descriptor: .openByPID).verify()
+            try ProcessPin(pid: child.pid, uid: 0, gid: 0, descriptor: .openByPID).verify()
         }
         #expect(throws: AttestationError(.credentialsChanged, "")) {
-            try ProcessPin(pid: child.processIdentifier, uid: 1234, gid: 0, descriptor: .openByPID).verify()
+            try ProcessPin(pid: child.pid, uid: 1234, gid: 0, descriptor: .openByPID).verify()
         }
     }
-}
-
-/// Kills a child for certain: SIGKILL, since a child may inherit a blocked SIGTERM from the test runner.
-func stop(_ process: Process) {
-    kill(process.processIdentifier, SIGKILL)
-    process.waitUntilExit()
-}
-
-/// Runs a command with its output in a file rather than a pipe: a pipe's write end can leak into children other
-/// tests start at the same moment, and then reading it waits for them to exit.
-func shellOutput(_ arguments: [String]) throws -> String {
-    let output = FileManager.default.temporaryDirectory.appendingPathComponent("out-\(UUID().uuidString)")
-    _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: output) }
-    let handle = try FileHandle(forWritingTo: output)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: arguments[0])
-    process.arguments = Array(arguments.dropFirst())
-    process.standardOutput = handle
-    try process.run()
-    process.waitUntilExit()
-    try handle.close()
-    return String(decoding: try Data(contentsOf: output), as: UTF8.self)
 }

@@ -4,8 +4,8 @@ import GRPCInProcessTransport
 import LanyardProto
 import Logging
 import SPIFFE
-import Synchronization
 import SwiftProtobuf
+import Synchronization
 import Testing
 
 @testable import Endpoints
@@ -30,14 +30,18 @@ final class FakeBackend: WorkloadAPIBackend {
         identity = Mutex(update)
     }
 
-    func pin(_ credentials: CallerCredentials, process: PeerProcess) -> any CallerPin {
+    func pin(_ credentials: WorkloadProcess, process: PeerProcess) -> any CallerPin {
         Pin(valid: true)
     }
 
     func attest(_ caller: ConnectedCaller) async throws -> AttestedCaller {
         attestations.withLock { $0 += 1 }
         try caller.pin.verify()
-        return AttestedCaller(credentials: caller.credentials, selectors: [try Selector("unix:uid:1000")], pin: caller.pin)
+        return AttestedCaller(
+            credentials: caller.credentials,
+            selectors: [try Selector("unix:uid:1000")],
+            pin: caller.pin
+        )
     }
 
     func subscribe(_ caller: AttestedCaller, to continuation: AsyncStream<WorkloadUpdate>.Continuation) {
@@ -51,13 +55,15 @@ final class FakeBackend: WorkloadAPIBackend {
         for subscriber in subscribers.withLock({ $0 }) { subscriber.yield(update) }
     }
 
-    func jwtSVIDs(for caller: AttestedCaller, audience: [String], spiffeID: SPIFFEID?) async throws -> [WorkloadJWTSVID] {
+    func jwtSVIDs(for caller: AttestedCaller, audience: [String], spiffeID: SPIFFEID?) async throws -> [WorkloadJWTSVID]
+    {
         identity.withLock { $0 }.svids.map {
             WorkloadJWTSVID(spiffeID: $0.spiffeID, token: "token-for-\(audience.joined(separator: ","))", hint: $0.hint)
         }
     }
 
-    func validateJWTSVID(_ token: String, audience: String, for caller: AttestedCaller) async throws -> ValidatedJWTSVID {
+    func validateJWTSVID(_ token: String, audience: String, for caller: AttestedCaller) async throws -> ValidatedJWTSVID
+    {
         throw WorkloadAPIError(.invalidRequest, "token is malformed")
     }
 }
@@ -77,7 +83,7 @@ struct HandlerTests {
         let pin = FakeBackend.Pin(valid: pinValid)
         let anchor = NSObject()
         let number = callers.add(
-            ConnectedCaller(credentials: CallerCredentials(pid: 4242, uid: 1000, gid: 1000), pin: pin),
+            ConnectedCaller(credentials: WorkloadProcess(pid: 4242, uid: 1000, gid: 1000), pin: pin),
             connection: ObjectIdentifier(anchor)
         )
         let logger = Logger(label: "handler-tests")
@@ -111,23 +117,36 @@ struct HandlerTests {
     func statusCodes() async throws {
         let backend = FakeBackend(Fixtures.update([Fixtures.svid("/web")]))
         try await Self.withHandlers(backend) { client, header in
-            let api = SpiffeWorkloadAPI.Client(wrapping: client)
+            let api = WorkloadAPI_SpiffeWorkloadAPI.Client(wrapping: client)
             var noSecurity = header
             noSecurity.removeAllValues(forKey: "workload.spiffe.io")
-            #expect(await Self.code { _ = try await api.fetchJWTSVID(.with { $0.audience = ["a"] }, metadata: noSecurity) } == .invalidArgument)
+            #expect(
+                await Self.code { _ = try await api.fetchJWTSVID(.with { $0.audience = ["a"] }, metadata: noSecurity) }
+                    == .invalidArgument
+            )
             var noCaller = header
             noCaller.removeAllValues(forKey: PeerCredentialHandler.headerName)
-            #expect(await Self.code { _ = try await api.fetchJWTSVID(.with { $0.audience = ["a"] }, metadata: noCaller) } == .unauthenticated)
+            #expect(
+                await Self.code { _ = try await api.fetchJWTSVID(.with { $0.audience = ["a"] }, metadata: noCaller) }
+                    == .unauthenticated
+            )
             var unknownCaller = header
             unknownCaller.replaceOrAddString("999", forKey: PeerCredentialHandler.headerName)
-            #expect(await Self.code { _ = try await api.fetchJWTSVID(.with { $0.audience = ["a"] }, metadata: unknownCaller) } == .unauthenticated)
+            #expect(
+                await Self.code {
+                    _ = try await api.fetchJWTSVID(.with { $0.audience = ["a"] }, metadata: unknownCaller)
+                } == .unauthenticated
+            )
             let token = try await api.fetchJWTSVID(.with { $0.audience = ["a", "b"] }, metadata: header)
             #expect(token.svids.map(\.svid) == ["token-for-a,b"])
         }
         let nobody = FakeBackend(Fixtures.update([]))
         try await Self.withHandlers(nobody) { client, header in
-            let api = SpiffeWorkloadAPI.Client(wrapping: client)
-            #expect(await Self.code { _ = try await api.fetchJWTSVID(.with { $0.audience = ["a"] }, metadata: header) } == .permissionDenied)
+            let api = WorkloadAPI_SpiffeWorkloadAPI.Client(wrapping: client)
+            #expect(
+                await Self.code { _ = try await api.fetchJWTSVID(.with { $0.audience = ["a"] }, metadata: header) }
+                    == .permissionDenied
+            )
             #expect(
                 await Self.code {
                     try await api.fetchX509SVID(.init(), metadata: header) { response in
@@ -137,8 +156,11 @@ struct HandlerTests {
             )
         }
         try await Self.withHandlers(backend, pinValid: false) { client, header in
-            let api = SpiffeWorkloadAPI.Client(wrapping: client)
-            #expect(await Self.code { _ = try await api.fetchJWTSVID(.with { $0.audience = ["a"] }, metadata: header) } == .unauthenticated)
+            let api = WorkloadAPI_SpiffeWorkloadAPI.Client(wrapping: client)
+            #expect(
+                await Self.code { _ = try await api.fetchJWTSVID(.with { $0.audience = ["a"] }, metadata: header) }
+                    == .unauthenticated
+            )
         }
     }
 
@@ -146,9 +168,13 @@ struct HandlerTests {
     func audienceBounds() async throws {
         let backend = FakeBackend(Fixtures.update([Fixtures.svid("/web")]))
         try await Self.withHandlers(backend) { client, header in
-            let api = SpiffeWorkloadAPI.Client(wrapping: client)
+            let api = WorkloadAPI_SpiffeWorkloadAPI.Client(wrapping: client)
             for audience in [[], (0..<33).map { "a\($0)" }, [String(repeating: "x", count: 1025)], [""]] {
-                #expect(await Self.code { _ = try await api.fetchJWTSVID(.with { $0.audience = audience }, metadata: header) } == .invalidArgument)
+                #expect(
+                    await Self.code {
+                        _ = try await api.fetchJWTSVID(.with { $0.audience = audience }, metadata: header)
+                    } == .invalidArgument
+                )
             }
             _ = try await api.fetchJWTSVID(.with { $0.audience = (0..<32).map { "a\($0)" } }, metadata: header)
         }
@@ -161,14 +187,14 @@ struct HandlerTests {
         let pin = FakeBackend.Pin(valid: true)
         let anchor = NSObject()
         let number = callers.add(
-            ConnectedCaller(credentials: CallerCredentials(pid: 4242, uid: 1000, gid: 1000), pin: pin),
+            ConnectedCaller(credentials: WorkloadProcess(pid: 4242, uid: 1000, gid: 1000), pin: pin),
             connection: ObjectIdentifier(anchor)
         )
         let transport = InProcessTransport()
         let handler = WorkloadAPIHandler(backend: backend, callers: callers, logger: Logger(label: "t"))
         let received = try await withGRPCServer(transport: transport.server, services: [handler]) { _ in
             try await withGRPCClient(transport: transport.client) { client in
-                let api = SpiffeWorkloadAPI.Client(wrapping: client)
+                let api = WorkloadAPI_SpiffeWorkloadAPI.Client(wrapping: client)
                 let metadata: Metadata = ["workload.spiffe.io": "true", PeerCredentialHandler.headerName: "\(number)"]
                 return try await api.fetchX509SVID(.init(), metadata: metadata) { response in
                     var serials: [Data] = []
@@ -208,7 +234,9 @@ struct HandlerTests {
                 },
                 onResponse: { response in
                     for try await message in response.messages {
-                        return try message.resources.map { try Envoy_Extensions_TransportSockets_Tls_V3_Secret(unpackingAny: $0).name }
+                        return try message.resources.map {
+                            try Envoy_Extensions_TransportSockets_Tls_V3_Secret(unpackingAny: $0).name
+                        }
                     }
                     return []
                 }

@@ -59,8 +59,8 @@ struct AttestationIntegrityTests {
         var ready: String { home + "/ready" }
 
         /// Starts a mode of the script as the attacker's uid.
-        func start(_ mode: String, _ arguments: [String]) throws -> ChildProcess {
-            try ChildProcess(
+        func start(_ mode: String, _ arguments: [String]) async throws -> ChildProcess {
+            try await ChildProcess.start(
                 [
                     "/usr/bin/setpriv", "--reuid", "\(uid)", "--regid", "\(uid)", "--clear-groups", "/usr/bin/python3",
                     script, mode,
@@ -109,7 +109,10 @@ struct AttestationIntegrityTests {
         let agent = try await TestAgent.start(Self.rootEntry)
         defer { agent.removeDirectory() }
         let attacker = try Attacker(in: agent.directory, uid: 65534)
-        let process = try attacker.start("setuid-after-connect", [agent.socketPath, attacker.proxy, attacker.ready])
+        let process = try await attacker.start(
+            "setuid-after-connect",
+            [agent.socketPath, attacker.proxy, attacker.ready]
+        )
         defer { process.signal(SIGKILL) }
         let ready = try await Self.waitForFile(attacker.ready)
         let suPID = try #require(
@@ -137,14 +140,14 @@ struct AttestationIntegrityTests {
         let agent = try await TestAgent.start(Self.rootEntry)
         defer { agent.removeDirectory() }
         let attacker = try Attacker(in: agent.directory, uid: 65534)
-        let process = try attacker.start("handoff-and-exit", [agent.socketPath, attacker.proxy, attacker.ready])
+        let process = try await attacker.start("handoff-and-exit", [agent.socketPath, attacker.proxy, attacker.ready])
         defer { process.signal(SIGKILL) }
         let freed = try #require(
             try await Self.waitForFile(attacker.ready).flatMap { Int32($0) },
             "no handoff: \(attacker.log("handoff-and-exit"))"
         )
         // A root process is given the freed pid, as any process on a busy node eventually is.
-        let placer = try ChildProcess(
+        let placer = try await ChildProcess.start(
             ["/usr/bin/python3", attacker.script, "place-on-pid", "\(freed)", "60"],
             outputPath: agent.directory + "/placer.log"
         )

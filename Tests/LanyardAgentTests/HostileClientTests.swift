@@ -151,7 +151,7 @@ struct HostileClientTests {
             workloadAPI: "max_connections_per_caller = 16\nmax_calls_per_caller = 4"
         )
         defer { agent.removeDirectory() }
-        let request = JWTSVIDRequest.with { $0.audience = ["spiffe://example.org/db"] }
+        let request = WorkloadAPI_JWTSVIDRequest.with { $0.audience = ["spiffe://example.org/db"] }
 
         // Four streams held: a fifth call of the same uid, even unary, is refused with a clear status.
         let received = Counter()
@@ -181,7 +181,7 @@ struct HostileClientTests {
         #expect(refused?.code == .resourceExhausted)
         #expect(refused?.message.contains("max_calls_per_caller is 4") == true, "\(String(describing: refused))")
         // The held streams were cancelled: their slots come back.
-        var jwt: JWTSVIDResponse?
+        var jwt: WorkloadAPI_JWTSVIDResponse?
         for _ in 0..<50 where jwt == nil {
             jwt = try? await agent.client.withClient { api in
                 try await api.fetchJWTSVID(request, metadata: ["workload.spiffe.io": "true"])
@@ -216,7 +216,7 @@ struct HostileClientTests {
             print("skipped the other-uid part of the limits test: it needs root to run a client as uid 65534")
         }
         held.forEach { $0.close() }
-        var svid: X509SVIDResponse?
+        var svid: WorkloadAPI_X509SVIDResponse?
         for _ in 0..<50 where svid == nil {
             svid = try? await agent.client.fetchX509SVID()
             if svid == nil { try await Task.sleep(for: .milliseconds(50)) }
@@ -236,7 +236,7 @@ struct HostileClientTests {
             var watchers: [(process: ChildProcess, log: String)] = []
             for index in 0..<3 {
                 let log = agent.directory + "/watch-\(round)-\(index).log"
-                let process = try ChildProcess(
+                let process = try await ChildProcess.start(
                     [cli.binary, "api", "watch", "--socket", agent.socketPath],
                     outputPath: log
                 )
@@ -252,11 +252,10 @@ struct HostileClientTests {
                 #expect(text.contains("received 1 svid"), "round \(round): \(text)")
             }
             for watcher in watchers { watcher.process.signal(SIGKILL) }
-            let processes = watchers.map(\.process)
-            try await offPool { for process in processes { process.waitUntilExit() } }
+            for watcher in watchers { await watcher.process.waitUntilExit() }
         }
         // Nine callers died holding every slot in turn; each round found its slots free, and so does this call.
-        var svid: X509SVIDResponse?
+        var svid: WorkloadAPI_X509SVIDResponse?
         for _ in 0..<50 where svid == nil {
             svid = try? await agent.client.fetchX509SVID()
             if svid == nil { try await Task.sleep(for: .milliseconds(50)) }

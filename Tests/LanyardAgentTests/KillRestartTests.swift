@@ -30,7 +30,7 @@ struct KillRestartTests {
         listener: NotifyListener
     ) async throws -> AgentProcess? {
         while listener.next(timeout: 0) != nil {}
-        let agent = try AgentProcess(
+        let agent = try await AgentProcess(
             ["run", "--config", config],
             directory: directory,
             environment: ["NOTIFY_SOCKET": listener.path],
@@ -52,7 +52,7 @@ struct KillRestartTests {
         cli: LanyardCLI,
         window: ClosedRange<Double>
     ) async throws {
-        let agent = try AgentProcess(["run", "--config", config], directory: directory, cli: cli)
+        let agent = try await AgentProcess(["run", "--config", config], directory: directory, cli: cli)
         try await Task.sleep(for: .milliseconds(Int(Double.random(in: window) * 1000)))
         agent.signal(SIGKILL)
         _ = await agent.waitForExit(timeout: 10)

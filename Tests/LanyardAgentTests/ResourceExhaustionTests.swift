@@ -49,7 +49,7 @@ struct ResourceExhaustionTests {
         let listener = try NotifyListener(path: directory + "/notify-\(UUID().uuidString.prefix(6)).sock")
         let cli = try LanyardCLI(copyInto: directory)
         let arguments = ["run", "--config", config]
-        let agent = try AgentProcess(
+        let agent = try await AgentProcess(
             prlimit.map { ["--nofile=\($0)", "@lanyard"] + arguments } ?? arguments,
             directory: directory,
             environment: ["NOTIFY_SOCKET": listener.path],
@@ -119,7 +119,7 @@ struct ResourceExhaustionTests {
         var readyFiles: [String] = []
         for uid in [2001, 2002, 2003] as [UInt32] {
             let attacker = try AttestationIntegrityTests.Attacker(in: directory, uid: uid)
-            holders.append(try attacker.start("hold-connections", [socket, "\(perCaller)", attacker.ready]))
+            holders.append(try await attacker.start("hold-connections", [socket, "\(perCaller)", attacker.ready]))
             readyFiles.append(attacker.ready)
         }
         var held: [Int] = []

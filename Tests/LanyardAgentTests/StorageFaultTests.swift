@@ -81,7 +81,7 @@ struct StorageFaultTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         disk.fill()
         let config = try writeConfig(directory, socket: directory + "/api.sock", entries: Self.entry)
-        let agent = try AgentProcess(["run", "--config", config], directory: directory)
+        let agent = try await AgentProcess(["run", "--config", config], directory: directory)
         let status = await agent.waitForExit(timeout: 30)
         #expect(status == 1, "log: \(agent.log)")
         #expect(agent.log.contains("No space left on device"), "log: \(agent.log)")

@@ -20,7 +20,7 @@ final class AgentProcess: Sendable {
         environment: [String: String] = [:],
         executable: String? = nil,
         cli existing: LanyardCLI? = nil
-    ) throws {
+    ) async throws {
         let cli = try existing ?? LanyardCLI(copyInto: directory)
         logPath = directory + "/agent.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -28,7 +28,11 @@ final class AgentProcess: Sendable {
         for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"] { env[key] = nil }
         env.merge(environment) { $1 }
         let command = executable == nil ? arguments : arguments.map { $0 == "@lanyard" ? cli.binary : $0 }
-        process = try ChildProcess([executable ?? cli.binary] + command, environment: env, outputPath: logPath)
+        process = try await ChildProcess.start(
+            [executable ?? cli.binary] + command,
+            environment: env,
+            outputPath: logPath
+        )
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
@@ -37,19 +41,14 @@ final class AgentProcess: Sendable {
 
     /// Waits for exit up to `timeout` seconds, then kills.
     func waitForExit(timeout: TimeInterval) async -> Int32? {
-        let deadline = Date() + timeout
-        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        if let status = process.terminationStatus { return status }
+        if let status = await process.waitUntilExit(timeout: .seconds(timeout)) { return status }
         killNow()
         return nil
     }
 
-    /// Kills the process if it still runs (for `defer`, which cannot wait asynchronously).
-    func killNow() {
-        guard process.isRunning else { return }
-        process.signal(SIGKILL)
-        process.waitUntilExit()
-    }
+    /// Kills the process if it still runs and returns once it is dead (for `defer`, which cannot wait
+    /// asynchronously).
+    func killNow() { process.stop() }
 }
 
 func writeConfig(_ directory: String, socket: String, entries: String, health: String = "") throws -> String {
@@ -89,7 +88,7 @@ struct SystemdTests {
         let listener = try NotifyListener(path: directory + "/notify.sock")
         let socket = directory + "/api.sock"
         let config = try writeConfig(directory, socket: socket, entries: Self.rootEntry)
-        let agent = try AgentProcess(
+        let agent = try await AgentProcess(
             ["run", "--config", config],
             directory: directory,
             environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "400000"]
@@ -120,7 +119,7 @@ struct SystemdTests {
         // An open stream (a `lanyard api watch` process) ends cleanly when the agent stops.
         let watchDirectory = directory + "/watch"
         try FileManager.default.createDirectory(atPath: watchDirectory, withIntermediateDirectories: true)
-        let watcher = try AgentProcess(["api", "watch", "--socket", socket], directory: watchDirectory)
+        let watcher = try await AgentProcess(["api", "watch", "--socket", socket], directory: watchDirectory)
         for _ in 0..<500 where !watcher.log.contains("received 1 svid") { try await Task.sleep(for: .milliseconds(20)) }
         #expect(watcher.log.contains("received 1 svid"), "watch log: \(watcher.log)")
 
@@ -139,7 +138,7 @@ struct SystemdTests {
         let activated = directory + "/activated.sock"
         let configured = directory + "/configured.sock"
         let config = try writeConfig(directory, socket: configured, entries: Self.rootEntry)
-        let agent = try AgentProcess(
+        let agent = try await AgentProcess(
             ["-l", activated, "@lanyard", "run", "--config", config],
             directory: directory,
             executable: "/usr/bin/systemd-socket-activate"
@@ -163,7 +162,7 @@ struct SystemdTests {
         let socket = directory + "/api.sock"
         let listener = try NotifyListener(path: directory + "/notify.sock")
         let config = try writeConfig(directory, socket: socket, entries: Self.rootEntry)
-        let agent = try AgentProcess(
+        let agent = try await AgentProcess(
             ["run", "--config", config],
             directory: directory,
             environment: ["NOTIFY_SOCKET": listener.path]
@@ -227,7 +226,7 @@ struct SystemdTests {
             entries: Self.rootEntry + unmintable,
             health: "127.0.0.1:\(port)"
         )
-        let agent = try AgentProcess(
+        let agent = try await AgentProcess(
             ["run", "--config", config],
             directory: directory,
             environment: ["NOTIFY_SOCKET": listener.path]

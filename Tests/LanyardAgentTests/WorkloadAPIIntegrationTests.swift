@@ -109,7 +109,7 @@ struct WorkloadAPIIntegrationTests {
         defer { agent.removeDirectory() }
         do {
             _ = try await agent.client.withClient { api in
-                try await api.fetchJWTSVID(JWTSVIDRequest.with { $0.audience = ["a"] })
+                try await api.fetchJWTSVID(WorkloadAPI_JWTSVIDRequest.with { $0.audience = ["a"] })
             }
             Issue.record("a call without the header was answered")
         } catch let error as RPCError {
@@ -127,9 +127,9 @@ struct WorkloadAPIIntegrationTests {
         let metadata: Metadata = ["workload.spiffe.io": "true", "x-lanyard-peer-credentials": "1,65534,65534"]
         do {
             _ = try await agent.client.withClient { api in
-                try await api.fetchX509SVID(X509SVIDRequest(), metadata: metadata) { response in
+                try await api.fetchX509SVID(WorkloadAPI_X509SVIDRequest(), metadata: metadata) { response in
                     for try await message in response.messages { return message }
-                    return X509SVIDResponse()
+                    return WorkloadAPI_X509SVIDResponse()
                 }
             }
             Issue.record("root claiming to be uid 65534 received nobody's identity")

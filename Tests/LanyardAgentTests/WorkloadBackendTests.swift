@@ -2,6 +2,7 @@ import Attestation
 import Endpoints
 import Foundation
 import IdentityCache
+import LanyardTestSupport
 import Logging
 import SPIFFE
 import SPIFFECrypto
@@ -17,7 +18,7 @@ struct KillingAttestor: WorkloadAttestor {
 
     func attest(_ process: WorkloadProcess) async throws -> [Selector] {
         victim.signal(SIGKILL)
-        victim.waitUntilExit()
+        await victim.waitUntilExit()
         return [try Selector("unix:uid:0")]
     }
 }
@@ -55,20 +56,20 @@ struct WorkloadBackendTests {
         )
     }
 
-    func sleeper() throws -> ChildProcess {
-        try ChildProcess(["/bin/sleep", "30"])
+    func sleeper() async throws -> ChildProcess {
+        try await ChildProcess.start(["/bin/sleep", "30"])
     }
 
     /// The caller of a connection `credentials` describes, pinned as the endpoints pin it at accept.
-    func connected(_ backend: WorkloadBackend, _ credentials: CallerCredentials) -> ConnectedCaller {
+    func connected(_ backend: WorkloadBackend, _ credentials: WorkloadProcess) -> ConnectedCaller {
         ConnectedCaller(credentials: credentials, pin: backend.pin(credentials, process: .pidfdUnsupported))
     }
 
     @Test("a caller that exits during attestation is refused as gone, never given the selectors")
     func callerExitsDuringAttestation() async throws {
-        let child = try sleeper()
+        let child = try await sleeper()
         let backend = try backend([KillingAttestor(victim: child)])
-        let caller = connected(backend, CallerCredentials(pid: child.pid, uid: getuid(), gid: getgid()))
+        let caller = connected(backend, WorkloadProcess(pid: child.pid, uid: getuid(), gid: getgid()))
         await #expect(throws: WorkloadAPIError(.callerGone, "caller process is gone")) {
             try await backend.attest(caller)
         }
@@ -76,11 +77,11 @@ struct WorkloadBackendTests {
 
     @Test("a caller that is already gone is refused before attestation")
     func callerAlreadyGone() async throws {
-        let child = try sleeper()
+        let child = try await sleeper()
         child.signal(SIGKILL)
-        child.waitUntilExit()
+        await child.waitUntilExit()
         let backend = try backend([UnixAttestor()])
-        let caller = connected(backend, CallerCredentials(pid: child.pid, uid: getuid(), gid: getgid()))
+        let caller = connected(backend, WorkloadProcess(pid: child.pid, uid: getuid(), gid: getgid()))
         await #expect(throws: WorkloadAPIError(.callerGone, "caller process is gone")) {
             try await backend.attest(caller)
         }
@@ -91,13 +92,13 @@ struct WorkloadBackendTests {
     )
     func credentialsDiffer() async throws {
         let backend = try backend([UnixAttestor()])
-        let other = connected(backend, CallerCredentials(pid: getpid(), uid: getuid() &+ 1, gid: getgid()))
+        let other = connected(backend, WorkloadProcess(pid: getpid(), uid: getuid() &+ 1, gid: getgid()))
         await #expect(
             throws: WorkloadAPIError(.callerChanged, "caller credentials changed since it connected; reconnect")
         ) {
             try await backend.attest(other)
         }
-        let me = connected(backend, CallerCredentials(pid: getpid(), uid: getuid(), gid: getgid()))
+        let me = connected(backend, WorkloadProcess(pid: getpid(), uid: getuid(), gid: getgid()))
         let caller = try await backend.attest(me)
         #expect(caller.selectors.contains(try Selector("unix:uid:\(getuid())")))
         #expect(caller.selectors.contains(try Selector("unix:gid:\(getgid())")))
@@ -105,7 +106,7 @@ struct WorkloadBackendTests {
 
     @Test("any attestor failing fails the attestation: a partial selector set would misreport the caller")
     func attestorFailures() async throws {
-        let me = CallerCredentials(pid: getpid(), uid: getuid(), gid: getgid())
+        let me = WorkloadProcess(pid: getpid(), uid: getuid(), gid: getgid())
         for attestors in [[FailingAttestor()], [FailingAttestor(), UnixAttestor()]] as [[any WorkloadAttestor]] {
             let backend = try backend(attestors)
             await #expect(throws: WorkloadAPIError(.attestationFailed, "workload attestation failed")) {

@@ -94,7 +94,7 @@ struct CertificateTests {
     }
 
     @Test("CSRs made here pass openssl req -verify; CSRs made by openssl verify here")
-    func csrInterop() throws {
+    func csrInterop() async throws {
         let cli = try OpenSSLCLI()
         defer { cli.remove() }
         let key = try PrivateKey(generating: .ecP256)
@@ -104,13 +104,13 @@ struct CertificateTests {
             dnsNames: ["web.local"]
         )
         try cli.write("mine.csr", csr.pemEncoded)
-        let verify = try cli.run("req", "-in", "mine.csr", "-verify", "-noout", "-text")
+        let verify = try await cli.run("req", "-in", "mine.csr", "-verify", "-noout", "-text")
         #expect(verify.status == 0, "\(verify.output)")
         #expect(verify.output.contains("URI:spiffe://example.org/web"))
         #expect(verify.output.contains("DNS:web.local"))
 
         try cli.write("key.pem", try key.pemEncoded)
-        let made = try cli.run(
+        let made = try await cli.run(
             "req",
             "-new",
             "-key",

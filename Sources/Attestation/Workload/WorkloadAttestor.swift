@@ -11,19 +11,3 @@ public protocol WorkloadAttestor: Sendable {
     /// to the process that connected.
     func attest(_ process: WorkloadProcess) async throws -> [Selector]
 }
-
-/// The process behind a call, as the kernel described it when the caller connected (`SO_PEERCRED`): its uid and
-/// gid are the ones it holds for the whole connection, checked by its ``ProcessPin`` on every call.
-public struct WorkloadProcess: Hashable, Sendable, CustomStringConvertible {
-    public let pid: Int32
-    public let uid: UInt32
-    public let gid: UInt32
-
-    public init(pid: Int32, uid: UInt32, gid: UInt32) {
-        self.pid = pid
-        self.uid = uid
-        self.gid = gid
-    }
-
-    public var description: String { "pid \(pid) uid \(uid) gid \(gid)" }
-}

@@ -3,6 +3,7 @@ public import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SPIFFE
 import Synchronization
 
 /// A small HTTP/1.1 server for operators: `/live`, `/ready` and `/metrics` (Prometheus text).
@@ -62,7 +63,7 @@ public final class HealthServer: Sendable {
                 }
             }
         let boundPort = server.channel.localAddress?.port ?? port
-        logger.info("health endpoints listening", metadata: ["health.listen": "\(host):\(boundPort)"])
+        logger.info("health endpoints listening", metadata: [LogKey.healthListen: "\(host):\(boundPort)"])
         onListening(boundPort)
         do {
             try await withTaskCancellationHandler {
@@ -118,7 +119,7 @@ public final class HealthServer: Sendable {
                 }
             }
         } catch {
-            logger.debug("health connection ended", metadata: ["error": "\(error)"])
+            logger.debug("health connection ended", metadata: [LogKey.error: "\(error)"])
         }
     }
 

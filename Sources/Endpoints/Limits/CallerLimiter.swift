@@ -1,4 +1,5 @@
 import Logging
+import SPIFFE
 import Synchronization
 import Timing
 
@@ -79,16 +80,18 @@ final class CallerLimiter: Sendable {
             logger.warning(
                 "caller refused: all callers together hold the connection limit",
                 metadata: [
-                    "uid": "\(uid)", "limit": "\(limits.maxTotalConnections)", "setting": "workload_api.max_connections",
-                    "refusals.suppressed": "\(suppressed)",
+                    LogKey.callerUID: "\(uid)", LogKey.limit: "\(limits.maxTotalConnections)",
+                    LogKey.setting: "workload_api.max_connections",
+                    LogKey.refusalsSuppressed: "\(suppressed)",
                 ]
             )
         } else {
             logger.warning(
                 "caller refused: it holds its limit of \(resource.rawValue)",
                 metadata: [
-                    "uid": "\(uid)", "limit": "\(limit)", "setting": "workload_api.max_\(resource.rawValue)_per_caller",
-                    "refusals.suppressed": "\(suppressed)",
+                    LogKey.callerUID: "\(uid)", LogKey.limit: "\(limit)",
+                    LogKey.setting: "workload_api.max_\(resource.rawValue)_per_caller",
+                    LogKey.refusalsSuppressed: "\(suppressed)",
                 ]
             )
         }

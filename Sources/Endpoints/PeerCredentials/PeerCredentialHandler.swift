@@ -3,6 +3,7 @@ import GRPCNIOTransportHTTP2
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
+import SPIFFE
 
 #if canImport(Glibc)
     import Glibc
@@ -77,7 +78,7 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
 
     /// The kernel's view of the process at the other end of `socket`, and a pidfd for it where the kernel has
     /// `SO_PEERPIDFD` (Linux >= 6.5); nil when the credentials cannot be read.
-    private static func peer(of socket: any Channel) -> EventLoopFuture<(CallerCredentials, PeerProcess)?> {
+    private static func peer(of socket: any Channel) -> EventLoopFuture<(WorkloadProcess, PeerProcess)?> {
         guard let provider = socket as? any SocketOptionProvider else {
             return socket.eventLoop.makeSucceededFuture(nil)
         }
@@ -97,7 +98,7 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
                 if case .pidfd(let descriptor) = process { close(descriptor) }
                 return nil
             }
-            return (CallerCredentials(pid: kernel.pid, uid: kernel.uid, gid: kernel.gid), process)
+            return (WorkloadProcess(pid: kernel.pid, uid: kernel.uid, gid: kernel.gid), process)
         }
     }
 
@@ -107,7 +108,7 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
         limiter: CallerLimiter,
         callers: ConnectedCallers,
         idleTimeout: Duration?,
-        pin: @escaping @Sendable (CallerCredentials, PeerProcess) -> any CallerPin
+        pin: @escaping @Sendable (WorkloadProcess, PeerProcess) -> any CallerPin
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
         { channel in
             peer(of: channel).map { peer in

@@ -120,7 +120,7 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
         } catch .unauthorized(let names) {
             throw Self.unauthorized(names)
         } catch .encoding(let reason) {
-            logger.error("an sds response could not be encoded", metadata: ["error": "\(reason)"])
+            logger.error("an sds response could not be encoded", metadata: [LogKey.error: "\(reason)"])
             throw RPCError(code: .internalError, message: "internal error")
         }
     }
@@ -133,9 +133,9 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
         logger.warning(
             "envoy rejected secrets (NACK)",
             metadata: [
-                "sds.version": "\(version.prefix(64))",
-                "sds.error": "\(String(decoding: detail.utf8.prefix(512), as: UTF8.self))",
-                "caller.pid": "\(caller.credentials.pid)", "nacks.suppressed": "\(suppressed)",
+                LogKey.sdsVersion: "\(version.prefix(64))",
+                LogKey.sdsError: "\(String(decoding: detail.utf8.prefix(512), as: UTF8.self))",
+                LogKey.callerPID: "\(caller.credentials.pid)", LogKey.nacksSuppressed: "\(suppressed)",
             ]
         )
     }

@@ -6,7 +6,7 @@ public import SPIFFE
 public protocol WorkloadAPIBackend: Sendable {
     /// Pins the process behind a connection as it is accepted. Runs on the connection's event loop, so it must be
     /// quick (a few system calls). A pidfd in `process` is owned by the pin from here on.
-    func pin(_ credentials: CallerCredentials, process: PeerProcess) -> any CallerPin
+    func pin(_ credentials: WorkloadProcess, process: PeerProcess) -> any CallerPin
 
     /// Attests the process behind a call: checks its pin, runs the attestors, checks the pin again. Throws
     /// ``WorkloadAPIError`` (`attestationFailed`, `callerGone`, `callerChanged`).
@@ -37,21 +37,6 @@ extension WorkloadAPIBackend {
     }
 }
 
-/// The kernel's credentials for the connection a call came on (`SO_PEERCRED`).
-public struct CallerCredentials: Hashable, Sendable, CustomStringConvertible {
-    public let pid: Int32
-    public let uid: UInt32
-    public let gid: UInt32
-
-    public init(pid: Int32, uid: UInt32, gid: UInt32) {
-        self.pid = pid
-        self.uid = uid
-        self.gid = gid
-    }
-
-    public var description: String { "pid \(pid) uid \(uid) gid \(gid)" }
-}
-
 /// What the kernel gave for the process at the other end of a connection, besides its credentials.
 public enum PeerProcess: Sendable {
     /// A pidfd from `SO_PEERPIDFD`: always that process, never a later one on its pid.
@@ -72,10 +57,10 @@ public protocol CallerPin: Sendable {
 
 /// A connection's caller: the kernel's credentials at accept and the pin that keeps them true.
 public struct ConnectedCaller: Sendable {
-    public let credentials: CallerCredentials
+    public let credentials: WorkloadProcess
     public let pin: any CallerPin
 
-    public init(credentials: CallerCredentials, pin: any CallerPin) {
+    public init(credentials: WorkloadProcess, pin: any CallerPin) {
         self.credentials = credentials
         self.pin = pin
     }
@@ -83,11 +68,11 @@ public struct ConnectedCaller: Sendable {
 
 /// A caller after attestation: who it is, what the attestors proved, and the pin every later message re-checks.
 public struct AttestedCaller: Sendable {
-    public let credentials: CallerCredentials
+    public let credentials: WorkloadProcess
     public let selectors: Set<Selector>
     public let pin: any CallerPin
 
-    public init(credentials: CallerCredentials, selectors: Set<Selector>, pin: any CallerPin) {
+    public init(credentials: WorkloadProcess, selectors: Set<Selector>, pin: any CallerPin) {
         self.credentials = credentials
         self.selectors = selectors
         self.pin = pin

@@ -10,7 +10,7 @@ import SwiftProtobuf
 /// credentials injected by ``PeerCredentialHandler`` (the call fails closed without them). Status codes are SPIRE's:
 /// no identity → `PERMISSION_DENIED` "no identity issued", attestation failure → `UNAVAILABLE`, a caller that
 /// exited or whose PID was reused → `UNAUTHENTICATED`.
-struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
+struct WorkloadAPIHandler: WorkloadAPI_SpiffeWorkloadAPI.ServiceProtocol {
     static let securityHeader = "workload.spiffe.io"
     /// Audiences one `FetchJWTSVID` may ask for, and the longest audience: real clients ask for one or two short
     /// ones (a URL, a service name), and every distinct set is a token the agent signs and caches.
@@ -38,34 +38,34 @@ struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
     }
 
     func fetchX509SVID(
-        request: ServerRequest<X509SVIDRequest>,
+        request: ServerRequest<WorkloadAPI_X509SVIDRequest>,
         context: ServerContext
-    ) async throws -> StreamingServerResponse<X509SVIDResponse> {
+    ) async throws -> StreamingServerResponse<WorkloadAPI_X509SVIDResponse> {
         let caller = try await attest(request.metadata)
         return Self.stream(backend, authenticator, caller, requireIdentity: true, Self.x509SVIDResponse)
     }
 
     func fetchX509Bundles(
-        request: ServerRequest<X509BundlesRequest>,
+        request: ServerRequest<WorkloadAPI_X509BundlesRequest>,
         context: ServerContext
-    ) async throws -> StreamingServerResponse<X509BundlesResponse> {
+    ) async throws -> StreamingServerResponse<WorkloadAPI_X509BundlesResponse> {
         let caller = try await attest(request.metadata)
         return Self.stream(backend, authenticator, caller, requireIdentity: !allowUnauthenticatedVerifiers) {
             update in
-            var response = X509BundlesResponse()
+            var response = WorkloadAPI_X509BundlesResponse()
             response.bundles = Dictionary(uniqueKeysWithValues: update.x509Bundles.map { ($0.key.idString, $0.value) })
             return response
         }
     }
 
     func fetchJWTBundles(
-        request: ServerRequest<JWTBundlesRequest>,
+        request: ServerRequest<WorkloadAPI_JWTBundlesRequest>,
         context: ServerContext
-    ) async throws -> StreamingServerResponse<JWTBundlesResponse> {
+    ) async throws -> StreamingServerResponse<WorkloadAPI_JWTBundlesResponse> {
         let caller = try await attest(request.metadata)
         return Self.stream(backend, authenticator, caller, requireIdentity: !allowUnauthenticatedVerifiers) {
             update in
-            var response = JWTBundlesResponse()
+            var response = WorkloadAPI_JWTBundlesResponse()
             response.bundles = Dictionary(uniqueKeysWithValues: update.jwtBundles.map { ($0.key.idString, $0.value) })
             return response
         }
@@ -113,16 +113,19 @@ struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
     }
 
     func fetchJWTSVID(
-        request: ServerRequest<JWTSVIDRequest>,
+        request: ServerRequest<WorkloadAPI_JWTSVIDRequest>,
         context: ServerContext
-    ) async throws -> ServerResponse<JWTSVIDResponse> {
+    ) async throws -> ServerResponse<WorkloadAPI_JWTSVIDResponse> {
         let caller = try await attest(request.metadata)
         let message = request.message
         guard !message.audience.isEmpty else {
             throw RPCError(code: .invalidArgument, message: "audience must be specified")
         }
         guard message.audience.count <= Self.maximumAudiences else {
-            throw RPCError(code: .invalidArgument, message: "at most \(Self.maximumAudiences) audiences may be requested")
+            throw RPCError(
+                code: .invalidArgument,
+                message: "at most \(Self.maximumAudiences) audiences may be requested"
+            )
         }
         guard message.audience.allSatisfy({ !$0.isEmpty && $0.utf8.count <= Self.maximumAudienceLength }) else {
             throw RPCError(
@@ -142,9 +145,9 @@ struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
             try await backend.jwtSVIDs(for: caller, audience: message.audience, spiffeID: spiffeID)
         }
         guard !svids.isEmpty else { throw Self.noIdentity }
-        var response = JWTSVIDResponse()
+        var response = WorkloadAPI_JWTSVIDResponse()
         response.svids = svids.map { svid in
-            var message = JWTSVID()
+            var message = WorkloadAPI_JWTSVID()
             message.spiffeID = svid.spiffeID.description
             message.svid = svid.token
             message.hint = svid.hint
@@ -154,9 +157,9 @@ struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
     }
 
     func validateJWTSVID(
-        request: ServerRequest<ValidateJWTSVIDRequest>,
+        request: ServerRequest<WorkloadAPI_ValidateJWTSVIDRequest>,
         context: ServerContext
-    ) async throws -> ServerResponse<ValidateJWTSVIDResponse> {
+    ) async throws -> ServerResponse<WorkloadAPI_ValidateJWTSVIDResponse> {
         let caller = try await attest(request.metadata)
         guard !request.message.audience.isEmpty else {
             throw RPCError(code: .invalidArgument, message: "audience must be specified")
@@ -172,7 +175,7 @@ struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
         let validated = try await mapErrors {
             try await backend.validateJWTSVID(request.message.svid, audience: request.message.audience, for: caller)
         }
-        var response = ValidateJWTSVIDResponse()
+        var response = WorkloadAPI_ValidateJWTSVIDResponse()
         response.spiffeID = validated.spiffeID.description
         response.claims = Google_Protobuf_Struct(fields: validated.claims.mapValues(Self.protobufValue))
         return ServerResponse(message: response)
@@ -195,10 +198,10 @@ struct WorkloadAPIHandler: SpiffeWorkloadAPI.ServiceProtocol {
 
     static let noIdentity = RPCError(code: .permissionDenied, message: "no identity issued")
 
-    static func x509SVIDResponse(_ update: WorkloadUpdate) -> X509SVIDResponse {
-        var response = X509SVIDResponse()
+    static func x509SVIDResponse(_ update: WorkloadUpdate) -> WorkloadAPI_X509SVIDResponse {
+        var response = WorkloadAPI_X509SVIDResponse()
         response.svids = update.svids.map { svid in
-            var message = X509SVID()
+            var message = WorkloadAPI_X509SVID()
             message.spiffeID = svid.spiffeID.description
             message.x509Svid = svid.chainDER
             message.x509SvidKey = svid.privateKeyDER

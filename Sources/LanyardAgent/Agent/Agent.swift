@@ -112,8 +112,8 @@ public struct Agent: Sendable {
         logger.info(
             "identity cache primed",
             metadata: [
-                "entries": "\(cache.state.entries.count)", "svids": "\(minted)",
-                "trust_domain": "\(config.trustDomain)",
+                LogKey.entries: "\(cache.state.entries.count)", LogKey.svidsMinted: "\(minted)",
+                LogKey.trustDomain: "\(config.trustDomain)",
             ]
         )
         // Priming allocated and freed a key, CSR and certificate per entry; hand the freed memory back to the
@@ -133,8 +133,8 @@ public struct Agent: Sendable {
         logger.info(
             "caller limits",
             metadata: [
-                "descriptors": "\(descriptors)", "workload_api.max_connections": "\(callerLimits.maxTotalConnections)",
-                "workload_api.max_connections_per_caller": "\(callerLimits.maxConnections)",
+                LogKey.descriptors: "\(descriptors)", LogKey.maxConnections: "\(callerLimits.maxTotalConnections)",
+                LogKey.maxConnectionsPerCaller: "\(callerLimits.maxConnections)",
             ]
         )
         if activated != nil {

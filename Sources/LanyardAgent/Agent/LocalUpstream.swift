@@ -44,7 +44,7 @@ package final class LocalUpstream: IdentityUpstream {
             guard authority.canSign(at: now) else { throw error }
             logger.error(
                 "cannot rotate the signing root; the current root keeps signing and rotation is retried",
-                metadata: ["error": "\(error)"]
+                metadata: [LogKey.error: "\(error)"]
             )
         }
         let current = registrations.withLock { $0 }

@@ -1,6 +1,7 @@
 import Foundation
 import IdentityCache
 import Logging
+import SPIFFE
 import Synchronization
 import Timing
 import Upstream
@@ -44,14 +45,14 @@ final class Reloader: Sendable {
 
     func reload() async {
         notifier.reloading()
-        logger.info("reloading the configuration", metadata: ["config": "\(path)"])
+        logger.info("reloading the configuration", metadata: [LogKey.config: "\(path)"])
         let next: AgentConfig
         do {
             next = try AgentConfig.load(path: path)
         } catch {
             logger.error(
                 "reload refused; the running configuration stays",
-                metadata: ["problems": "\(error.problems.map(\.description).joined(separator: "; "))"]
+                metadata: [LogKey.problems: "\(error.problems.map(\.description).joined(separator: "; "))"]
             )
             notifier.ready(status: "reload refused (see the log); " + status.line())
             return
@@ -61,7 +62,7 @@ final class Reloader: Sendable {
         if !needsRestart.isEmpty {
             logger.warning(
                 "these settings change only on restart and keep their running values",
-                metadata: ["keys": "\(needsRestart.joined(separator: ", "))"]
+                metadata: [LogKey.restartKeys: "\(needsRestart.joined(separator: ", "))"]
             )
         }
         upstream?.replace(entries: next.entries, federatedBundles: next.federatedBundles)
@@ -71,7 +72,7 @@ final class Reloader: Sendable {
         let minted = await rotator.syncOnce(at: rotator.clock.now)
         logger.info(
             "configuration reloaded",
-            metadata: ["entries": "\(rotator.cache.state.entries.count)", "svids.minted": "\(minted)"]
+            metadata: [LogKey.entries: "\(rotator.cache.state.entries.count)", LogKey.svidsMinted: "\(minted)"]
         )
         notifier.ready(status: status.line())
     }

@@ -38,7 +38,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
         sharedUpdates = SharedWorkloadUpdates { view in Self.update(view, trustDomain: trustDomain) }
     }
 
-    func pin(_ credentials: CallerCredentials, process: PeerProcess) -> any CallerPin {
+    func pin(_ credentials: WorkloadProcess, process: PeerProcess) -> any CallerPin {
         let descriptor: ProcessPin.Descriptor =
             switch process {
             case .pidfd(let pidfd): .pidfd(pidfd)
@@ -65,14 +65,13 @@ struct WorkloadBackend: WorkloadAPIBackend {
         let credentials = caller.credentials
         try caller.pin.verify()
         let attestors = attestorSet.current
-        let process = WorkloadProcess(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
         let results: [(String, Result<[Selector], any Error>)]
         if attestors.count == 1 {
             // One attestor (the common unix-only node) runs inline: a child task would only add a scheduling hop.
-            results = [await Self.run(attestors[0], process)]
+            results = [await Self.run(attestors[0], credentials)]
         } else {
             results = await withTaskGroup(of: (String, Result<[Selector], any Error>).self) { group in
-                for attestor in attestors { group.addTask { await Self.run(attestor, process) } }
+                for attestor in attestors { group.addTask { await Self.run(attestor, credentials) } }
                 var results: [(String, Result<[Selector], any Error>)] = []
                 for await result in group { results.append(result) }
                 return results
@@ -87,7 +86,10 @@ struct WorkloadBackend: WorkloadAPIBackend {
                 failures += 1
                 logger.warning(
                     "workload attestor failed",
-                    metadata: ["attestor.name": "\(name)", "caller.pid": "\(credentials.pid)", "error": "\(error)"]
+                    metadata: [
+                        LogKey.attestorName: "\(name)", LogKey.callerPID: "\(credentials.pid)",
+                        LogKey.error: "\(error)",
+                    ]
                 )
             }
         }
@@ -96,7 +98,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
         } catch {
             logger.warning(
                 "caller exited or changed during attestation",
-                metadata: ["caller.pid": "\(credentials.pid)", "error": "\(error)"]
+                metadata: [LogKey.callerPID: "\(credentials.pid)", LogKey.error: "\(error)"]
             )
             throw error
         }
@@ -106,8 +108,8 @@ struct WorkloadBackend: WorkloadAPIBackend {
         logger.debug(
             "caller attested",
             metadata: [
-                "caller.pid": "\(credentials.pid)", "caller.uid": "\(credentials.uid)",
-                "selectors": "\(selectors.sorted())",
+                LogKey.callerPID: "\(credentials.pid)", LogKey.callerUID: "\(credentials.uid)",
+                LogKey.selectors: "\(selectors.sorted())",
             ]
         )
         return AttestedCaller(credentials: credentials, selectors: selectors, pin: caller.pin)
@@ -191,7 +193,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
             } catch {
                 logger.error(
                     "jwt-svid signing failed",
-                    metadata: ["spiffe.id": "\(entry.spiffeID)", "error": "\(error)"]
+                    metadata: [LogKey.spiffeID: "\(entry.spiffeID)", LogKey.error: "\(error)"]
                 )
                 throw WorkloadAPIError(.unavailable, "could not mint a jwt-svid; try again")
             }

@@ -69,7 +69,7 @@ public enum ClientCommands {
 
     /// Files named as spire-agent's `-write` names them: `svid.N.pem`, `svid.N.key` (0600), `bundle.N.pem`,
     /// `federated_bundle.N.M.pem`.
-    static func write(_ response: X509SVIDResponse, to directory: String) throws {
+    static func write(_ response: WorkloadAPI_X509SVIDResponse, to directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for (index, svid) in response.svids.enumerated() {
             let chain = try Certificate.chain(derConcatenated: svid.x509Svid)

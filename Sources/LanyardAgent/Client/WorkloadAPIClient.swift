@@ -44,15 +44,15 @@ public struct WorkloadAPIClient: Sendable {
 
     /// Runs `body` with a connected generated client; the connection closes when `body` returns.
     public func withClient<Result: Sendable>(
-        _ body: @Sendable (SpiffeWorkloadAPI.Client<HTTP2ClientTransport.Posix>) async throws -> Result
+        _ body: @Sendable (WorkloadAPI_SpiffeWorkloadAPI.Client<HTTP2ClientTransport.Posix>) async throws -> Result
     ) async throws -> Result {
-        try await withGRPC { client in try await body(SpiffeWorkloadAPI.Client(wrapping: client)) }
+        try await withGRPC { client in try await body(WorkloadAPI_SpiffeWorkloadAPI.Client(wrapping: client)) }
     }
 
     /// The first X509-SVID response.
-    public func fetchX509SVID() async throws -> X509SVIDResponse {
+    public func fetchX509SVID() async throws -> WorkloadAPI_X509SVIDResponse {
         try await withClient { api in
-            try await api.fetchX509SVID(X509SVIDRequest(), metadata: Self.securityMetadata) { response in
+            try await api.fetchX509SVID(WorkloadAPI_X509SVIDRequest(), metadata: Self.securityMetadata) { response in
                 for try await message in response.messages { return message }
                 throw ClientError("the stream ended without a response")
             }
@@ -62,11 +62,11 @@ public struct WorkloadAPIClient: Sendable {
     /// The first `count` X509-SVID responses of one stream.
     public func watchX509SVID(
         count: Int,
-        onMessage: @Sendable @escaping (X509SVIDResponse) -> Void = { _ in }
-    ) async throws -> [X509SVIDResponse] {
+        onMessage: @Sendable @escaping (WorkloadAPI_X509SVIDResponse) -> Void = { _ in }
+    ) async throws -> [WorkloadAPI_X509SVIDResponse] {
         try await withClient { api in
-            try await api.fetchX509SVID(X509SVIDRequest(), metadata: Self.securityMetadata) { response in
-                var messages: [X509SVIDResponse] = []
+            try await api.fetchX509SVID(WorkloadAPI_X509SVIDRequest(), metadata: Self.securityMetadata) { response in
+                var messages: [WorkloadAPI_X509SVIDResponse] = []
                 for try await message in response.messages {
                     messages.append(message)
                     onMessage(message)
@@ -88,34 +88,36 @@ public struct WorkloadAPIClient: Sendable {
         }
     }
 
-    public func fetchX509Bundles() async throws -> X509BundlesResponse {
+    public func fetchX509Bundles() async throws -> WorkloadAPI_X509BundlesResponse {
         try await withClient { api in
-            try await api.fetchX509Bundles(X509BundlesRequest(), metadata: Self.securityMetadata) { response in
+            try await api.fetchX509Bundles(WorkloadAPI_X509BundlesRequest(), metadata: Self.securityMetadata) {
+                response in
                 for try await message in response.messages { return message }
                 throw ClientError("the stream ended without a response")
             }
         }
     }
 
-    public func fetchJWTBundles() async throws -> JWTBundlesResponse {
+    public func fetchJWTBundles() async throws -> WorkloadAPI_JWTBundlesResponse {
         try await withClient { api in
-            try await api.fetchJWTBundles(JWTBundlesRequest(), metadata: Self.securityMetadata) { response in
+            try await api.fetchJWTBundles(WorkloadAPI_JWTBundlesRequest(), metadata: Self.securityMetadata) {
+                response in
                 for try await message in response.messages { return message }
                 throw ClientError("the stream ended without a response")
             }
         }
     }
 
-    public func fetchJWTSVID(audience: [String], spiffeID: String? = nil) async throws -> JWTSVIDResponse {
-        var request = JWTSVIDRequest()
+    public func fetchJWTSVID(audience: [String], spiffeID: String? = nil) async throws -> WorkloadAPI_JWTSVIDResponse {
+        var request = WorkloadAPI_JWTSVIDRequest()
         request.audience = audience
         request.spiffeID = spiffeID ?? ""
         let message = request
         return try await withClient { api in try await api.fetchJWTSVID(message, metadata: Self.securityMetadata) }
     }
 
-    public func validateJWTSVID(token: String, audience: String) async throws -> ValidateJWTSVIDResponse {
-        var request = ValidateJWTSVIDRequest()
+    public func validateJWTSVID(token: String, audience: String) async throws -> WorkloadAPI_ValidateJWTSVIDResponse {
+        var request = WorkloadAPI_ValidateJWTSVIDRequest()
         request.svid = token
         request.audience = audience
         let message = request

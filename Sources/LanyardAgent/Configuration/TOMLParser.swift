@@ -197,7 +197,9 @@ struct TOMLParser {
         let keys = try parseKey()
         skipWhitespace()
         guard peek == UInt8(ascii: "]") else {
-            throw failure("expected ']' to close the \(isArray ? "[[array]]" : "[table]") header, found \(Self.describe(peek))")
+            throw failure(
+                "expected ']' to close the \(isArray ? "[[array]]" : "[table]") header, found \(Self.describe(peek))"
+            )
         }
         index += 1
         if isArray {
@@ -216,7 +218,9 @@ struct TOMLParser {
                 record(path, line: headerLine)
                 node = child
             case .table(let child)?:
-                guard child.origin != .inline else { throw failure("table \(path) is an inline table; it cannot be extended") }
+                guard child.origin != .inline else {
+                    throw failure("table \(path) is an inline table; it cannot be extended")
+                }
                 node = child
             case .tables(let children, let isStatic)?:
                 guard !isStatic, let last = children.last else {
@@ -343,12 +347,12 @@ struct TOMLParser {
         switch byte {
         case UInt8(ascii: "\""):
             if peek(1) == UInt8(ascii: "\""), peek(2) == UInt8(ascii: "\"") {
-                return .value(.string(try parseMultilineBasicString()))
+                return .value(.string(try parseMultilineString(quote: UInt8(ascii: "\""), escapes: true)))
             }
             return .value(.string(try parseBasicString()))
         case UInt8(ascii: "'"):
             if peek(1) == UInt8(ascii: "'"), peek(2) == UInt8(ascii: "'") {
-                return .value(.string(try parseMultilineLiteralString()))
+                return .value(.string(try parseMultilineString(quote: UInt8(ascii: "'"), escapes: false)))
             }
             return .value(.string(try parseLiteralString()))
         case UInt8(ascii: "["):
@@ -534,7 +538,9 @@ struct TOMLParser {
                 let value = UInt32(String(decoding: bytes[index..<index + digits], as: UTF8.self), radix: 16),
                 bytes[index..<index + digits].allSatisfy({ Self.hexValue($0) != nil }),
                 let scalar = Unicode.Scalar(value)
-            else { throw failure("invalid \\\(Character(Unicode.Scalar(byte))) escape: not a Unicode scalar", at: start) }
+            else {
+                throw failure("invalid \\\(Character(Unicode.Scalar(byte))) escape: not a Unicode scalar", at: start)
+            }
             index += digits
             return scalar
         default:
@@ -542,62 +548,69 @@ struct TOMLParser {
         }
     }
 
-    private mutating func parseMultilineBasicString() throws(Failure) -> String {
+    /// `"""…"""` (with escapes) and `'''…'''` (without): up to two more quotes after the closing three belong to the
+    /// content (`"""a""""` is `a"`), newlines are kept as written, and in the basic form a backslash at the end of a
+    /// line trims the newline and the whitespace after it.
+    private mutating func parseMultilineString(quote: UInt8, escapes: Bool) throws(Failure) -> String {
+        let kind = escapes ? "multi-line string" : "multi-line literal string"
         index += 3
         skipNewlineAfterOpening()
         var scalars = String.UnicodeScalarView()
         while true {
-            guard let byte = peek else { throw failure("unterminated multi-line string") }
-            switch byte {
-            case UInt8(ascii: "\""):
-                if peek(1) == UInt8(ascii: "\""), peek(2) == UInt8(ascii: "\"") {
-                    // Up to two more quotes belong to the content ("""a"""" is a").
-                    var extra = 0
-                    while extra < 2, peek(3 + extra) == UInt8(ascii: "\"") { extra += 1 }
-                    for _ in 0..<extra { scalars.append("\"") }
-                    index += 3 + extra
-                    return String(scalars)
-                }
-                scalars.append("\"")
-                index += 1
-            case UInt8(ascii: "\\"):
-                // A backslash at the end of a line trims the newline and the whitespace after it.
-                var probe = index + 1
-                while probe < bytes.count, bytes[probe] == 0x20 || bytes[probe] == 0x09 { probe += 1 }
-                if probe < bytes.count, bytes[probe] == 0x0A || (bytes[probe] == 0x0D && probe + 1 < bytes.count && bytes[probe + 1] == 0x0A) {
-                    index = probe
-                    while let next = peek {
-                        if next == 0x20 || next == 0x09 {
-                            index += 1
-                        } else if next == 0x0A {
-                            newline()
-                        } else if next == 0x0D, peek(1) == 0x0A {
-                            index += 1
-                            newline()
-                        } else {
-                            break
-                        }
-                    }
-                } else {
-                    scalars.append(try parseEscape())
-                }
-            case 0x0A:
+            guard let byte = peek else { throw failure("unterminated \(kind)") }
+            if byte == quote, peek(1) == quote, peek(2) == quote {
+                var extra = 0
+                while extra < 2, peek(3 + extra) == quote { extra += 1 }
+                for _ in 0..<extra { scalars.append(Unicode.Scalar(quote)) }
+                index += 3 + extra
+                return String(scalars)
+            }
+            if byte == 0x0A {
                 scalars.append("\n")
                 newline()
-            case 0x0D where peek(1) == 0x0A:
+            } else if byte == 0x0D, peek(1) == 0x0A {
                 scalars.append("\r")
                 scalars.append("\n")
                 index += 1
                 newline()
-            default:
+            } else if escapes, byte == UInt8(ascii: "\\") {
+                if !skipLineEndingBackslash() { scalars.append(try parseEscape()) }
+            } else {
                 let scalar = try utf8Scalar()
                 guard Self.isAllowedInString(scalar) else {
                     index -= 1
-                    throw failure("control character \(Self.describe(byte)) in a string; escape it")
+                    throw failure(
+                        "control character \(Self.describe(byte)) in a \(escapes ? "string; escape it" : "literal string")"
+                    )
                 }
                 scalars.append(scalar)
             }
         }
+    }
+
+    /// At a backslash followed by nothing but whitespace up to the end of the line: skips it, the newline and every
+    /// blank after it, and returns true.
+    private mutating func skipLineEndingBackslash() -> Bool {
+        var probe = index + 1
+        while probe < bytes.count, bytes[probe] == 0x20 || bytes[probe] == 0x09 { probe += 1 }
+        let atLineEnd =
+            probe < bytes.count
+            && (bytes[probe] == 0x0A || (bytes[probe] == 0x0D && probe + 1 < bytes.count && bytes[probe + 1] == 0x0A))
+        guard atLineEnd else { return false }
+        index = probe
+        while let next = peek {
+            if next == 0x20 || next == 0x09 {
+                index += 1
+            } else if next == 0x0A {
+                newline()
+            } else if next == 0x0D, peek(1) == 0x0A {
+                index += 1
+                newline()
+            } else {
+                break
+            }
+        }
+        return true
     }
 
     private mutating func parseLiteralString() throws(Failure) -> String {
@@ -610,40 +623,6 @@ struct TOMLParser {
                 return String(scalars)
             }
             if byte == 0x0A || byte == 0x0D { throw failure("unterminated literal string") }
-            let scalar = try utf8Scalar()
-            guard Self.isAllowedInString(scalar) else {
-                index -= 1
-                throw failure("control character \(Self.describe(byte)) in a literal string")
-            }
-            scalars.append(scalar)
-        }
-    }
-
-    private mutating func parseMultilineLiteralString() throws(Failure) -> String {
-        index += 3
-        skipNewlineAfterOpening()
-        var scalars = String.UnicodeScalarView()
-        while true {
-            guard let byte = peek else { throw failure("unterminated multi-line literal string") }
-            if byte == UInt8(ascii: "'"), peek(1) == UInt8(ascii: "'"), peek(2) == UInt8(ascii: "'") {
-                var extra = 0
-                while extra < 2, peek(3 + extra) == UInt8(ascii: "'") { extra += 1 }
-                for _ in 0..<extra { scalars.append("'") }
-                index += 3 + extra
-                return String(scalars)
-            }
-            if byte == 0x0A {
-                scalars.append("\n")
-                newline()
-                continue
-            }
-            if byte == 0x0D, peek(1) == 0x0A {
-                scalars.append("\r")
-                scalars.append("\n")
-                index += 1
-                newline()
-                continue
-            }
             let scalar = try utf8Scalar()
             guard Self.isAllowedInString(scalar) else {
                 index -= 1
@@ -817,7 +796,9 @@ struct TOMLParser {
     private static func isDateOrTime(_ token: [UInt8]) -> Bool {
         let text = token[...]
         func number(_ slice: ArraySlice<UInt8>, _ range: ClosedRange<Int>) -> Bool {
-            guard slice.allSatisfy(isDigit), let value = Int(String(decoding: slice, as: UTF8.self)) else { return false }
+            guard slice.allSatisfy(isDigit), let value = Int(String(decoding: slice, as: UTF8.self)) else {
+                return false
+            }
             return range.contains(value)
         }
         func date(_ slice: ArraySlice<UInt8>) -> Bool {
@@ -851,7 +832,9 @@ struct TOMLParser {
         if time(text) { return true }
         guard text.count > 11, date(text.prefix(10)) else { return false }
         let separator = text[text.startIndex + 10]
-        guard separator == UInt8(ascii: "T") || separator == UInt8(ascii: "t") || separator == 0x20 else { return false }
+        guard separator == UInt8(ascii: "T") || separator == UInt8(ascii: "t") || separator == 0x20 else {
+            return false
+        }
         let rest = text.dropFirst(11)
         if time(rest) { return true }
         // The offset begins at the first 'Z' or sign after the seconds.

@@ -18,7 +18,7 @@ import GRPCProtobuf
 
 /// Namespace containing generated types for the "SpiffeWorkloadAPI" service.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-public enum SpiffeWorkloadAPI: Sendable {
+public enum WorkloadAPI_SpiffeWorkloadAPI: Sendable {
     /// Service descriptor for the "SpiffeWorkloadAPI" service.
     public static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "SpiffeWorkloadAPI")
     /// Namespace for method metadata.
@@ -26,9 +26,9 @@ public enum SpiffeWorkloadAPI: Sendable {
         /// Namespace for "FetchX509SVID" metadata.
         public enum FetchX509SVID: Sendable {
             /// Request type for "FetchX509SVID".
-            public typealias Input = X509SVIDRequest
+            public typealias Input = WorkloadAPI_X509SVIDRequest
             /// Response type for "FetchX509SVID".
-            public typealias Output = X509SVIDResponse
+            public typealias Output = WorkloadAPI_X509SVIDResponse
             /// Descriptor for "FetchX509SVID".
             public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "SpiffeWorkloadAPI"),
@@ -39,9 +39,9 @@ public enum SpiffeWorkloadAPI: Sendable {
         /// Namespace for "FetchX509Bundles" metadata.
         public enum FetchX509Bundles: Sendable {
             /// Request type for "FetchX509Bundles".
-            public typealias Input = X509BundlesRequest
+            public typealias Input = WorkloadAPI_X509BundlesRequest
             /// Response type for "FetchX509Bundles".
-            public typealias Output = X509BundlesResponse
+            public typealias Output = WorkloadAPI_X509BundlesResponse
             /// Descriptor for "FetchX509Bundles".
             public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "SpiffeWorkloadAPI"),
@@ -52,9 +52,9 @@ public enum SpiffeWorkloadAPI: Sendable {
         /// Namespace for "FetchJWTSVID" metadata.
         public enum FetchJWTSVID: Sendable {
             /// Request type for "FetchJWTSVID".
-            public typealias Input = JWTSVIDRequest
+            public typealias Input = WorkloadAPI_JWTSVIDRequest
             /// Response type for "FetchJWTSVID".
-            public typealias Output = JWTSVIDResponse
+            public typealias Output = WorkloadAPI_JWTSVIDResponse
             /// Descriptor for "FetchJWTSVID".
             public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "SpiffeWorkloadAPI"),
@@ -65,9 +65,9 @@ public enum SpiffeWorkloadAPI: Sendable {
         /// Namespace for "FetchJWTBundles" metadata.
         public enum FetchJWTBundles: Sendable {
             /// Request type for "FetchJWTBundles".
-            public typealias Input = JWTBundlesRequest
+            public typealias Input = WorkloadAPI_JWTBundlesRequest
             /// Response type for "FetchJWTBundles".
-            public typealias Output = JWTBundlesResponse
+            public typealias Output = WorkloadAPI_JWTBundlesResponse
             /// Descriptor for "FetchJWTBundles".
             public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "SpiffeWorkloadAPI"),
@@ -78,9 +78,9 @@ public enum SpiffeWorkloadAPI: Sendable {
         /// Namespace for "ValidateJWTSVID" metadata.
         public enum ValidateJWTSVID: Sendable {
             /// Request type for "ValidateJWTSVID".
-            public typealias Input = ValidateJWTSVIDRequest
+            public typealias Input = WorkloadAPI_ValidateJWTSVIDRequest
             /// Response type for "ValidateJWTSVID".
-            public typealias Output = ValidateJWTSVIDResponse
+            public typealias Output = WorkloadAPI_ValidateJWTSVIDResponse
             /// Descriptor for "ValidateJWTSVID".
             public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "SpiffeWorkloadAPI"),
@@ -102,13 +102,13 @@ public enum SpiffeWorkloadAPI: Sendable {
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
 extension GRPCCore.ServiceDescriptor {
     /// Service descriptor for the "SpiffeWorkloadAPI" service.
-    public static let SpiffeWorkloadAPI = GRPCCore.ServiceDescriptor(fullyQualifiedService: "SpiffeWorkloadAPI")
+    public static let workloadApi_SpiffeWorkloadAPI = GRPCCore.ServiceDescriptor(fullyQualifiedService: "SpiffeWorkloadAPI")
 }
 
 // MARK: SpiffeWorkloadAPI (server)
 
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-extension SpiffeWorkloadAPI {
+extension WorkloadAPI_SpiffeWorkloadAPI {
     /// Streaming variant of the service protocol for the "SpiffeWorkloadAPI" service.
     ///
     /// This protocol is the lowest-level of the service protocols generated for this service
@@ -124,72 +124,72 @@ extension SpiffeWorkloadAPI {
         /// Handle the "FetchX509SVID" method.
         ///
         /// - Parameters:
-        ///   - request: A streaming request of `X509SVIDRequest` messages.
+        ///   - request: A streaming request of `WorkloadAPI_X509SVIDRequest` messages.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A streaming response of `X509SVIDResponse` messages.
+        /// - Returns: A streaming response of `WorkloadAPI_X509SVIDResponse` messages.
         func fetchX509SVID(
-            request: GRPCCore.StreamingServerRequest<X509SVIDRequest>,
+            request: GRPCCore.StreamingServerRequest<WorkloadAPI_X509SVIDRequest>,
             context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<X509SVIDResponse>
+        ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_X509SVIDResponse>
 
         /// Handle the "FetchX509Bundles" method.
         ///
         /// - Parameters:
-        ///   - request: A streaming request of `X509BundlesRequest` messages.
+        ///   - request: A streaming request of `WorkloadAPI_X509BundlesRequest` messages.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A streaming response of `X509BundlesResponse` messages.
+        /// - Returns: A streaming response of `WorkloadAPI_X509BundlesResponse` messages.
         func fetchX509Bundles(
-            request: GRPCCore.StreamingServerRequest<X509BundlesRequest>,
+            request: GRPCCore.StreamingServerRequest<WorkloadAPI_X509BundlesRequest>,
             context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<X509BundlesResponse>
+        ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_X509BundlesResponse>
 
         /// Handle the "FetchJWTSVID" method.
         ///
         /// - Parameters:
-        ///   - request: A streaming request of `JWTSVIDRequest` messages.
+        ///   - request: A streaming request of `WorkloadAPI_JWTSVIDRequest` messages.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A streaming response of `JWTSVIDResponse` messages.
+        /// - Returns: A streaming response of `WorkloadAPI_JWTSVIDResponse` messages.
         func fetchJWTSVID(
-            request: GRPCCore.StreamingServerRequest<JWTSVIDRequest>,
+            request: GRPCCore.StreamingServerRequest<WorkloadAPI_JWTSVIDRequest>,
             context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<JWTSVIDResponse>
+        ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_JWTSVIDResponse>
 
         /// Handle the "FetchJWTBundles" method.
         ///
         /// - Parameters:
-        ///   - request: A streaming request of `JWTBundlesRequest` messages.
+        ///   - request: A streaming request of `WorkloadAPI_JWTBundlesRequest` messages.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A streaming response of `JWTBundlesResponse` messages.
+        /// - Returns: A streaming response of `WorkloadAPI_JWTBundlesResponse` messages.
         func fetchJWTBundles(
-            request: GRPCCore.StreamingServerRequest<JWTBundlesRequest>,
+            request: GRPCCore.StreamingServerRequest<WorkloadAPI_JWTBundlesRequest>,
             context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<JWTBundlesResponse>
+        ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_JWTBundlesResponse>
 
         /// Handle the "ValidateJWTSVID" method.
         ///
         /// - Parameters:
-        ///   - request: A streaming request of `ValidateJWTSVIDRequest` messages.
+        ///   - request: A streaming request of `WorkloadAPI_ValidateJWTSVIDRequest` messages.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A streaming response of `ValidateJWTSVIDResponse` messages.
+        /// - Returns: A streaming response of `WorkloadAPI_ValidateJWTSVIDResponse` messages.
         func validateJWTSVID(
-            request: GRPCCore.StreamingServerRequest<ValidateJWTSVIDRequest>,
+            request: GRPCCore.StreamingServerRequest<WorkloadAPI_ValidateJWTSVIDRequest>,
             context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<ValidateJWTSVIDResponse>
+        ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_ValidateJWTSVIDResponse>
     }
 
     /// Service protocol for the "SpiffeWorkloadAPI" service.
@@ -199,76 +199,76 @@ extension SpiffeWorkloadAPI {
     /// trailing response metadata. If you don't need these then consider using
     /// the ``SimpleServiceProtocol``. If you need fine grained control over your RPCs then
     /// use ``StreamingServiceProtocol``.
-    public protocol ServiceProtocol: SpiffeWorkloadAPI.StreamingServiceProtocol {
+    public protocol ServiceProtocol: WorkloadAPI_SpiffeWorkloadAPI.StreamingServiceProtocol {
         /// Handle the "FetchX509SVID" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `X509SVIDRequest` message.
+        ///   - request: A request containing a single `WorkloadAPI_X509SVIDRequest` message.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A streaming response of `X509SVIDResponse` messages.
+        /// - Returns: A streaming response of `WorkloadAPI_X509SVIDResponse` messages.
         func fetchX509SVID(
-            request: GRPCCore.ServerRequest<X509SVIDRequest>,
+            request: GRPCCore.ServerRequest<WorkloadAPI_X509SVIDRequest>,
             context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<X509SVIDResponse>
+        ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_X509SVIDResponse>
 
         /// Handle the "FetchX509Bundles" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `X509BundlesRequest` message.
+        ///   - request: A request containing a single `WorkloadAPI_X509BundlesRequest` message.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A streaming response of `X509BundlesResponse` messages.
+        /// - Returns: A streaming response of `WorkloadAPI_X509BundlesResponse` messages.
         func fetchX509Bundles(
-            request: GRPCCore.ServerRequest<X509BundlesRequest>,
+            request: GRPCCore.ServerRequest<WorkloadAPI_X509BundlesRequest>,
             context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<X509BundlesResponse>
+        ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_X509BundlesResponse>
 
         /// Handle the "FetchJWTSVID" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `JWTSVIDRequest` message.
+        ///   - request: A request containing a single `WorkloadAPI_JWTSVIDRequest` message.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A response containing a single `JWTSVIDResponse` message.
+        /// - Returns: A response containing a single `WorkloadAPI_JWTSVIDResponse` message.
         func fetchJWTSVID(
-            request: GRPCCore.ServerRequest<JWTSVIDRequest>,
+            request: GRPCCore.ServerRequest<WorkloadAPI_JWTSVIDRequest>,
             context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.ServerResponse<JWTSVIDResponse>
+        ) async throws -> GRPCCore.ServerResponse<WorkloadAPI_JWTSVIDResponse>
 
         /// Handle the "FetchJWTBundles" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `JWTBundlesRequest` message.
+        ///   - request: A request containing a single `WorkloadAPI_JWTBundlesRequest` message.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A streaming response of `JWTBundlesResponse` messages.
+        /// - Returns: A streaming response of `WorkloadAPI_JWTBundlesResponse` messages.
         func fetchJWTBundles(
-            request: GRPCCore.ServerRequest<JWTBundlesRequest>,
+            request: GRPCCore.ServerRequest<WorkloadAPI_JWTBundlesRequest>,
             context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<JWTBundlesResponse>
+        ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_JWTBundlesResponse>
 
         /// Handle the "ValidateJWTSVID" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `ValidateJWTSVIDRequest` message.
+        ///   - request: A request containing a single `WorkloadAPI_ValidateJWTSVIDRequest` message.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A response containing a single `ValidateJWTSVIDResponse` message.
+        /// - Returns: A response containing a single `WorkloadAPI_ValidateJWTSVIDResponse` message.
         func validateJWTSVID(
-            request: GRPCCore.ServerRequest<ValidateJWTSVIDRequest>,
+            request: GRPCCore.ServerRequest<WorkloadAPI_ValidateJWTSVIDRequest>,
             context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.ServerResponse<ValidateJWTSVIDResponse>
+        ) async throws -> GRPCCore.ServerResponse<WorkloadAPI_ValidateJWTSVIDResponse>
     }
 
     /// Simple service protocol for the "SpiffeWorkloadAPI" service.
@@ -276,90 +276,90 @@ extension SpiffeWorkloadAPI {
     /// This is the highest level protocol for the service. The API is the easiest to use but
     /// doesn't provide access to request or response metadata. If you need access to these
     /// then use ``ServiceProtocol`` instead.
-    public protocol SimpleServiceProtocol: SpiffeWorkloadAPI.ServiceProtocol {
+    public protocol SimpleServiceProtocol: WorkloadAPI_SpiffeWorkloadAPI.ServiceProtocol {
         /// Handle the "FetchX509SVID" method.
         ///
         /// - Parameters:
-        ///   - request: A `X509SVIDRequest` message.
-        ///   - response: A response stream of `X509SVIDResponse` messages.
+        ///   - request: A `WorkloadAPI_X509SVIDRequest` message.
+        ///   - response: A response stream of `WorkloadAPI_X509SVIDResponse` messages.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
         func fetchX509SVID(
-            request: X509SVIDRequest,
-            response: GRPCCore.RPCWriter<X509SVIDResponse>,
+            request: WorkloadAPI_X509SVIDRequest,
+            response: GRPCCore.RPCWriter<WorkloadAPI_X509SVIDResponse>,
             context: GRPCCore.ServerContext
         ) async throws
 
         /// Handle the "FetchX509Bundles" method.
         ///
         /// - Parameters:
-        ///   - request: A `X509BundlesRequest` message.
-        ///   - response: A response stream of `X509BundlesResponse` messages.
+        ///   - request: A `WorkloadAPI_X509BundlesRequest` message.
+        ///   - response: A response stream of `WorkloadAPI_X509BundlesResponse` messages.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
         func fetchX509Bundles(
-            request: X509BundlesRequest,
-            response: GRPCCore.RPCWriter<X509BundlesResponse>,
+            request: WorkloadAPI_X509BundlesRequest,
+            response: GRPCCore.RPCWriter<WorkloadAPI_X509BundlesResponse>,
             context: GRPCCore.ServerContext
         ) async throws
 
         /// Handle the "FetchJWTSVID" method.
         ///
         /// - Parameters:
-        ///   - request: A `JWTSVIDRequest` message.
+        ///   - request: A `WorkloadAPI_JWTSVIDRequest` message.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A `JWTSVIDResponse` to respond with.
+        /// - Returns: A `WorkloadAPI_JWTSVIDResponse` to respond with.
         func fetchJWTSVID(
-            request: JWTSVIDRequest,
+            request: WorkloadAPI_JWTSVIDRequest,
             context: GRPCCore.ServerContext
-        ) async throws -> JWTSVIDResponse
+        ) async throws -> WorkloadAPI_JWTSVIDResponse
 
         /// Handle the "FetchJWTBundles" method.
         ///
         /// - Parameters:
-        ///   - request: A `JWTBundlesRequest` message.
-        ///   - response: A response stream of `JWTBundlesResponse` messages.
+        ///   - request: A `WorkloadAPI_JWTBundlesRequest` message.
+        ///   - response: A response stream of `WorkloadAPI_JWTBundlesResponse` messages.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
         func fetchJWTBundles(
-            request: JWTBundlesRequest,
-            response: GRPCCore.RPCWriter<JWTBundlesResponse>,
+            request: WorkloadAPI_JWTBundlesRequest,
+            response: GRPCCore.RPCWriter<WorkloadAPI_JWTBundlesResponse>,
             context: GRPCCore.ServerContext
         ) async throws
 
         /// Handle the "ValidateJWTSVID" method.
         ///
         /// - Parameters:
-        ///   - request: A `ValidateJWTSVIDRequest` message.
+        ///   - request: A `WorkloadAPI_ValidateJWTSVIDRequest` message.
         ///   - context: Context providing information about the RPC.
         /// - Throws: Any error which occurred during the processing of the request. Thrown errors
         ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
         ///     to an internal error.
-        /// - Returns: A `ValidateJWTSVIDResponse` to respond with.
+        /// - Returns: A `WorkloadAPI_ValidateJWTSVIDResponse` to respond with.
         func validateJWTSVID(
-            request: ValidateJWTSVIDRequest,
+            request: WorkloadAPI_ValidateJWTSVIDRequest,
             context: GRPCCore.ServerContext
-        ) async throws -> ValidateJWTSVIDResponse
+        ) async throws -> WorkloadAPI_ValidateJWTSVIDResponse
     }
 }
 
 // Default implementation of 'registerMethods(with:)'.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-extension SpiffeWorkloadAPI.StreamingServiceProtocol {
+extension WorkloadAPI_SpiffeWorkloadAPI.StreamingServiceProtocol {
     public func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
         router.registerHandler(
-            forMethod: SpiffeWorkloadAPI.Method.FetchX509SVID.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<X509SVIDRequest>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<X509SVIDResponse>(),
+            forMethod: WorkloadAPI_SpiffeWorkloadAPI.Method.FetchX509SVID.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_X509SVIDRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_X509SVIDResponse>(),
             handler: { request, context in
                 try await self.fetchX509SVID(
                     request: request,
@@ -368,9 +368,9 @@ extension SpiffeWorkloadAPI.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
-            forMethod: SpiffeWorkloadAPI.Method.FetchX509Bundles.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<X509BundlesRequest>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<X509BundlesResponse>(),
+            forMethod: WorkloadAPI_SpiffeWorkloadAPI.Method.FetchX509Bundles.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_X509BundlesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_X509BundlesResponse>(),
             handler: { request, context in
                 try await self.fetchX509Bundles(
                     request: request,
@@ -379,9 +379,9 @@ extension SpiffeWorkloadAPI.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
-            forMethod: SpiffeWorkloadAPI.Method.FetchJWTSVID.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<JWTSVIDRequest>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<JWTSVIDResponse>(),
+            forMethod: WorkloadAPI_SpiffeWorkloadAPI.Method.FetchJWTSVID.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_JWTSVIDRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_JWTSVIDResponse>(),
             handler: { request, context in
                 try await self.fetchJWTSVID(
                     request: request,
@@ -390,9 +390,9 @@ extension SpiffeWorkloadAPI.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
-            forMethod: SpiffeWorkloadAPI.Method.FetchJWTBundles.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<JWTBundlesRequest>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<JWTBundlesResponse>(),
+            forMethod: WorkloadAPI_SpiffeWorkloadAPI.Method.FetchJWTBundles.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_JWTBundlesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_JWTBundlesResponse>(),
             handler: { request, context in
                 try await self.fetchJWTBundles(
                     request: request,
@@ -401,9 +401,9 @@ extension SpiffeWorkloadAPI.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
-            forMethod: SpiffeWorkloadAPI.Method.ValidateJWTSVID.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<ValidateJWTSVIDRequest>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<ValidateJWTSVIDResponse>(),
+            forMethod: WorkloadAPI_SpiffeWorkloadAPI.Method.ValidateJWTSVID.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_ValidateJWTSVIDRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_ValidateJWTSVIDResponse>(),
             handler: { request, context in
                 try await self.validateJWTSVID(
                     request: request,
@@ -416,11 +416,11 @@ extension SpiffeWorkloadAPI.StreamingServiceProtocol {
 
 // Default implementation of streaming methods from 'StreamingServiceProtocol'.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-extension SpiffeWorkloadAPI.ServiceProtocol {
+extension WorkloadAPI_SpiffeWorkloadAPI.ServiceProtocol {
     public func fetchX509SVID(
-        request: GRPCCore.StreamingServerRequest<X509SVIDRequest>,
+        request: GRPCCore.StreamingServerRequest<WorkloadAPI_X509SVIDRequest>,
         context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<X509SVIDResponse> {
+    ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_X509SVIDResponse> {
         let response = try await self.fetchX509SVID(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
@@ -429,9 +429,9 @@ extension SpiffeWorkloadAPI.ServiceProtocol {
     }
 
     public func fetchX509Bundles(
-        request: GRPCCore.StreamingServerRequest<X509BundlesRequest>,
+        request: GRPCCore.StreamingServerRequest<WorkloadAPI_X509BundlesRequest>,
         context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<X509BundlesResponse> {
+    ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_X509BundlesResponse> {
         let response = try await self.fetchX509Bundles(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
@@ -440,9 +440,9 @@ extension SpiffeWorkloadAPI.ServiceProtocol {
     }
 
     public func fetchJWTSVID(
-        request: GRPCCore.StreamingServerRequest<JWTSVIDRequest>,
+        request: GRPCCore.StreamingServerRequest<WorkloadAPI_JWTSVIDRequest>,
         context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<JWTSVIDResponse> {
+    ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_JWTSVIDResponse> {
         let response = try await self.fetchJWTSVID(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
@@ -451,9 +451,9 @@ extension SpiffeWorkloadAPI.ServiceProtocol {
     }
 
     public func fetchJWTBundles(
-        request: GRPCCore.StreamingServerRequest<JWTBundlesRequest>,
+        request: GRPCCore.StreamingServerRequest<WorkloadAPI_JWTBundlesRequest>,
         context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<JWTBundlesResponse> {
+    ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_JWTBundlesResponse> {
         let response = try await self.fetchJWTBundles(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
@@ -462,9 +462,9 @@ extension SpiffeWorkloadAPI.ServiceProtocol {
     }
 
     public func validateJWTSVID(
-        request: GRPCCore.StreamingServerRequest<ValidateJWTSVIDRequest>,
+        request: GRPCCore.StreamingServerRequest<WorkloadAPI_ValidateJWTSVIDRequest>,
         context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<ValidateJWTSVIDResponse> {
+    ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_ValidateJWTSVIDResponse> {
         let response = try await self.validateJWTSVID(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
@@ -475,12 +475,12 @@ extension SpiffeWorkloadAPI.ServiceProtocol {
 
 // Default implementation of methods from 'ServiceProtocol'.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-extension SpiffeWorkloadAPI.SimpleServiceProtocol {
+extension WorkloadAPI_SpiffeWorkloadAPI.SimpleServiceProtocol {
     public func fetchX509SVID(
-        request: GRPCCore.ServerRequest<X509SVIDRequest>,
+        request: GRPCCore.ServerRequest<WorkloadAPI_X509SVIDRequest>,
         context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<X509SVIDResponse> {
-        return GRPCCore.StreamingServerResponse<X509SVIDResponse>(
+    ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_X509SVIDResponse> {
+        return GRPCCore.StreamingServerResponse<WorkloadAPI_X509SVIDResponse>(
             metadata: [:],
             producer: { writer in
                 try await self.fetchX509SVID(
@@ -494,10 +494,10 @@ extension SpiffeWorkloadAPI.SimpleServiceProtocol {
     }
 
     public func fetchX509Bundles(
-        request: GRPCCore.ServerRequest<X509BundlesRequest>,
+        request: GRPCCore.ServerRequest<WorkloadAPI_X509BundlesRequest>,
         context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<X509BundlesResponse> {
-        return GRPCCore.StreamingServerResponse<X509BundlesResponse>(
+    ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_X509BundlesResponse> {
+        return GRPCCore.StreamingServerResponse<WorkloadAPI_X509BundlesResponse>(
             metadata: [:],
             producer: { writer in
                 try await self.fetchX509Bundles(
@@ -511,10 +511,10 @@ extension SpiffeWorkloadAPI.SimpleServiceProtocol {
     }
 
     public func fetchJWTSVID(
-        request: GRPCCore.ServerRequest<JWTSVIDRequest>,
+        request: GRPCCore.ServerRequest<WorkloadAPI_JWTSVIDRequest>,
         context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.ServerResponse<JWTSVIDResponse> {
-        return GRPCCore.ServerResponse<JWTSVIDResponse>(
+    ) async throws -> GRPCCore.ServerResponse<WorkloadAPI_JWTSVIDResponse> {
+        return GRPCCore.ServerResponse<WorkloadAPI_JWTSVIDResponse>(
             message: try await self.fetchJWTSVID(
                 request: request.message,
                 context: context
@@ -524,10 +524,10 @@ extension SpiffeWorkloadAPI.SimpleServiceProtocol {
     }
 
     public func fetchJWTBundles(
-        request: GRPCCore.ServerRequest<JWTBundlesRequest>,
+        request: GRPCCore.ServerRequest<WorkloadAPI_JWTBundlesRequest>,
         context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<JWTBundlesResponse> {
-        return GRPCCore.StreamingServerResponse<JWTBundlesResponse>(
+    ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_JWTBundlesResponse> {
+        return GRPCCore.StreamingServerResponse<WorkloadAPI_JWTBundlesResponse>(
             metadata: [:],
             producer: { writer in
                 try await self.fetchJWTBundles(
@@ -541,10 +541,10 @@ extension SpiffeWorkloadAPI.SimpleServiceProtocol {
     }
 
     public func validateJWTSVID(
-        request: GRPCCore.ServerRequest<ValidateJWTSVIDRequest>,
+        request: GRPCCore.ServerRequest<WorkloadAPI_ValidateJWTSVIDRequest>,
         context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.ServerResponse<ValidateJWTSVIDResponse> {
-        return GRPCCore.ServerResponse<ValidateJWTSVIDResponse>(
+    ) async throws -> GRPCCore.ServerResponse<WorkloadAPI_ValidateJWTSVIDResponse> {
+        return GRPCCore.ServerResponse<WorkloadAPI_ValidateJWTSVIDResponse>(
             message: try await self.validateJWTSVID(
                 request: request.message,
                 context: context
@@ -557,7 +557,7 @@ extension SpiffeWorkloadAPI.SimpleServiceProtocol {
 // MARK: SpiffeWorkloadAPI (client)
 
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-extension SpiffeWorkloadAPI {
+extension WorkloadAPI_SpiffeWorkloadAPI {
     /// Generated client protocol for the "SpiffeWorkloadAPI" service.
     ///
     /// You don't need to implement this protocol directly, use the generated
@@ -566,96 +566,96 @@ extension SpiffeWorkloadAPI {
         /// Call the "FetchX509SVID" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `X509SVIDRequest` message.
-        ///   - serializer: A serializer for `X509SVIDRequest` messages.
-        ///   - deserializer: A deserializer for `X509SVIDResponse` messages.
+        ///   - request: A request containing a single `WorkloadAPI_X509SVIDRequest` message.
+        ///   - serializer: A serializer for `WorkloadAPI_X509SVIDRequest` messages.
+        ///   - deserializer: A deserializer for `WorkloadAPI_X509SVIDResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
         func fetchX509SVID<Result>(
-            request: GRPCCore.ClientRequest<X509SVIDRequest>,
-            serializer: some GRPCCore.MessageSerializer<X509SVIDRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<X509SVIDResponse>,
+            request: GRPCCore.ClientRequest<WorkloadAPI_X509SVIDRequest>,
+            serializer: some GRPCCore.MessageSerializer<WorkloadAPI_X509SVIDRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_X509SVIDResponse>,
             options: GRPCCore.CallOptions,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<X509SVIDResponse>) async throws -> Result
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_X509SVIDResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "FetchX509Bundles" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `X509BundlesRequest` message.
-        ///   - serializer: A serializer for `X509BundlesRequest` messages.
-        ///   - deserializer: A deserializer for `X509BundlesResponse` messages.
+        ///   - request: A request containing a single `WorkloadAPI_X509BundlesRequest` message.
+        ///   - serializer: A serializer for `WorkloadAPI_X509BundlesRequest` messages.
+        ///   - deserializer: A deserializer for `WorkloadAPI_X509BundlesResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
         func fetchX509Bundles<Result>(
-            request: GRPCCore.ClientRequest<X509BundlesRequest>,
-            serializer: some GRPCCore.MessageSerializer<X509BundlesRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<X509BundlesResponse>,
+            request: GRPCCore.ClientRequest<WorkloadAPI_X509BundlesRequest>,
+            serializer: some GRPCCore.MessageSerializer<WorkloadAPI_X509BundlesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_X509BundlesResponse>,
             options: GRPCCore.CallOptions,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<X509BundlesResponse>) async throws -> Result
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_X509BundlesResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "FetchJWTSVID" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `JWTSVIDRequest` message.
-        ///   - serializer: A serializer for `JWTSVIDRequest` messages.
-        ///   - deserializer: A deserializer for `JWTSVIDResponse` messages.
+        ///   - request: A request containing a single `WorkloadAPI_JWTSVIDRequest` message.
+        ///   - serializer: A serializer for `WorkloadAPI_JWTSVIDRequest` messages.
+        ///   - deserializer: A deserializer for `WorkloadAPI_JWTSVIDResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
         func fetchJWTSVID<Result>(
-            request: GRPCCore.ClientRequest<JWTSVIDRequest>,
-            serializer: some GRPCCore.MessageSerializer<JWTSVIDRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<JWTSVIDResponse>,
+            request: GRPCCore.ClientRequest<WorkloadAPI_JWTSVIDRequest>,
+            serializer: some GRPCCore.MessageSerializer<WorkloadAPI_JWTSVIDRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_JWTSVIDResponse>,
             options: GRPCCore.CallOptions,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<JWTSVIDResponse>) async throws -> Result
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<WorkloadAPI_JWTSVIDResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "FetchJWTBundles" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `JWTBundlesRequest` message.
-        ///   - serializer: A serializer for `JWTBundlesRequest` messages.
-        ///   - deserializer: A deserializer for `JWTBundlesResponse` messages.
+        ///   - request: A request containing a single `WorkloadAPI_JWTBundlesRequest` message.
+        ///   - serializer: A serializer for `WorkloadAPI_JWTBundlesRequest` messages.
+        ///   - deserializer: A deserializer for `WorkloadAPI_JWTBundlesResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
         func fetchJWTBundles<Result>(
-            request: GRPCCore.ClientRequest<JWTBundlesRequest>,
-            serializer: some GRPCCore.MessageSerializer<JWTBundlesRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<JWTBundlesResponse>,
+            request: GRPCCore.ClientRequest<WorkloadAPI_JWTBundlesRequest>,
+            serializer: some GRPCCore.MessageSerializer<WorkloadAPI_JWTBundlesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_JWTBundlesResponse>,
             options: GRPCCore.CallOptions,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<JWTBundlesResponse>) async throws -> Result
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_JWTBundlesResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "ValidateJWTSVID" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `ValidateJWTSVIDRequest` message.
-        ///   - serializer: A serializer for `ValidateJWTSVIDRequest` messages.
-        ///   - deserializer: A deserializer for `ValidateJWTSVIDResponse` messages.
+        ///   - request: A request containing a single `WorkloadAPI_ValidateJWTSVIDRequest` message.
+        ///   - serializer: A serializer for `WorkloadAPI_ValidateJWTSVIDRequest` messages.
+        ///   - deserializer: A deserializer for `WorkloadAPI_ValidateJWTSVIDResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
         func validateJWTSVID<Result>(
-            request: GRPCCore.ClientRequest<ValidateJWTSVIDRequest>,
-            serializer: some GRPCCore.MessageSerializer<ValidateJWTSVIDRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<ValidateJWTSVIDResponse>,
+            request: GRPCCore.ClientRequest<WorkloadAPI_ValidateJWTSVIDRequest>,
+            serializer: some GRPCCore.MessageSerializer<WorkloadAPI_ValidateJWTSVIDRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_ValidateJWTSVIDResponse>,
             options: GRPCCore.CallOptions,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<ValidateJWTSVIDResponse>) async throws -> Result
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<WorkloadAPI_ValidateJWTSVIDResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -678,24 +678,24 @@ extension SpiffeWorkloadAPI {
         /// Call the "FetchX509SVID" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `X509SVIDRequest` message.
-        ///   - serializer: A serializer for `X509SVIDRequest` messages.
-        ///   - deserializer: A deserializer for `X509SVIDResponse` messages.
+        ///   - request: A request containing a single `WorkloadAPI_X509SVIDRequest` message.
+        ///   - serializer: A serializer for `WorkloadAPI_X509SVIDRequest` messages.
+        ///   - deserializer: A deserializer for `WorkloadAPI_X509SVIDResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
         public func fetchX509SVID<Result>(
-            request: GRPCCore.ClientRequest<X509SVIDRequest>,
-            serializer: some GRPCCore.MessageSerializer<X509SVIDRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<X509SVIDResponse>,
+            request: GRPCCore.ClientRequest<WorkloadAPI_X509SVIDRequest>,
+            serializer: some GRPCCore.MessageSerializer<WorkloadAPI_X509SVIDRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_X509SVIDResponse>,
             options: GRPCCore.CallOptions = .defaults,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<X509SVIDResponse>) async throws -> Result
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_X509SVIDResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable {
             try await self.client.serverStreaming(
                 request: request,
-                descriptor: SpiffeWorkloadAPI.Method.FetchX509SVID.descriptor,
+                descriptor: WorkloadAPI_SpiffeWorkloadAPI.Method.FetchX509SVID.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -706,24 +706,24 @@ extension SpiffeWorkloadAPI {
         /// Call the "FetchX509Bundles" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `X509BundlesRequest` message.
-        ///   - serializer: A serializer for `X509BundlesRequest` messages.
-        ///   - deserializer: A deserializer for `X509BundlesResponse` messages.
+        ///   - request: A request containing a single `WorkloadAPI_X509BundlesRequest` message.
+        ///   - serializer: A serializer for `WorkloadAPI_X509BundlesRequest` messages.
+        ///   - deserializer: A deserializer for `WorkloadAPI_X509BundlesResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
         public func fetchX509Bundles<Result>(
-            request: GRPCCore.ClientRequest<X509BundlesRequest>,
-            serializer: some GRPCCore.MessageSerializer<X509BundlesRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<X509BundlesResponse>,
+            request: GRPCCore.ClientRequest<WorkloadAPI_X509BundlesRequest>,
+            serializer: some GRPCCore.MessageSerializer<WorkloadAPI_X509BundlesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_X509BundlesResponse>,
             options: GRPCCore.CallOptions = .defaults,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<X509BundlesResponse>) async throws -> Result
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_X509BundlesResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable {
             try await self.client.serverStreaming(
                 request: request,
-                descriptor: SpiffeWorkloadAPI.Method.FetchX509Bundles.descriptor,
+                descriptor: WorkloadAPI_SpiffeWorkloadAPI.Method.FetchX509Bundles.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -734,26 +734,26 @@ extension SpiffeWorkloadAPI {
         /// Call the "FetchJWTSVID" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `JWTSVIDRequest` message.
-        ///   - serializer: A serializer for `JWTSVIDRequest` messages.
-        ///   - deserializer: A deserializer for `JWTSVIDResponse` messages.
+        ///   - request: A request containing a single `WorkloadAPI_JWTSVIDRequest` message.
+        ///   - serializer: A serializer for `WorkloadAPI_JWTSVIDRequest` messages.
+        ///   - deserializer: A deserializer for `WorkloadAPI_JWTSVIDResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
         public func fetchJWTSVID<Result>(
-            request: GRPCCore.ClientRequest<JWTSVIDRequest>,
-            serializer: some GRPCCore.MessageSerializer<JWTSVIDRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<JWTSVIDResponse>,
+            request: GRPCCore.ClientRequest<WorkloadAPI_JWTSVIDRequest>,
+            serializer: some GRPCCore.MessageSerializer<WorkloadAPI_JWTSVIDRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_JWTSVIDResponse>,
             options: GRPCCore.CallOptions = .defaults,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<JWTSVIDResponse>) async throws -> Result = { response in
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<WorkloadAPI_JWTSVIDResponse>) async throws -> Result = { response in
                 try response.message
             }
         ) async throws -> Result where Result: Sendable {
             try await self.client.unary(
                 request: request,
-                descriptor: SpiffeWorkloadAPI.Method.FetchJWTSVID.descriptor,
+                descriptor: WorkloadAPI_SpiffeWorkloadAPI.Method.FetchJWTSVID.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -764,24 +764,24 @@ extension SpiffeWorkloadAPI {
         /// Call the "FetchJWTBundles" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `JWTBundlesRequest` message.
-        ///   - serializer: A serializer for `JWTBundlesRequest` messages.
-        ///   - deserializer: A deserializer for `JWTBundlesResponse` messages.
+        ///   - request: A request containing a single `WorkloadAPI_JWTBundlesRequest` message.
+        ///   - serializer: A serializer for `WorkloadAPI_JWTBundlesRequest` messages.
+        ///   - deserializer: A deserializer for `WorkloadAPI_JWTBundlesResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
         public func fetchJWTBundles<Result>(
-            request: GRPCCore.ClientRequest<JWTBundlesRequest>,
-            serializer: some GRPCCore.MessageSerializer<JWTBundlesRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<JWTBundlesResponse>,
+            request: GRPCCore.ClientRequest<WorkloadAPI_JWTBundlesRequest>,
+            serializer: some GRPCCore.MessageSerializer<WorkloadAPI_JWTBundlesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_JWTBundlesResponse>,
             options: GRPCCore.CallOptions = .defaults,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<JWTBundlesResponse>) async throws -> Result
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_JWTBundlesResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable {
             try await self.client.serverStreaming(
                 request: request,
-                descriptor: SpiffeWorkloadAPI.Method.FetchJWTBundles.descriptor,
+                descriptor: WorkloadAPI_SpiffeWorkloadAPI.Method.FetchJWTBundles.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -792,26 +792,26 @@ extension SpiffeWorkloadAPI {
         /// Call the "ValidateJWTSVID" method.
         ///
         /// - Parameters:
-        ///   - request: A request containing a single `ValidateJWTSVIDRequest` message.
-        ///   - serializer: A serializer for `ValidateJWTSVIDRequest` messages.
-        ///   - deserializer: A deserializer for `ValidateJWTSVIDResponse` messages.
+        ///   - request: A request containing a single `WorkloadAPI_ValidateJWTSVIDRequest` message.
+        ///   - serializer: A serializer for `WorkloadAPI_ValidateJWTSVIDRequest` messages.
+        ///   - deserializer: A deserializer for `WorkloadAPI_ValidateJWTSVIDResponse` messages.
         ///   - options: Options to apply to this RPC.
         ///   - handleResponse: A closure which handles the response and returns its result to
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
         public func validateJWTSVID<Result>(
-            request: GRPCCore.ClientRequest<ValidateJWTSVIDRequest>,
-            serializer: some GRPCCore.MessageSerializer<ValidateJWTSVIDRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<ValidateJWTSVIDResponse>,
+            request: GRPCCore.ClientRequest<WorkloadAPI_ValidateJWTSVIDRequest>,
+            serializer: some GRPCCore.MessageSerializer<WorkloadAPI_ValidateJWTSVIDRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_ValidateJWTSVIDResponse>,
             options: GRPCCore.CallOptions = .defaults,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<ValidateJWTSVIDResponse>) async throws -> Result = { response in
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<WorkloadAPI_ValidateJWTSVIDResponse>) async throws -> Result = { response in
                 try response.message
             }
         ) async throws -> Result where Result: Sendable {
             try await self.client.unary(
                 request: request,
-                descriptor: SpiffeWorkloadAPI.Method.ValidateJWTSVID.descriptor,
+                descriptor: WorkloadAPI_SpiffeWorkloadAPI.Method.ValidateJWTSVID.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -823,25 +823,25 @@ extension SpiffeWorkloadAPI {
 
 // Helpers providing default arguments to 'ClientProtocol' methods.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-extension SpiffeWorkloadAPI.ClientProtocol {
+extension WorkloadAPI_SpiffeWorkloadAPI.ClientProtocol {
     /// Call the "FetchX509SVID" method.
     ///
     /// - Parameters:
-    ///   - request: A request containing a single `X509SVIDRequest` message.
+    ///   - request: A request containing a single `WorkloadAPI_X509SVIDRequest` message.
     ///   - options: Options to apply to this RPC.
     ///   - handleResponse: A closure which handles the response and returns its result to
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
     public func fetchX509SVID<Result>(
-        request: GRPCCore.ClientRequest<X509SVIDRequest>,
+        request: GRPCCore.ClientRequest<WorkloadAPI_X509SVIDRequest>,
         options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<X509SVIDResponse>) async throws -> Result
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_X509SVIDResponse>) async throws -> Result
     ) async throws -> Result where Result: Sendable {
         try await self.fetchX509SVID(
             request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<X509SVIDRequest>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<X509SVIDResponse>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_X509SVIDRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_X509SVIDResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -850,21 +850,21 @@ extension SpiffeWorkloadAPI.ClientProtocol {
     /// Call the "FetchX509Bundles" method.
     ///
     /// - Parameters:
-    ///   - request: A request containing a single `X509BundlesRequest` message.
+    ///   - request: A request containing a single `WorkloadAPI_X509BundlesRequest` message.
     ///   - options: Options to apply to this RPC.
     ///   - handleResponse: A closure which handles the response and returns its result to
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
     public func fetchX509Bundles<Result>(
-        request: GRPCCore.ClientRequest<X509BundlesRequest>,
+        request: GRPCCore.ClientRequest<WorkloadAPI_X509BundlesRequest>,
         options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<X509BundlesResponse>) async throws -> Result
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_X509BundlesResponse>) async throws -> Result
     ) async throws -> Result where Result: Sendable {
         try await self.fetchX509Bundles(
             request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<X509BundlesRequest>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<X509BundlesResponse>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_X509BundlesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_X509BundlesResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -873,23 +873,23 @@ extension SpiffeWorkloadAPI.ClientProtocol {
     /// Call the "FetchJWTSVID" method.
     ///
     /// - Parameters:
-    ///   - request: A request containing a single `JWTSVIDRequest` message.
+    ///   - request: A request containing a single `WorkloadAPI_JWTSVIDRequest` message.
     ///   - options: Options to apply to this RPC.
     ///   - handleResponse: A closure which handles the response and returns its result to
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
     public func fetchJWTSVID<Result>(
-        request: GRPCCore.ClientRequest<JWTSVIDRequest>,
+        request: GRPCCore.ClientRequest<WorkloadAPI_JWTSVIDRequest>,
         options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<JWTSVIDResponse>) async throws -> Result = { response in
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<WorkloadAPI_JWTSVIDResponse>) async throws -> Result = { response in
             try response.message
         }
     ) async throws -> Result where Result: Sendable {
         try await self.fetchJWTSVID(
             request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<JWTSVIDRequest>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<JWTSVIDResponse>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_JWTSVIDRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_JWTSVIDResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -898,21 +898,21 @@ extension SpiffeWorkloadAPI.ClientProtocol {
     /// Call the "FetchJWTBundles" method.
     ///
     /// - Parameters:
-    ///   - request: A request containing a single `JWTBundlesRequest` message.
+    ///   - request: A request containing a single `WorkloadAPI_JWTBundlesRequest` message.
     ///   - options: Options to apply to this RPC.
     ///   - handleResponse: A closure which handles the response and returns its result to
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
     public func fetchJWTBundles<Result>(
-        request: GRPCCore.ClientRequest<JWTBundlesRequest>,
+        request: GRPCCore.ClientRequest<WorkloadAPI_JWTBundlesRequest>,
         options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<JWTBundlesResponse>) async throws -> Result
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_JWTBundlesResponse>) async throws -> Result
     ) async throws -> Result where Result: Sendable {
         try await self.fetchJWTBundles(
             request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<JWTBundlesRequest>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<JWTBundlesResponse>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_JWTBundlesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_JWTBundlesResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -921,23 +921,23 @@ extension SpiffeWorkloadAPI.ClientProtocol {
     /// Call the "ValidateJWTSVID" method.
     ///
     /// - Parameters:
-    ///   - request: A request containing a single `ValidateJWTSVIDRequest` message.
+    ///   - request: A request containing a single `WorkloadAPI_ValidateJWTSVIDRequest` message.
     ///   - options: Options to apply to this RPC.
     ///   - handleResponse: A closure which handles the response and returns its result to
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
     public func validateJWTSVID<Result>(
-        request: GRPCCore.ClientRequest<ValidateJWTSVIDRequest>,
+        request: GRPCCore.ClientRequest<WorkloadAPI_ValidateJWTSVIDRequest>,
         options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<ValidateJWTSVIDResponse>) async throws -> Result = { response in
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<WorkloadAPI_ValidateJWTSVIDResponse>) async throws -> Result = { response in
             try response.message
         }
     ) async throws -> Result where Result: Sendable {
         try await self.validateJWTSVID(
             request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<ValidateJWTSVIDRequest>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<ValidateJWTSVIDResponse>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_ValidateJWTSVIDRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_ValidateJWTSVIDResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -946,7 +946,7 @@ extension SpiffeWorkloadAPI.ClientProtocol {
 
 // Helpers providing sugared APIs for 'ClientProtocol' methods.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-extension SpiffeWorkloadAPI.ClientProtocol {
+extension WorkloadAPI_SpiffeWorkloadAPI.ClientProtocol {
     /// Call the "FetchX509SVID" method.
     ///
     /// - Parameters:
@@ -958,12 +958,12 @@ extension SpiffeWorkloadAPI.ClientProtocol {
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
     public func fetchX509SVID<Result>(
-        _ message: X509SVIDRequest,
+        _ message: WorkloadAPI_X509SVIDRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<X509SVIDResponse>) async throws -> Result
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_X509SVIDResponse>) async throws -> Result
     ) async throws -> Result where Result: Sendable {
-        let request = GRPCCore.ClientRequest<X509SVIDRequest>(
+        let request = GRPCCore.ClientRequest<WorkloadAPI_X509SVIDRequest>(
             message: message,
             metadata: metadata
         )
@@ -985,12 +985,12 @@ extension SpiffeWorkloadAPI.ClientProtocol {
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
     public func fetchX509Bundles<Result>(
-        _ message: X509BundlesRequest,
+        _ message: WorkloadAPI_X509BundlesRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<X509BundlesResponse>) async throws -> Result
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_X509BundlesResponse>) async throws -> Result
     ) async throws -> Result where Result: Sendable {
-        let request = GRPCCore.ClientRequest<X509BundlesRequest>(
+        let request = GRPCCore.ClientRequest<WorkloadAPI_X509BundlesRequest>(
             message: message,
             metadata: metadata
         )
@@ -1012,14 +1012,14 @@ extension SpiffeWorkloadAPI.ClientProtocol {
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
     public func fetchJWTSVID<Result>(
-        _ message: JWTSVIDRequest,
+        _ message: WorkloadAPI_JWTSVIDRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<JWTSVIDResponse>) async throws -> Result = { response in
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<WorkloadAPI_JWTSVIDResponse>) async throws -> Result = { response in
             try response.message
         }
     ) async throws -> Result where Result: Sendable {
-        let request = GRPCCore.ClientRequest<JWTSVIDRequest>(
+        let request = GRPCCore.ClientRequest<WorkloadAPI_JWTSVIDRequest>(
             message: message,
             metadata: metadata
         )
@@ -1041,12 +1041,12 @@ extension SpiffeWorkloadAPI.ClientProtocol {
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
     public func fetchJWTBundles<Result>(
-        _ message: JWTBundlesRequest,
+        _ message: WorkloadAPI_JWTBundlesRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<JWTBundlesResponse>) async throws -> Result
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_JWTBundlesResponse>) async throws -> Result
     ) async throws -> Result where Result: Sendable {
-        let request = GRPCCore.ClientRequest<JWTBundlesRequest>(
+        let request = GRPCCore.ClientRequest<WorkloadAPI_JWTBundlesRequest>(
             message: message,
             metadata: metadata
         )
@@ -1068,14 +1068,14 @@ extension SpiffeWorkloadAPI.ClientProtocol {
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
     public func validateJWTSVID<Result>(
-        _ message: ValidateJWTSVIDRequest,
+        _ message: WorkloadAPI_ValidateJWTSVIDRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<ValidateJWTSVIDResponse>) async throws -> Result = { response in
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<WorkloadAPI_ValidateJWTSVIDResponse>) async throws -> Result = { response in
             try response.message
         }
     ) async throws -> Result where Result: Sendable {
-        let request = GRPCCore.ClientRequest<ValidateJWTSVIDRequest>(
+        let request = GRPCCore.ClientRequest<WorkloadAPI_ValidateJWTSVIDRequest>(
             message: message,
             metadata: metadata
         )

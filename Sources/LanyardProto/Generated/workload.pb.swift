@@ -28,7 +28,7 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-public nonisolated struct X509SVIDRequest: Sendable {
+public nonisolated struct WorkloadAPI_X509SVIDRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -38,12 +38,12 @@ public nonisolated struct X509SVIDRequest: Sendable {
   public init() {}
 }
 
-public nonisolated struct X509SVIDResponse: Sendable {
+public nonisolated struct WorkloadAPI_X509SVIDResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var svids: [X509SVID] = []
+  public var svids: [WorkloadAPI_X509SVID] = []
 
   public var crl: [Data] = []
 
@@ -54,7 +54,7 @@ public nonisolated struct X509SVIDResponse: Sendable {
   public init() {}
 }
 
-public nonisolated struct X509SVID: Sendable {
+public nonisolated struct WorkloadAPI_X509SVID: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -74,7 +74,7 @@ public nonisolated struct X509SVID: Sendable {
   public init() {}
 }
 
-public nonisolated struct X509BundlesRequest: Sendable {
+public nonisolated struct WorkloadAPI_X509BundlesRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -84,7 +84,7 @@ public nonisolated struct X509BundlesRequest: Sendable {
   public init() {}
 }
 
-public nonisolated struct X509BundlesResponse: Sendable {
+public nonisolated struct WorkloadAPI_X509BundlesResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -98,7 +98,7 @@ public nonisolated struct X509BundlesResponse: Sendable {
   public init() {}
 }
 
-public nonisolated struct JWTSVIDRequest: Sendable {
+public nonisolated struct WorkloadAPI_JWTSVIDRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -112,19 +112,19 @@ public nonisolated struct JWTSVIDRequest: Sendable {
   public init() {}
 }
 
-public nonisolated struct JWTSVIDResponse: Sendable {
+public nonisolated struct WorkloadAPI_JWTSVIDResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var svids: [JWTSVID] = []
+  public var svids: [WorkloadAPI_JWTSVID] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
-public nonisolated struct JWTSVID: Sendable {
+public nonisolated struct WorkloadAPI_JWTSVID: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -140,7 +140,7 @@ public nonisolated struct JWTSVID: Sendable {
   public init() {}
 }
 
-public nonisolated struct JWTBundlesRequest: Sendable {
+public nonisolated struct WorkloadAPI_JWTBundlesRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -150,7 +150,7 @@ public nonisolated struct JWTBundlesRequest: Sendable {
   public init() {}
 }
 
-public nonisolated struct JWTBundlesResponse: Sendable {
+public nonisolated struct WorkloadAPI_JWTBundlesResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -162,7 +162,7 @@ public nonisolated struct JWTBundlesResponse: Sendable {
   public init() {}
 }
 
-public nonisolated struct ValidateJWTSVIDRequest: Sendable {
+public nonisolated struct WorkloadAPI_ValidateJWTSVIDRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -176,7 +176,7 @@ public nonisolated struct ValidateJWTSVIDRequest: Sendable {
   public init() {}
 }
 
-public nonisolated struct ValidateJWTSVIDResponse: Sendable {
+public nonisolated struct WorkloadAPI_ValidateJWTSVIDResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -201,7 +201,7 @@ public nonisolated struct ValidateJWTSVIDResponse: Sendable {
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
-nonisolated extension X509SVIDRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension WorkloadAPI_X509SVIDRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = "X509SVIDRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
 
@@ -214,13 +214,13 @@ nonisolated extension X509SVIDRequest: SwiftProtobuf.Message, SwiftProtobuf._Mes
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: X509SVIDRequest, rhs: X509SVIDRequest) -> Bool {
+  public static func ==(lhs: WorkloadAPI_X509SVIDRequest, rhs: WorkloadAPI_X509SVIDRequest) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
 }
 
-nonisolated extension X509SVIDResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension WorkloadAPI_X509SVIDResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = "X509SVIDResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}svids\0\u{1}crl\0\u{3}federated_bundles\0")
 
@@ -251,7 +251,7 @@ nonisolated extension X509SVIDResponse: SwiftProtobuf.Message, SwiftProtobuf._Me
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: X509SVIDResponse, rhs: X509SVIDResponse) -> Bool {
+  public static func ==(lhs: WorkloadAPI_X509SVIDResponse, rhs: WorkloadAPI_X509SVIDResponse) -> Bool {
     if lhs.svids != rhs.svids {return false}
     if lhs.crl != rhs.crl {return false}
     if lhs.federatedBundles != rhs.federatedBundles {return false}
@@ -260,7 +260,7 @@ nonisolated extension X509SVIDResponse: SwiftProtobuf.Message, SwiftProtobuf._Me
   }
 }
 
-nonisolated extension X509SVID: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension WorkloadAPI_X509SVID: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = "X509SVID"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}spiffe_id\0\u{3}x509_svid\0\u{3}x509_svid_key\0\u{1}bundle\0\u{1}hint\0")
 
@@ -299,7 +299,7 @@ nonisolated extension X509SVID: SwiftProtobuf.Message, SwiftProtobuf._MessageImp
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: X509SVID, rhs: X509SVID) -> Bool {
+  public static func ==(lhs: WorkloadAPI_X509SVID, rhs: WorkloadAPI_X509SVID) -> Bool {
     if lhs.spiffeID != rhs.spiffeID {return false}
     if lhs.x509Svid != rhs.x509Svid {return false}
     if lhs.x509SvidKey != rhs.x509SvidKey {return false}
@@ -310,7 +310,7 @@ nonisolated extension X509SVID: SwiftProtobuf.Message, SwiftProtobuf._MessageImp
   }
 }
 
-nonisolated extension X509BundlesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension WorkloadAPI_X509BundlesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = "X509BundlesRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
 
@@ -323,13 +323,13 @@ nonisolated extension X509BundlesRequest: SwiftProtobuf.Message, SwiftProtobuf._
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: X509BundlesRequest, rhs: X509BundlesRequest) -> Bool {
+  public static func ==(lhs: WorkloadAPI_X509BundlesRequest, rhs: WorkloadAPI_X509BundlesRequest) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
 }
 
-nonisolated extension X509BundlesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension WorkloadAPI_X509BundlesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = "X509BundlesResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}crl\0\u{1}bundles\0")
 
@@ -356,7 +356,7 @@ nonisolated extension X509BundlesResponse: SwiftProtobuf.Message, SwiftProtobuf.
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: X509BundlesResponse, rhs: X509BundlesResponse) -> Bool {
+  public static func ==(lhs: WorkloadAPI_X509BundlesResponse, rhs: WorkloadAPI_X509BundlesResponse) -> Bool {
     if lhs.crl != rhs.crl {return false}
     if lhs.bundles != rhs.bundles {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -364,7 +364,7 @@ nonisolated extension X509BundlesResponse: SwiftProtobuf.Message, SwiftProtobuf.
   }
 }
 
-nonisolated extension JWTSVIDRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension WorkloadAPI_JWTSVIDRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = "JWTSVIDRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}audience\0\u{3}spiffe_id\0")
 
@@ -391,7 +391,7 @@ nonisolated extension JWTSVIDRequest: SwiftProtobuf.Message, SwiftProtobuf._Mess
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: JWTSVIDRequest, rhs: JWTSVIDRequest) -> Bool {
+  public static func ==(lhs: WorkloadAPI_JWTSVIDRequest, rhs: WorkloadAPI_JWTSVIDRequest) -> Bool {
     if lhs.audience != rhs.audience {return false}
     if lhs.spiffeID != rhs.spiffeID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -399,7 +399,7 @@ nonisolated extension JWTSVIDRequest: SwiftProtobuf.Message, SwiftProtobuf._Mess
   }
 }
 
-nonisolated extension JWTSVIDResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension WorkloadAPI_JWTSVIDResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = "JWTSVIDResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}svids\0")
 
@@ -422,14 +422,14 @@ nonisolated extension JWTSVIDResponse: SwiftProtobuf.Message, SwiftProtobuf._Mes
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: JWTSVIDResponse, rhs: JWTSVIDResponse) -> Bool {
+  public static func ==(lhs: WorkloadAPI_JWTSVIDResponse, rhs: WorkloadAPI_JWTSVIDResponse) -> Bool {
     if lhs.svids != rhs.svids {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
 }
 
-nonisolated extension JWTSVID: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension WorkloadAPI_JWTSVID: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = "JWTSVID"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}spiffe_id\0\u{1}svid\0\u{1}hint\0")
 
@@ -460,7 +460,7 @@ nonisolated extension JWTSVID: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: JWTSVID, rhs: JWTSVID) -> Bool {
+  public static func ==(lhs: WorkloadAPI_JWTSVID, rhs: WorkloadAPI_JWTSVID) -> Bool {
     if lhs.spiffeID != rhs.spiffeID {return false}
     if lhs.svid != rhs.svid {return false}
     if lhs.hint != rhs.hint {return false}
@@ -469,7 +469,7 @@ nonisolated extension JWTSVID: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
   }
 }
 
-nonisolated extension JWTBundlesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension WorkloadAPI_JWTBundlesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = "JWTBundlesRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
 
@@ -482,13 +482,13 @@ nonisolated extension JWTBundlesRequest: SwiftProtobuf.Message, SwiftProtobuf._M
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: JWTBundlesRequest, rhs: JWTBundlesRequest) -> Bool {
+  public static func ==(lhs: WorkloadAPI_JWTBundlesRequest, rhs: WorkloadAPI_JWTBundlesRequest) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
 }
 
-nonisolated extension JWTBundlesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension WorkloadAPI_JWTBundlesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = "JWTBundlesResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}bundles\0")
 
@@ -511,14 +511,14 @@ nonisolated extension JWTBundlesResponse: SwiftProtobuf.Message, SwiftProtobuf._
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: JWTBundlesResponse, rhs: JWTBundlesResponse) -> Bool {
+  public static func ==(lhs: WorkloadAPI_JWTBundlesResponse, rhs: WorkloadAPI_JWTBundlesResponse) -> Bool {
     if lhs.bundles != rhs.bundles {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
 }
 
-nonisolated extension ValidateJWTSVIDRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension WorkloadAPI_ValidateJWTSVIDRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = "ValidateJWTSVIDRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}audience\0\u{1}svid\0")
 
@@ -545,7 +545,7 @@ nonisolated extension ValidateJWTSVIDRequest: SwiftProtobuf.Message, SwiftProtob
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: ValidateJWTSVIDRequest, rhs: ValidateJWTSVIDRequest) -> Bool {
+  public static func ==(lhs: WorkloadAPI_ValidateJWTSVIDRequest, rhs: WorkloadAPI_ValidateJWTSVIDRequest) -> Bool {
     if lhs.audience != rhs.audience {return false}
     if lhs.svid != rhs.svid {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -553,7 +553,7 @@ nonisolated extension ValidateJWTSVIDRequest: SwiftProtobuf.Message, SwiftProtob
   }
 }
 
-nonisolated extension ValidateJWTSVIDResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension WorkloadAPI_ValidateJWTSVIDResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = "ValidateJWTSVIDResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}spiffe_id\0\u{1}claims\0")
 
@@ -584,7 +584,7 @@ nonisolated extension ValidateJWTSVIDResponse: SwiftProtobuf.Message, SwiftProto
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: ValidateJWTSVIDResponse, rhs: ValidateJWTSVIDResponse) -> Bool {
+  public static func ==(lhs: WorkloadAPI_ValidateJWTSVIDResponse, rhs: WorkloadAPI_ValidateJWTSVIDResponse) -> Bool {
     if lhs.spiffeID != rhs.spiffeID {return false}
     if lhs._claims != rhs._claims {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}

@@ -1,4 +1,4 @@
-public import Foundation
+package import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -9,9 +9,9 @@ import Synchronization
 /// A kubelet stand-in that serves `GET /pods` over HTTPS (its own CA, a required bearer token) or plain HTTP, from
 /// pods it is given, and can be told to fail the ways a real kubelet does: an error status, slowness, a hang, a
 /// body cut short, an oversized body.
-public final class FakeKubelet: Sendable {
+package final class FakeKubelet: Sendable {
     /// How the next requests are answered.
-    public enum Behaviour: Sendable, Equatable {
+    package enum Behaviour: Sendable, Equatable {
         case normal
         /// This HTTP status with a short text body.
         case status(Int)
@@ -25,17 +25,17 @@ public final class FakeKubelet: Sendable {
         case oversized(Int)
     }
 
-    public let host: String
-    public let port: Int
-    public let usesTLS: Bool
+    package let host: String
+    package let port: Int
+    package let usesTLS: Bool
     /// The CA that signed the serving certificate, for the agent's `kubelet_ca_path`.
-    public let caPEM: String
+    package let caPEM: String
     private let channel: any Channel
     private let responder: Responder
 
     /// Starts serving on `host:port` (0 picks a free port). `token` nil accepts unauthenticated requests;
     /// `tls` false serves plain HTTP like the read-only port.
-    public static func start(
+    package static func start(
         host: String = "127.0.0.1",
         port: Int = 0,
         tls: Bool = true,
@@ -75,28 +75,28 @@ public final class FakeKubelet: Sendable {
         self.responder = responder
     }
 
-    public func stop() async {
+    package func stop() async {
         try? await channel.close()
     }
 
     /// Serves `pods` from now on.
-    public func setPods(_ pods: [FakePod]) {
+    package func setPods(_ pods: [FakePod]) {
         setPodListJSON(FakePod.podListJSON(pods))
     }
 
     /// Serves this exact body (a pod list from a file, or something malformed) from now on.
-    public func setPodListJSON(_ json: Data) {
+    package func setPodListJSON(_ json: Data) {
         responder.state.withLock { $0.podList = json }
     }
 
-    public func setBehaviour(_ behaviour: Behaviour) {
+    package func setBehaviour(_ behaviour: Behaviour) {
         responder.state.withLock { $0.behaviour = behaviour }
     }
 
     /// `GET /pods` requests received, authorised or not.
-    public var requestCount: Int { responder.state.withLock { $0.requests } }
+    package var requestCount: Int { responder.state.withLock { $0.requests } }
     /// Requests refused for a missing or wrong token.
-    public var unauthorizedCount: Int { responder.state.withLock { $0.unauthorized } }
+    package var unauthorizedCount: Int { responder.state.withLock { $0.unauthorized } }
 
     /// A throwaway CA and a serving certificate for `localhost` signed by it.
     private static func makeTLS() throws -> (caPEM: String, NIOSSLContext) {

@@ -1,16 +1,16 @@
-public import Foundation
+package import Foundation
 
 /// A pod as the fake kubelet lists it, with the fields attestation reads and, optionally, the bulk a real pod
 /// carries (annotations, environment, managed fields) so pod lists have a realistic size.
-public struct FakePod: Sendable {
-    public struct Container: Sendable {
-        public var name: String
-        public var image: String
-        public var imageID: String
+package struct FakePod: Sendable {
+    package struct Container: Sendable {
+        package var name: String
+        package var image: String
+        package var imageID: String
         /// `containerd://<64-hex>`; empty while the runtime is still creating it.
-        public var containerID: String
+        package var containerID: String
 
-        public init(name: String, image: String, imageID: String? = nil, containerID: String) {
+        package init(name: String, image: String, imageID: String? = nil, containerID: String) {
             self.name = name
             self.image = image
             self.imageID =
@@ -20,19 +20,19 @@ public struct FakePod: Sendable {
         }
     }
 
-    public var name: String
-    public var namespace: String
-    public var uid: String
-    public var serviceAccount: String
-    public var nodeName: String
-    public var labels: [String: String]
-    public var owner: (kind: String, name: String, uid: String)?
-    public var containers: [Container]
-    public var initContainers: [Container]
+    package var name: String
+    package var namespace: String
+    package var uid: String
+    package var serviceAccount: String
+    package var nodeName: String
+    package var labels: [String: String]
+    package var owner: (kind: String, name: String, uid: String)?
+    package var containers: [Container]
+    package var initContainers: [Container]
     /// Extra bytes of annotations and environment, as real pods carry; 0 for a minimal pod.
-    public var padding: Int
+    package var padding: Int
 
-    public init(
+    package init(
         name: String,
         namespace: String,
         uid: String = UUID().uuidString.lowercased(),
@@ -57,13 +57,13 @@ public struct FakePod: Sendable {
     }
 
     /// A random 64-hex container ID.
-    public static func randomContainerID() -> String {
+    package static func randomContainerID() -> String {
         (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
     }
 
     /// `count` pods of a busy node: three containers and an init container each, labels, an owner, and about
     /// `bytesPerPod` of JSON in all (a 110-pod node's list is about 1 MiB).
-    public static func generated(count: Int, bytesPerPod: Int = 9_500) -> [FakePod] {
+    package static func generated(count: Int, bytesPerPod: Int = 9_500) -> [FakePod] {
         (0..<count).map { index in
             let app = "app-\(index)"
             let container = { (name: String) in
@@ -87,7 +87,7 @@ public struct FakePod: Sendable {
     }
 
     /// The pod as core/v1 JSON.
-    public var jsonObject: [String: Any] {
+    package var jsonObject: [String: Any] {
         var metadata: [String: Any] = [
             "name": name, "namespace": namespace, "uid": uid, "resourceVersion": "123456",
             "creationTimestamp": "2026-11-28T10:00:00Z", "labels": labels,
@@ -143,7 +143,7 @@ public struct FakePod: Sendable {
     }
 
     /// A `PodList` document of `pods`.
-    public static func podListJSON(_ pods: [FakePod]) -> Data {
+    package static func podListJSON(_ pods: [FakePod]) -> Data {
         let document: [String: Any] = [
             "kind": "PodList", "apiVersion": "v1", "metadata": [:] as [String: Any], "items": pods.map(\.jsonObject),
         ]

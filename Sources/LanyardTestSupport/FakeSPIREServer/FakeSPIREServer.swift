@@ -1,22 +1,22 @@
-public import Foundation
-public import GRPCCore
+package import Foundation
+package import GRPCCore
 import GRPCNIOTransportHTTP2
 import LanyardProto
 import NIOCore
 import NIOSSL
-public import SPIFFE
-public import SPIFFECrypto
+package import SPIFFE
+package import SPIFFECrypto
 import Synchronization
-public import Timing
+package import Timing
 
 /// A SPIRE Server stand-in for tests: a real gRPC server over TCP with TLS, its own CA and server SVID
 /// (`spiffe://<td>/spire/server`), serving the agent-facing Agent, SVID, Entry and Bundle APIs from the same protos
 /// the agent uses. It attests with join tokens, x509pop and k8s_psat, authenticates every other call by the agent
 /// SVID presented in mTLS (client certificates are optional at the TLS layer, as on SPIRE Server, so attestation
 /// can happen without one), and can be told to add or remove entries, go down, be slow, or fail.
-public final class FakeSPIREServer: Sendable {
+package final class FakeSPIREServer: Sendable {
     /// How calls are answered.
-    public enum Fault: Sendable, Equatable {
+    package enum Fault: Sendable, Equatable {
         case none
         /// Every call fails with this status.
         case failing(RPCError.Code)
@@ -25,7 +25,7 @@ public final class FakeSPIREServer: Sendable {
     }
 
     /// How a compromised or buggy server could answer `NewJWTSVID`, for tests of what the agent accepts.
-    public enum JWTSVIDTampering: Sendable, Equatable {
+    package enum JWTSVIDTampering: Sendable, Equatable {
         /// A validly signed token for another identity.
         case subject(SPIFFEID)
         /// A validly signed token with only the first requested audience.
@@ -33,17 +33,17 @@ public final class FakeSPIREServer: Sendable {
     }
 
     /// A registration entry on the server.
-    public struct Entry: Sendable {
-        public var id: String
-        public var spiffeID: SPIFFEID
+    package struct Entry: Sendable {
+        package var id: String
+        package var spiffeID: SPIFFEID
         /// The agent (or nil: every agent) the entry is for.
-        public var parentID: SPIFFEID?
-        public var selectors: [Selector]
-        public var dnsNames: [String] = []
-        public var federatesWith: [String] = []
-        public var hint: String = ""
-        public var revision: Int64 = 1
-        public var createdAt: Int64
+        package var parentID: SPIFFEID?
+        package var selectors: [Selector]
+        package var dnsNames: [String] = []
+        package var federatesWith: [String] = []
+        package var hint: String = ""
+        package var revision: Int64 = 1
+        package var createdAt: Int64
     }
 
     /// What the server knows of an attested agent. Like SPIRE's attested node, a renewal only records the new SVID's
@@ -71,24 +71,24 @@ public final class FakeSPIREServer: Sendable {
         var batchSizes: [Int] = []
     }
 
-    public let trustDomain: TrustDomain
-    public let authority: CertificateAuthority
-    public let jwtSigner: JWTSVIDSigner
+    package let trustDomain: TrustDomain
+    package let authority: CertificateAuthority
+    package let jwtSigner: JWTSVIDSigner
     /// The CA that signs x509pop node certificates the server accepts.
-    public let x509popAuthority: CertificateAuthority
-    let serverSVID: SPIFFECrypto.X509SVID
+    package let x509popAuthority: CertificateAuthority
+    let serverSVID: X509SVID
     let state = Mutex(State())
     private let running = Mutex<(server: GRPCServer<HTTP2ServerTransport.Posix>, task: Task<Void, any Error>)?>(nil)
     private let boundPort = Mutex<Int>(0)
     /// Lifetime of agent SVIDs and of workload X.509 SVIDs.
-    public let agentSVIDTTL: Duration
-    public let x509SVIDTTL: Duration
-    public let jwtSVIDTTL: Duration
+    package let agentSVIDTTL: Duration
+    package let x509SVIDTTL: Duration
+    package let jwtSVIDTTL: Duration
     /// What the server signs with and checks expiry against: share a manual clock with the agent to move both.
-    public let clock: any AgentClock
+    package let clock: any AgentClock
 
     /// `serverPath` other than `/spire/server` makes an impostor, for testing that agents refuse it.
-    public init(
+    package init(
         trustDomain: String = "example.org",
         agentSVIDTTL: Duration = .seconds(3600),
         x509SVIDTTL: Duration = .seconds(3600),
@@ -127,17 +127,17 @@ public final class FakeSPIREServer: Sendable {
             dnsNames: ["localhost"],
             now: now
         )
-        serverSVID = try SPIFFECrypto.X509SVID(certificates: serverChain, privateKey: serverKey)
+        serverSVID = try X509SVID(certificates: serverChain, privateKey: serverKey)
     }
 
     /// The server's CA in PEM, for the agent's `trust_bundle_path`.
-    public var bundlePEM: String { authority.certificate.pemEncoded }
+    package var bundlePEM: String { authority.certificate.pemEncoded }
 
     /// The port it listens on (kept across stop and start).
-    public var port: Int { boundPort.withLock { $0 } }
+    package var port: Int { boundPort.withLock { $0 } }
 
     /// Starts serving on 127.0.0.1 (the same port as before after a ``stop()``, a free one the first time).
-    public func start() async throws {
+    package func start() async throws {
         let (certificateChain, keyPEM) = (serverSVID.certificates, try serverSVID.privateKey.pemEncoded)
         var tls = NIOSSL.TLSConfiguration.makeServerConfiguration(
             certificateChain: try certificateChain.map {
@@ -209,7 +209,7 @@ public final class FakeSPIREServer: Sendable {
     }
 
     /// Stops listening at once, as an unreachable server would; connections end as their calls finish.
-    public func stop() async {
+    package func stop() async {
         guard
             let (server, task) = running.withLock({ value in
                 defer { value = nil }; return value
@@ -233,16 +233,16 @@ public final class FakeSPIREServer: Sendable {
 
     // MARK: - Controls
 
-    public func addJoinToken(_ token: String) { state.withLock { _ = $0.joinTokens.insert(token) } }
+    package func addJoinToken(_ token: String) { state.withLock { _ = $0.joinTokens.insert(token) } }
 
     /// Accepts `token` from cluster `cluster` as the node `nodeUID`.
-    public func addPSAT(_ token: String, cluster: String, nodeUID: String) {
+    package func addPSAT(_ token: String, cluster: String, nodeUID: String) {
         state.withLock { $0.psatTokens[token] = (cluster, nodeUID) }
     }
 
     /// Adds an entry and returns its ID.
     @discardableResult
-    public func addEntry(
+    package func addEntry(
         spiffeID: String,
         selectors: [String],
         parentID: SPIFFEID? = nil,
@@ -265,10 +265,10 @@ public final class FakeSPIREServer: Sendable {
         return id
     }
 
-    public func removeEntry(_ id: String) { state.withLock { _ = $0.entries.removeValue(forKey: id) } }
+    package func removeEntry(_ id: String) { state.withLock { _ = $0.entries.removeValue(forKey: id) } }
 
     /// Changes an entry's selectors and bumps its revision.
-    public func updateEntry(_ id: String, selectors: [String]) throws {
+    package func updateEntry(_ id: String, selectors: [String]) throws {
         let parsed = try selectors.map { try Selector($0) }
         state.withLock { state in
             state.entries[id]?.selectors = parsed
@@ -276,43 +276,43 @@ public final class FakeSPIREServer: Sendable {
         }
     }
 
-    public func setFederatedBundle(_ bundle: SPIFFEBundle) {
+    package func setFederatedBundle(_ bundle: SPIFFEBundle) {
         state.withLock { $0.federatedBundles[bundle.trustDomain.name] = bundle }
     }
 
-    public func setFault(_ fault: Fault) { state.withLock { $0.fault = fault } }
+    package func setFault(_ fault: Fault) { state.withLock { $0.fault = fault } }
 
     /// Makes `NewJWTSVID` answer with a tampered token (nil: honest again).
-    public func setJWTSVIDTampering(_ tampering: JWTSVIDTampering?) { state.withLock { $0.jwtTampering = tampering } }
+    package func setJWTSVIDTampering(_ tampering: JWTSVIDTampering?) { state.withLock { $0.jwtTampering = tampering } }
 
     var jwtTampering: JWTSVIDTampering? { state.withLock { $0.jwtTampering } }
 
     /// Makes `RenewAgent` answer PERMISSION_DENIED (the agent must re-attest).
-    public func setMustReattest(_ value: Bool) { state.withLock { $0.mustReattest = value } }
+    package func setMustReattest(_ value: Bool) { state.withLock { $0.mustReattest = value } }
 
     /// Makes `RenewAgent` issue and record the new SVID, then fail UNAVAILABLE, as if the answer was lost on the way
     /// (or the agent died before storing it): the agent is left with an SVID the server has already replaced.
-    public func setLosesRenewals(_ value: Bool) { state.withLock { $0.losesRenewals = value } }
+    package func setLosesRenewals(_ value: Bool) { state.withLock { $0.losesRenewals = value } }
 
     /// The serial numbers (lowercase hex) of an agent's current SVID and of a renewed one it has not yet presented.
-    public func agentSerials(_ id: SPIFFEID) -> (current: String, pending: String?)? {
+    package func agentSerials(_ id: SPIFFEID) -> (current: String, pending: String?)? {
         state.withLock { state in state.agents[id].map { ($0.serial, $0.pendingSerial) } }
     }
 
     /// Revisions per page in `SyncAuthorizedEntries`; 0 sends every entry in the first answer.
-    public func setEntrySyncPageSize(_ size: Int) { state.withLock { $0.entrySyncPageSize = size } }
+    package func setEntrySyncPageSize(_ size: Int) { state.withLock { $0.entrySyncPageSize = size } }
 
     /// Answers `SyncAuthorizedEntries` with UNIMPLEMENTED, as older servers do.
-    public func setSyncUnimplemented(_ value: Bool) { state.withLock { $0.syncUnimplemented = value } }
+    package func setSyncUnimplemented(_ value: Bool) { state.withLock { $0.syncUnimplemented = value } }
 
     /// How many times each RPC was called, by name (`AttestAgent`, `RenewAgent`, `BatchNewX509SVID`…).
-    public func count(_ method: String) -> Int { state.withLock { $0.counts[method] ?? 0 } }
+    package func count(_ method: String) -> Int { state.withLock { $0.counts[method] ?? 0 } }
 
     /// The number of params of each `BatchNewX509SVID` call, in order.
-    public var batchSizes: [Int] { state.withLock { $0.batchSizes } }
+    package var batchSizes: [Int] { state.withLock { $0.batchSizes } }
 
     /// The agents that attested, by SPIFFE ID.
-    public var agentIDs: [SPIFFEID] { state.withLock { Array($0.agents.keys) } }
+    package var agentIDs: [SPIFFEID] { state.withLock { Array($0.agents.keys) } }
 
     // MARK: - For the services
 

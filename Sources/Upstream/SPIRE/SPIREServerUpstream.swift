@@ -30,8 +30,8 @@ public final class SPIREServerUpstream: Sendable {
     private let unsaved = Mutex(false)
     /// Entries by ID from the last sync, so `SyncAuthorizedEntries` only asks for what changed.
     private let knownEntries = Mutex<[String: Spire_Api_Types_Entry]>([:])
-    /// Serialises attestation and renewal, which must not run twice at once.
-    private let identityLock = AsyncMutex()
+    /// Attestation and renewal, which must not run twice at once: concurrent callers share one run.
+    private let identityWork = SharedTask<AgentIdentity>()
 
     /// The output mask SPIRE's agent asks entries with.
     static let entryMask: Spire_Api_Types_EntryMask = {
@@ -69,7 +69,7 @@ public final class SPIREServerUpstream: Sendable {
     @discardableResult
     public func ensureIdentity(at now: Date) async throws(UpstreamError) -> AgentIdentity {
         try await UpstreamError.wrapping(.unavailable, "cannot attest or renew the agent") {
-            try await identityLock.withLock { () async throws -> AgentIdentity in
+            try await identityWork.value { [self] () async throws -> AgentIdentity in
                 if identity.withLock({ $0 }) == nil,
                     let stored = try AgentIdentity.load(
                         directory: config.dataDirectory,
@@ -79,7 +79,8 @@ public final class SPIREServerUpstream: Sendable {
                     logger.info(
                         "reusing the stored agent identity",
                         metadata: [
-                            "spiffe.id": "\(stored.svid.spiffeID)", "svid.expires_at": "\(stored.svid.expiresAt)",
+                            LogKey.spiffeID: "\(stored.svid.spiffeID)",
+                            LogKey.svidExpiresAt: "\(stored.svid.expiresAt)",
                         ]
                     )
                     identity.withLock { $0 = stored }
@@ -94,7 +95,7 @@ public final class SPIREServerUpstream: Sendable {
                     }
                     logger.warning(
                         "the agent svid expired; attesting again",
-                        metadata: ["spiffe.id": "\(current.svid.spiffeID)"]
+                        metadata: [LogKey.spiffeID: "\(current.svid.spiffeID)"]
                     )
                     return try await attest(at: now)
                 }
@@ -107,8 +108,9 @@ public final class SPIREServerUpstream: Sendable {
                     logger.warning(
                         "agent svid renewal failed; syncing with the current one and retrying",
                         metadata: [
-                            "spiffe.id": "\(current.svid.spiffeID)", "svid.expires_at": "\(current.svid.expiresAt)",
-                            "error": "\(error)",
+                            LogKey.spiffeID: "\(current.svid.spiffeID)",
+                            LogKey.svidExpiresAt: "\(current.svid.expiresAt)",
+                            LogKey.error: "\(error)",
                         ]
                     )
                     return current
@@ -156,13 +158,16 @@ public final class SPIREServerUpstream: Sendable {
                 return unsaved
             }
             if recovered {
-                logger.notice("agent identity stored again", metadata: ["data_dir": "\(config.dataDirectory)"])
+                logger.notice(
+                    "agent identity stored again",
+                    metadata: [LogKey.dataDirectory: "\(config.dataDirectory)"]
+                )
             }
         } catch {
             unsaved.withLock { $0 = true }
             logger.error(
                 "cannot store the agent identity; serving it from memory and retrying at every sync",
-                metadata: ["error": "\(error)"]
+                metadata: [LogKey.error: "\(error)"]
             )
         }
     }
@@ -223,8 +228,8 @@ public final class SPIREServerUpstream: Sendable {
         logger.notice(
             "node attested",
             metadata: [
-                "spiffe.id": "\(agentSVID.spiffeID)", "attestor": "\(config.nodeAttestor.pluginName)",
-                "svid.expires_at": "\(agentSVID.expiresAt)", "reattestable": "\(reattestable)",
+                LogKey.spiffeID: "\(agentSVID.spiffeID)", LogKey.attestorName: "\(config.nodeAttestor.pluginName)",
+                LogKey.svidExpiresAt: "\(agentSVID.expiresAt)", LogKey.reattestable: "\(reattestable)",
             ]
         )
         return fresh
@@ -258,7 +263,7 @@ public final class SPIREServerUpstream: Sendable {
         guard let svid = answer else {
             logger.warning(
                 "the server refused renewal; attesting again",
-                metadata: ["spiffe.id": "\(current.svid.spiffeID)"]
+                metadata: [LogKey.spiffeID: "\(current.svid.spiffeID)"]
             )
             return try await attest(at: now)
         }
@@ -272,7 +277,7 @@ public final class SPIREServerUpstream: Sendable {
         adopt(renewed)
         logger.info(
             "agent svid renewed",
-            metadata: ["spiffe.id": "\(renewed.svid.spiffeID)", "svid.expires_at": "\(renewed.svid.expiresAt)"]
+            metadata: [LogKey.spiffeID: "\(renewed.svid.spiffeID)", LogKey.svidExpiresAt: "\(renewed.svid.expiresAt)"]
         )
         return renewed
     }
@@ -339,7 +344,7 @@ public final class SPIREServerUpstream: Sendable {
                 } catch let error as RPCError where error.code == .notFound {
                     logger.warning(
                         "the server has no bundle for a federated trust domain",
-                        metadata: ["trust_domain": "\(name)"]
+                        metadata: [LogKey.trustDomain: "\(name)"]
                     )
                 }
             }
@@ -354,7 +359,7 @@ public final class SPIREServerUpstream: Sendable {
             } catch {
                 logger.warning(
                     "skipping an entry the server sent",
-                    metadata: ["entry.id": "\(entry.id)", "error": "\(error)"]
+                    metadata: [LogKey.entryID: "\(entry.id)", LogKey.error: "\(error)"]
                 )
             }
         }
@@ -366,7 +371,7 @@ public final class SPIREServerUpstream: Sendable {
         guard var current = identity.withLock({ $0 }) else { return }
         current.bundle = bundle
         adopt(current)
-        logger.info("trust bundle updated", metadata: ["bundle.sequence": "\(bundle.sequenceNumber ?? 0)"])
+        logger.info("trust bundle updated", metadata: [LogKey.bundleSequence: "\(bundle.sequenceNumber ?? 0)"])
     }
 
     /// `SyncAuthorizedEntries` (revisions first, then only the entries that changed); `GetAuthorizedEntries` when the
@@ -533,7 +538,7 @@ public final class SPIREServerUpstream: Sendable {
         spiffeID: SPIFFEID,
         audience: [String],
         at now: Date
-    ) async throws(UpstreamError) -> SPIFFECrypto.JWTSVID {
+    ) async throws(UpstreamError) -> JWTSVID {
         let options = connection.callOptions
         var request = Spire_Api_Server_Svid_V1_NewJWTSVIDRequest()
         request.entryID = entryID
@@ -550,7 +555,7 @@ public final class SPIREServerUpstream: Sendable {
             throw UpstreamError(.protocolViolation, "the server sent a jwt-svid with invalid times or no audience")
         }
         let bundle = current.bundle
-        let validated: SPIFFECrypto.JWTSVID
+        let validated: JWTSVID
         do {
             validated = try JWTSVIDValidator().validate(
                 svid.token,

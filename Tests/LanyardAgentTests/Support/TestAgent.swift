@@ -1,5 +1,6 @@
 import Foundation
 import LanyardAgent
+import LanyardTestSupport
 import Logging
 import Synchronization
 import Timing
@@ -160,15 +161,8 @@ struct LanyardCLI {
         return try await Self.runTool([binary] + arguments)
     }
 
-    /// Runs any program, its output captured through files. The wait happens on a GCD thread: blocking a thread of
-    /// Swift's small cooperative pool would starve an in-process agent that the program is talking to.
+    /// Runs any program, its output and errors captured through files.
     static func runTool(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
-        try await offPool { try runToolBlocking(arguments) }
-    }
-
-    /// A ``ChildProcess``, not Foundation's `Process`, whose `waitUntilExit` can hang (see there).
-    private static func runToolBlocking(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String)
-    {
         let directory = FileManager.default.temporaryDirectory.path
         let out = directory + "/lanyard-out-\(UUID().uuidString)"
         let err = directory + "/lanyard-err-\(UUID().uuidString)"
@@ -176,7 +170,7 @@ struct LanyardCLI {
             unlink(out)
             unlink(err)
         }
-        let status = try ChildProcess(arguments, outputPath: out, errorPath: err).waitUntilExit()
+        let status = try await ChildProcess.start(arguments, outputPath: out, errorPath: err).waitUntilExit()
         return (
             status,
             String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self),

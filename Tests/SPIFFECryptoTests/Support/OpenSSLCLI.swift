@@ -1,4 +1,5 @@
 import Foundation
+import LanyardTestSupport
 
 /// Runs the `openssl` command-line tool in a scratch directory, for interop checks in both directions.
 struct OpenSSLCLI {
@@ -33,19 +34,15 @@ struct OpenSSLCLI {
         try Data(contentsOf: directory.appendingPathComponent(name))
     }
 
-    /// Runs `openssl arguments…` and returns its exit status and combined output.
+    /// Runs `openssl arguments…` in the scratch directory and returns its exit status and combined output.
     @discardableResult
-    func run(_ arguments: String...) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    func run(_ arguments: String...) async throws -> (status: Int32, output: String) {
+        try await run(arguments)
+    }
+
+    @discardableResult
+    func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let outcome = try await ChildProcess.run(["/usr/bin/openssl"] + arguments, directory: directory.path)
+        return (outcome.status, outcome.output)
     }
 }

@@ -1,5 +1,5 @@
 import CSystemd
-public import Logging
+import Logging
 
 #if canImport(Glibc)
     import Glibc
@@ -7,24 +7,12 @@ public import Logging
 
 /// Structured entries straight to the journal when standard error is the journal (`JOURNAL_STREAM`), so metadata
 /// such as `caller.pid` or `spiffe.id` become searchable fields (`journalctl CALLER_PID=1234`).
-public struct JournaldLogHandler: LogHandler {
-    public var logLevel: Logger.Level = .info
-    public var metadata: Logger.Metadata = [:]
-    let label: String
-
-    public init(label: String) {
-        self.label = label
-    }
-
+enum JournalEntry {
     /// Whether systemd connected standard error to the journal.
-    public static var isStandardErrorTheJournal: Bool { lanyard_stderr_is_journal() == 1 }
+    static var isStandardErrorTheJournal: Bool { lanyard_stderr_is_journal() == 1 }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    public func log(event: LogEvent) {
+    /// Sends one entry; `metadata` is the logger's and the event's together.
+    static func send(_ event: LogEvent, label: String, metadata: Logger.Metadata) {
         var fields = [
             "MESSAGE=\(event.message)",
             "PRIORITY=\(Self.priority(event.level))",
@@ -34,9 +22,7 @@ public struct JournaldLogHandler: LogHandler {
             "CODE_LINE=\(event.line)",
             "CODE_FUNC=\(event.function)",
         ]
-        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }).sorted(by: {
-            $0.key < $1.key
-        }) {
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
             fields.append("\(Self.fieldName(key))=\(value)")
         }
         var pointers = fields.map { strdup($0) }

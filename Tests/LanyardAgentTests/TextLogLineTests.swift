@@ -4,7 +4,7 @@ import Testing
 @testable import LanyardAgent
 
 @Suite("Text log lines")
-struct TextLogHandlerTests {
+struct TextLogLineTests {
     func event(_ message: Logger.Message, _ metadata: Logger.Metadata) -> LogEvent {
         LogEvent(
             level: .warning,
@@ -20,10 +20,11 @@ struct TextLogHandlerTests {
     @Test("what a client sent cannot start a log line of its own or reach the terminal as an escape sequence")
     func escapesClientStrings() {
         let forged = "bad cert\n2026-12-02T00:00:00Z critical lanyard: issued root identity\u{1b}[2J\u{2028}x"
-        let line = TextLogHandler.line(
-            for: event("envoy rejected secrets (NACK)", ["sds.error": "\(forged)", "caller.pid": "42"]),
+        let metadata: Logger.Metadata = ["sds.error": "\(forged)", "caller.pid": "42"]
+        let line = TextLogLine.line(
+            for: event("envoy rejected secrets (NACK)", metadata),
             label: "lanyard",
-            metadata: [:]
+            metadata: metadata
         )
         #expect(line.filter { $0 == "\n" }.count == 1 && line.hasSuffix("\n"), "one line, ended once")
         #expect(!line.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x2028 })
@@ -35,7 +36,7 @@ struct TextLogHandlerTests {
 
     @Test("plain text is left alone")
     func plain() {
-        #expect(TextLogHandler.escape("spiffe://example.org/web é") == "spiffe://example.org/web é")
-        #expect(TextLogHandler.escape("a\tb\r") == "a\\tb\\r")
+        #expect(TextLogLine.escape("spiffe://example.org/web é") == "spiffe://example.org/web é")
+        #expect(TextLogLine.escape("a\tb\r") == "a\\tb\\r")
     }
 }

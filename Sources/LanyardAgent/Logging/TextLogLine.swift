@@ -1,5 +1,5 @@
 import Foundation
-public import Logging
+import Logging
 
 #if canImport(Glibc)
     import Glibc
@@ -11,29 +11,11 @@ public import Logging
 /// Messages and metadata values can carry what a client sent (an Envoy NACK's error detail, a requested audience, a
 /// resource name), so control characters and Unicode line separators are escaped (`\n`, `\u{1b}`): a client can
 /// never start a line of its own in the log, or send escape sequences to an operator's terminal.
-public struct TextLogHandler: LogHandler {
-    public var logLevel: Logger.Level = .info
-    public var metadata: Logger.Metadata = [:]
-    let label: String
-
-    public init(label: String) {
-        self.label = label
-    }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    public func log(event: LogEvent) {
-        FileHandle.standardError.write(Data(Self.line(for: event, label: label, metadata: metadata).utf8))
-    }
-
-    /// The formatted line, newline included.
+enum TextLogLine {
+    /// The formatted line, newline included; `metadata` is the logger's and the event's together.
     static func line(for event: LogEvent, label: String, metadata: Logger.Metadata) -> String {
         var line = LogTimestamp.now() + " \(event.level) \(Self.escape(label)):"
-        let merged = metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 })
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
             line += " \(Self.escape(key))=\(Self.escape("\(value)"))"
         }
         line += " " + Self.escape("\(event.message)") + "\n"
@@ -41,7 +23,7 @@ public struct TextLogHandler: LogHandler {
     }
 
     /// `text` with every control character, DEL and Unicode line or paragraph separator written as an escape.
-    public static func escape(_ text: String) -> String {
+    static func escape(_ text: String) -> String {
         guard text.unicodeScalars.contains(where: needsEscape) else { return text }
         var escaped = ""
         escaped.reserveCapacity(text.utf8.count + 8)
