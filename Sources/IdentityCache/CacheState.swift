@@ -6,11 +6,18 @@ package import SPIFFECrypto
 /// operation is a synchronous mutation, so it is unit-tested without threads or clocks.
 package struct CacheState: Sendable {
     /// An SVID with the time it is due for renewal and the entry revision it was minted for.
-    package struct CachedSVID: Sendable {
+    package struct CachedSVID: Sendable, Equatable {
         package let svid: IssuedSVID
         package let renewAt: Date
         package let revision: Int64
         package let dnsNames: [String]
+
+        package init(svid: IssuedSVID, renewAt: Date, revision: Int64, dnsNames: [String]) {
+            self.svid = svid
+            self.renewAt = renewAt
+            self.revision = revision
+            self.dnsNames = dnsNames
+        }
     }
 
     package private(set) var entries: [RegistrationEntry] = []
@@ -19,6 +26,12 @@ package struct CacheState: Sendable {
     package private(set) var svids: [String: CachedSVID] = [:]
     /// When the rotator last tried to sync, successful or not: the watchdog's proof that rotation is alive.
     package private(set) var lastSyncAttempt: Date? = nil
+    /// Grows whenever entries, bundles or SVIDs change: what a stored snapshot is compared against.
+    package private(set) var generation: UInt64 = 0
+    /// When the snapshot this state was restored from was taken; nil once the upstream has answered since.
+    package private(set) var restoredFrom: Date? = nil
+    /// When syncs started failing, nil while the last one succeeded.
+    package private(set) var failingSince: Date? = nil
 
     package init() {}
 
@@ -34,6 +47,8 @@ package struct CacheState: Sendable {
         entries = state.entries
         bundle = state.bundle
         federatedBundles = state.federatedBundles
+        restoredFrom = nil
+        if changed { generation += 1 }
         return changed
     }
 
@@ -46,6 +61,11 @@ package struct CacheState: Sendable {
 
     package mutating func markSyncResult(succeeded: Bool) {
         lastSyncSucceeded = succeeded
+        if succeeded {
+            failingSince = nil
+        } else if failingSince == nil {
+            failingSince = lastSyncAttempt
+        }
     }
 
     /// Whether every cached SVID is still valid at `now`.
@@ -67,6 +87,7 @@ package struct CacheState: Sendable {
     package mutating func store(_ svid: IssuedSVID, for entry: RegistrationEntry, renewAt: Date) {
         guard entries.contains(where: { $0.id == entry.id }) else { return }
         svids[entry.id] = CachedSVID(svid: svid, renewAt: renewAt, revision: entry.revision, dnsNames: entry.dnsNames)
+        generation += 1
     }
 
     /// Whether the bundle is known and every entry has its SVID: the agent is ready to serve.
@@ -93,6 +114,33 @@ package struct CacheState: Sendable {
             }
         }
         return CallerView(identities: identities, bundle: bundle, federatedBundles: federated)
+    }
+
+    /// The state as a snapshot; nil before the first sync (no bundle: nothing a restart could serve).
+    package func snapshot(at now: Date) -> CacheSnapshot? {
+        guard let bundle else { return nil }
+        return CacheSnapshot(
+            takenAt: now,
+            entries: entries,
+            bundle: bundle,
+            federatedBundles: federatedBundles,
+            svids: svids
+        )
+    }
+
+    /// Takes the snapshot's entries and bundles, and those of its SVIDs that belong to one of its entries and are
+    /// still valid at `now` (an expired one is never served; its entry is minted at the first sync). The upstream
+    /// has not answered yet, so the last sync does not count as successful. Returns how many SVIDs were restored.
+    @discardableResult
+    package mutating func restore(_ snapshot: CacheSnapshot, at now: Date) -> Int {
+        entries = snapshot.entries
+        bundle = snapshot.bundle
+        federatedBundles = snapshot.federatedBundles
+        let ids = Set(snapshot.entries.map(\.id))
+        svids = snapshot.svids.filter { ids.contains($0.key) && $0.value.svid.expiresAt > now }
+        restoredFrom = snapshot.takenAt
+        generation += 1
+        return svids.count
     }
 
     /// Entries matching `selectors`, whether or not their SVID is minted yet.

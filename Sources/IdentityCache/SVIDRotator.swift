@@ -17,6 +17,9 @@ package struct SVIDRotator: Sendable {
     package let backoff: Backoff
     let logger: Logger
     package let clock: any AgentClock
+    /// Runs after every pass with the state it left, outside the cache's locks: the agent stores a snapshot and
+    /// updates systemd's status there.
+    let afterPass: @Sendable (CacheState) -> Void
 
     package init(
         cache: IdentityCache,
@@ -24,8 +27,10 @@ package struct SVIDRotator: Sendable {
         keyType: KeyType = .ecP256,
         syncInterval: Duration = .seconds(5),
         logger: Logger,
-        clock: any AgentClock = SystemClock()
+        clock: any AgentClock = SystemClock(),
+        afterPass: @escaping @Sendable (CacheState) -> Void = { _ in }
     ) {
+        self.afterPass = afterPass
         self.cache = cache
         self.upstream = upstream
         self.keyType = keyType
@@ -64,6 +69,7 @@ package struct SVIDRotator: Sendable {
             }
             Counter(label: "lanyard_upstream_sync_total", dimensions: [("result", "error")]).increment()
             logger.warning("upstream sync failed; serving cached identities", metadata: [LogKey.error: "\(error)"])
+            afterPass(cache.state)
             return 0
         }
         // Due entries in batches: keys and CSRs, one upstream call, then one cache update per batch. Bounded
@@ -76,6 +82,7 @@ package struct SVIDRotator: Sendable {
             minted += count
         }
         recordGauges()
+        afterPass(cache.state)
         return minted
     }
 

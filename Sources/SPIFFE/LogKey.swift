@@ -14,12 +14,16 @@ package enum LogKey {
     package static let attestorName = "attestor.name"
     package static let reattestable = "reattestable"
     package static let dataDirectory = "data_dir"
+    package static let path = "path"
+    package static let movedTo = "moved_to"
+    package static let snapshotTakenAt = "snapshot.taken_at"
     package static let bundleSequence = "bundle.sequence"
 
     package static let svidSerial = "svid.serial"
     package static let svidExpiresAt = "svid.expires_at"
     package static let svidRenewAt = "svid.renew_at"
     package static let svidsMinted = "svids.minted"
+    package static let svidsRestored = "svids.restored"
     package static let count = "count"
 
     package static let callerPID = "caller.pid"

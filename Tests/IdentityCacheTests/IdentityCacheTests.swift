@@ -1,8 +1,8 @@
 import Foundation
+import LanyardTestSupport
 import Logging
 import SPIFFE
 import SPIFFECrypto
-import LanyardTestSupport
 import Synchronization
 import Testing
 import Timing
@@ -105,6 +105,43 @@ struct IdentityCacheTests {
         #expect(upstream.signed.withLock { $0 } == 4)
     }
 
+    @Test("a restored snapshot keeps each SVID's renewal time and drops the expired ones; nothing is due early")
+    func snapshotRestore() async throws {
+        let upstream = try FakeUpstream(
+            entries: [try entry("/a", ["unix:uid:1"]), try entry("/b", ["unix:uid:2"])],
+            now: Self.now
+        )
+        let cache = IdentityCache()
+        let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger)
+        #expect(await rotator.syncOnce(at: Self.now) == 2)
+        let snapshot = try #require(cache.state.snapshot(at: Self.now))
+        #expect(snapshot.svids.count == 2)
+
+        var restored = CacheState()
+        #expect(restored.restore(snapshot, at: Self.now + 10) == 2)
+        #expect(restored.svids == cache.state.svids && restored.entries == cache.state.entries)
+        #expect(restored.entriesDue(at: Self.now + 10).isEmpty, "a restart must not make SVIDs due")
+        #expect(restored.restoredFrom == Self.now && !restored.lastSyncSucceeded)
+        let generation = restored.generation
+
+        // SVIDs that expired by the time of the restart are not served, and their entries are due at once.
+        let lateTime = try #require(snapshot.svids.values.map(\.svid.expiresAt).max()) + 1
+        var late = CacheState()
+        #expect(late.restore(snapshot, at: lateTime) == 0)
+        #expect(late.entriesDue(at: lateTime).map(\.id).sorted() == ["/a", "/b"])
+        #expect(!late.isPrimed)
+
+        // The first successful sync ends "restored"; an unchanged upstream leaves the generation alone.
+        let rotatorAfterRestart = SVIDRotator(cache: cache, upstream: upstream, logger: logger)
+        cache.update { state in
+            state.restore(snapshot, at: Self.now + 10)
+            return true
+        }
+        #expect(await rotatorAfterRestart.syncOnce(at: Self.now + 10) == 0)
+        #expect(cache.state.restoredFrom == nil && cache.state.lastSyncSucceeded)
+        #expect(generation > 0)
+    }
+
     @Test("many due entries are minted in bounded batches, one upstream call and one stream update per batch")
     func batchedMinting() async throws {
         let count = SVIDRotator.batchSize * 2 + 44
@@ -200,7 +237,8 @@ struct IdentityCacheTests {
         #expect(cache.state.matchingEntries([try Selector("unix:uid:1")]).count == 2)
     }
 
-    static func token(_ id: SPIFFEID, _ audience: [String], issued: Date = now, lifetime: TimeInterval = 100) -> JWTSVID {
+    static func token(_ id: SPIFFEID, _ audience: [String], issued: Date = now, lifetime: TimeInterval = 100) -> JWTSVID
+    {
         JWTSVID(
             token: "token-\(id.path)-\(audience.joined(separator: ","))",
             spiffeID: id,
@@ -272,7 +310,11 @@ struct IdentityCacheTests {
         }
         // "old" was used last, but it has expired by now + 20: it goes, not "b".
         _ = small.token(for: .init(spiffeID: id, audience: ["old"]), at: Self.now + 1)
-        small.store(Self.token(id, ["d"], issued: Self.now + 20), for: .init(spiffeID: id, audience: ["d"]), at: Self.now + 20)
+        small.store(
+            Self.token(id, ["d"], issued: Self.now + 20),
+            for: .init(spiffeID: id, audience: ["d"]),
+            at: Self.now + 20
+        )
         #expect(small.usage.evictions == 0)
         #expect(small.token(for: .init(spiffeID: id, audience: ["b"]), at: Self.now + 20) != nil)
     }
@@ -289,7 +331,9 @@ struct IdentityCacheTests {
         #expect(SVIDRotator.backoff(syncInterval: .seconds(30)).maximum == .seconds(60))
     }
 
-    @Test("the rotation loop backs off while the upstream fails, resets once it answers, and renews on time (clock moved)")
+    @Test(
+        "the rotation loop backs off while the upstream fails, resets once it answers, and renews on time (clock moved)"
+    )
     func rotationLoopOnAClock() async throws {
         let clock = ManualClock(now: Self.now)
         let upstream = try FakeUpstream(entries: [try entry("/a", ["unix:uid:1"])], now: Self.now)

@@ -6,6 +6,7 @@ public import Logging
 import Metrics
 public import Prometheus
 import SPIFFE
+import SPIFFECrypto
 import ServiceLifecycle
 public import Timing
 import UnixSignals
@@ -60,10 +61,20 @@ public struct Agent: Sendable {
         )
         let upstream: any IdentityUpstream
         let localUpstream: LocalUpstream?
+        /// The agent identity snapshots are taken under: the SPIRE agent ID in fleet mode, none standalone.
+        let agentID: @Sendable () -> SPIFFEID?
+        /// The one stored before this start, which a snapshot must have been taken under.
+        let storedAgentID: SPIFFEID?
         switch config.upstream {
         case .spire(let spire):
-            upstream = SPIREUpstream(server: SPIREServerUpstream(config: spire, logger: logger))
+            let server = SPIREServerUpstream(config: spire, logger: logger)
+            upstream = SPIREUpstream(server: server)
             localUpstream = nil
+            agentID = { server.agentID }
+            storedAgentID = try? AgentIdentity.load(
+                directory: spire.dataDirectory,
+                trustDomain: config.trustDomain
+            )?.svid.spiffeID
         case .local(let settings):
             notifier.status("starting: loading the signing authority")
             let authority = try LocalAuthority(
@@ -85,25 +96,41 @@ public struct Agent: Sendable {
             )
             upstream = local
             localUpstream = local
+            agentID = { nil }
+            storedAgentID = nil
         }
         let cache = IdentityCache(jwtSVIDCacheSize: config.jwtSVIDCacheSize)
+        let snapshots = IdentitySnapshots(
+            file: IdentitySnapshotFile(directory: config.dataDirectory, trustDomain: config.trustDomain),
+            logger: logger,
+            agentID: agentID
+        )
+        let status = StatusReporter(cache: cache, trustDomain: config.trustDomain)
+        let readiness = Readiness(cache: cache)
         let syncInterval = config.spire?.syncInterval ?? .seconds(5)
         let rotator = SVIDRotator(
             cache: cache,
             upstream: upstream,
             syncInterval: syncInterval,
             logger: logger,
-            clock: clock
+            clock: clock,
+            afterPass: { state in
+                snapshots.save(state, at: clock.now)
+                if readiness.isServing { notifier.status(status.line(state)) }
+            }
         )
+        // What the agent served before it stopped, if still valid: with it, a SPIRE Server that cannot be reached
+        // does not keep the socket closed, and nothing is signed again because the agent restarted.
+        let restored = snapshots.restore(into: cache, at: now(), agentID: storedAgentID)
         // Prime the cache before the socket opens, so the first caller already finds its SVIDs. A SPIRE Server that
-        // cannot be reached yet is waited for (with backoff): until the first sync there is nothing to serve.
+        // cannot be reached yet is waited for (with backoff) unless the snapshot gave something to serve.
         notifier.status(
             config.spire == nil
                 ? "starting: minting \(config.entries.count) identities" : "starting: syncing with spire server"
         )
         var minted = await rotator.syncOnce(at: now())
         var attempt = 1
-        while config.spire != nil && !cache.state.lastSyncSucceeded {
+        while config.spire != nil && !cache.state.lastSyncSucceeded && restored == 0 {
             notifier.status("starting: waiting for spire server (attempt \(attempt) failed)")
             try await clock.sleep(for: rotator.backoff.delay(afterFailures: attempt))
             minted = await rotator.syncOnce(at: now())
@@ -151,11 +178,9 @@ public struct Agent: Sendable {
             clock: clock,
             activatedDescriptor: activated
         )
-        let status = StatusReporter(cache: cache, trustDomain: config.trustDomain)
-        let readiness = Readiness(cache: cache)
         let onListening: @Sendable () -> Void = {
             readiness.markServing(true)
-            notifier.ready(status: status.line())
+            notifier.ready(status: status.line(cache.state))
             onReady()
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
@@ -224,9 +249,19 @@ struct StatusReporter: Sendable {
     let cache: IdentityCache
     let trustDomain: TrustDomain
 
-    func line() -> String {
-        let state = cache.state
-        return "serving \(state.svids.count) of \(state.entries.count) identities for \(trustDomain)"
+    func line(_ state: CacheState) -> String {
+        var line = "serving \(state.svids.count) of \(state.entries.count) identities for \(trustDomain)"
+        if let restoredFrom = state.restoredFrom {
+            line += " from the snapshot of \(Self.format(restoredFrom))"
+        }
+        if let failingSince = state.failingSince {
+            line += "; upstream unreachable since \(Self.format(failingSince))"
+        }
+        return line
+    }
+
+    private static func format(_ date: Date) -> String {
+        ISO8601DateFormatter.string(from: date, timeZone: .gmt, formatOptions: [.withInternetDateTime])
     }
 }
 

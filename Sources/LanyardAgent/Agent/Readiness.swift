@@ -14,6 +14,8 @@ final class Readiness: Sendable {
 
     func markServing(_ value: Bool) { serving.withLock { $0 = value } }
 
+    var isServing: Bool { serving.withLock { $0 } }
+
     func check(at now: Date) -> (ready: Bool, reason: String) {
         guard serving.withLock({ $0 }) else { return (false, "not ready: the workload api socket is not serving") }
         let state = cache.state

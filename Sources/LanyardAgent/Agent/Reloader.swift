@@ -54,7 +54,7 @@ final class Reloader: Sendable {
                 "reload refused; the running configuration stays",
                 metadata: [LogKey.problems: "\(error.problems.map(\.description).joined(separator: "; "))"]
             )
-            notifier.ready(status: "reload refused (see the log); " + status.line())
+            notifier.ready(status: "reload refused (see the log); " + status.line(status.cache.state))
             return
         }
         let previous = running.withLock { $0 }
@@ -74,7 +74,7 @@ final class Reloader: Sendable {
             "configuration reloaded",
             metadata: [LogKey.entries: "\(rotator.cache.state.entries.count)", LogKey.svidsMinted: "\(minted)"]
         )
-        notifier.ready(status: status.line())
+        notifier.ready(status: status.line(status.cache.state))
     }
 
     /// The settings (as their keys or sections) that changed but apply only at the next start: everything except
