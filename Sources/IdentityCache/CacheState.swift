@@ -93,10 +93,11 @@ package struct CacheState: Sendable {
     /// Whether the bundle is known and every entry has its SVID: the agent is ready to serve.
     package var isPrimed: Bool { bundle != nil && entries.allSatisfy { svids[$0.id] != nil } }
 
-    /// What a caller with `selectors` sees: its identities in entry order (SVIDs with a hint already used by an
-    /// earlier identity are left out, since clients keep only the first), the bundle, and the federated bundles
-    /// its entries federate with.
-    package func view(for selectors: Set<Selector>) -> CallerView {
+    /// What a caller with `selectors` sees at `now`: its identities in entry order (SVIDs with a hint already used
+    /// by an earlier identity are left out, since clients keep only the first), the bundle, and the federated
+    /// bundles its entries federate with. An SVID that has expired is never in it: after a suspend or a clock step
+    /// the cache can hold some until the next pass renews them.
+    package func view(for selectors: Set<Selector>, at now: Date) -> CallerView {
         var identities: [CallerView.Identity] = []
         var hints: Set<String> = []
         var federated: [TrustDomain: SPIFFEBundle] = [:]
@@ -104,7 +105,7 @@ package struct CacheState: Sendable {
         // retains and releases all its fields.
         for index in entries.indices where entries[index].matches(selectors) {
             let entry = entries[index]
-            guard let cached = svids[entry.id] else { continue }
+            guard let cached = svids[entry.id], cached.svid.expiresAt > now else { continue }
             if !entry.hint.isEmpty {
                 guard hints.insert(entry.hint).inserted else { continue }
             }

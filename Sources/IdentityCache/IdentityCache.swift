@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 package import SPIFFE
 import SPIFFECrypto
 import Synchronization
@@ -29,10 +29,17 @@ package final class IdentityCache: Sendable {
     package let policy: RenewalPolicy
     /// Minted JWT-SVIDs; bounded, and outside the state lock (storing one notifies nobody).
     package let jwtSVIDs: JWTSVIDCache
+    /// The wall clock views are computed at, so an expired SVID is never in one.
+    private let now: @Sendable () -> Date
 
-    package init(policy: RenewalPolicy = RenewalPolicy(), jwtSVIDCacheSize: Int = 1000) {
+    package init(
+        policy: RenewalPolicy = RenewalPolicy(),
+        jwtSVIDCacheSize: Int = 1000,
+        now: @escaping @Sendable () -> Date = Date.init
+    ) {
         self.policy = policy
         self.jwtSVIDs = JWTSVIDCache(maximumEntries: jwtSVIDCacheSize, policy: policy)
+        self.now = now
     }
 
     /// A copy of the state, for reads that need several fields at once.
@@ -51,6 +58,7 @@ package final class IdentityCache: Sendable {
                 return (guarded.state, Array(guarded.subscribers.values))
             }
             guard let changed else { return }
+            let time = now()
             jwtSVIDs.retain(spiffeIDs: Set(changed.state.entries.map(\.spiffeID)))
             var views: [Set<Selector>: (view: CallerView, isNew: Bool)] = [:]
             for subscriber in changed.subscribers {
@@ -58,7 +66,7 @@ package final class IdentityCache: Sendable {
                 if let known = views[subscriber.selectors] {
                     computed = known
                 } else {
-                    let view = changed.state.view(for: subscriber.selectors)
+                    let view = changed.state.view(for: subscriber.selectors, at: time)
                     computed = (view, lastSent[subscriber.selectors] != view)
                     views[subscriber.selectors] = computed
                 }
@@ -96,7 +104,7 @@ package final class IdentityCache: Sendable {
             let id = guarded.nextSubscriberID
             guarded.nextSubscriberID += 1
             guarded.subscribers[id] = subscriber
-            subscriber.deliver(guarded.state.view(for: selectors))
+            subscriber.deliver(guarded.state.view(for: selectors, at: now()))
             return id
         }
         guard let id else {

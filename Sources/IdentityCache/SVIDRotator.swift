@@ -20,6 +20,8 @@ package struct SVIDRotator: Sendable {
     /// Runs after every pass with the state it left, outside the cache's locks: the agent stores a snapshot and
     /// updates systemd's status there.
     let afterPass: @Sendable (CacheState) -> Void
+    /// Passes asked for from outside the loop (``requestPass()``), which the loop runs.
+    let requests = PassRequests()
 
     package init(
         cache: IdentityCache,
@@ -170,14 +172,23 @@ package struct SVIDRotator: Sendable {
         }
     }
 
-    /// Passes until cancelled, sleeping until the next renewal or the sync interval, whichever comes first. After
-    /// a failed pass (upstream unreachable, or an SVID due that could not be minted) it backs off instead
-    /// (``backoff``). Cancellation is the normal way to stop.
+    /// A pass as soon as the loop can run one (at once if it sleeps), for a reload; returns what that pass minted.
+    /// Only ``run()`` runs passes while it runs, so a reload never races the loop's own pass.
+    package func requestPass() async -> Int {
+        await requests.pass()
+    }
+
+    /// Passes until cancelled, sleeping until the next renewal, the sync interval or a requested pass, whichever
+    /// comes first. After a failed pass (upstream unreachable, or an SVID due that could not be minted) it backs
+    /// off instead (``backoff``). Cancellation is the normal way to stop.
     package func run() async {
         var failures = 0
+        defer { for request in requests.take() { request.resume(returning: 0) } }
         while !Task.isCancelled {
+            let answered = requests.take()
             let started = clock.now
-            await syncOnce(at: started)
+            let minted = await syncOnce(at: started)
+            for request in answered { request.resume(returning: minted) }
             // Entries due at the pass's own time that are still due were not minted; ones due since are not failures.
             let healthy = cache.state.lastSyncSucceeded && cache.state.entriesDue(at: started).isEmpty
             failures = healthy ? 0 : failures + 1
@@ -188,11 +199,19 @@ package struct SVIDRotator: Sendable {
                 let untilRenewal = Duration.milliseconds(Int64(next.timeIntervalSince(clock.now) * 1000))
                 wait = min(wait, max(.milliseconds(50), untilRenewal))
             }
-            do {
-                try await clock.sleep(for: wait)
-            } catch {
-                return
-            }
+            await sleepOrServeRequest(wait)
+        }
+    }
+
+    /// Sleeps for `wait` on the clock, or less when a pass is requested meanwhile.
+    private func sleepOrServeRequest(_ wait: Duration) async {
+        let clock = clock
+        let requests = requests
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await clock.sleep(for: wait) }
+            group.addTask { await requests.waitForRequest() }
+            await group.next()
+            group.cancelAll()
         }
     }
 }

@@ -36,8 +36,16 @@ final class FakeUpstream: IdentityUpstream, Sendable {
 
     /// While true, every sync fails as an unreachable server's would.
     let unreachable = Mutex(false)
+    /// How long each sync takes (real time), so overlapping passes would overlap here.
+    let syncDuration = Mutex(Duration.zero)
+    /// Syncs running now, and the most that ever ran at once.
+    let syncsRunning = Mutex((now: 0, most: 0))
 
     func state(at now: Date) async throws -> UpstreamState {
+        syncsRunning.withLock { $0 = (now: $0.now + 1, most: max($0.most, $0.now + 1)) }
+        defer { syncsRunning.withLock { $0.now -= 1 } }
+        let duration = syncDuration.withLock { $0 }
+        if duration > .zero { try await Task.sleep(for: duration) }
         if unreachable.withLock({ $0 }) { throw CryptoError(.issuanceRefused, "upstream unreachable") }
         return current.withLock { $0 }
     }
@@ -94,7 +102,7 @@ struct IdentityCacheTests {
             entries: [try entry("/a", ["unix:uid:1"]), try entry("/b", ["unix:uid:2"])],
             now: Self.now
         )
-        let cache = IdentityCache()
+        let cache = IdentityCache(now: { Self.now })
         let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger)
         #expect(await rotator.syncOnce(at: Self.now) == 2)
         #expect(cache.state.isPrimed)
@@ -111,7 +119,7 @@ struct IdentityCacheTests {
             entries: [try entry("/a", ["unix:uid:1"]), try entry("/b", ["unix:uid:2"])],
             now: Self.now
         )
-        let cache = IdentityCache()
+        let cache = IdentityCache(now: { Self.now })
         let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger)
         #expect(await rotator.syncOnce(at: Self.now) == 2)
         let snapshot = try #require(cache.state.snapshot(at: Self.now))
@@ -147,7 +155,7 @@ struct IdentityCacheTests {
         let count = SVIDRotator.batchSize * 2 + 44
         let entries = try (0..<count).map { try entry("/e\($0)", ["unix:uid:1"]) }
         let upstream = try FakeUpstream(entries: entries, now: Self.now)
-        let cache = IdentityCache()
+        let cache = IdentityCache(now: { Self.now })
         let updates = Mutex<[Int]>([])
         let stream = cache.subscribe(selectors: [try Selector("unix:uid:1")]) { $0.identities.count }
         let reader = Task {
@@ -200,7 +208,7 @@ struct IdentityCacheTests {
     func entryChanges() async throws {
         let a = try entry("/a", ["unix:uid:1"])
         let upstream = try FakeUpstream(entries: [a], now: Self.now)
-        let cache = IdentityCache()
+        let cache = IdentityCache(now: { Self.now })
         let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger)
         await rotator.syncOnce(at: Self.now)
         let stream = cache.subscribe(selectors: [try Selector("unix:uid:1")]) {
@@ -229,12 +237,15 @@ struct IdentityCacheTests {
             try entry("/other", ["unix:uid:2"]),
         ]
         let upstream = try FakeUpstream(entries: entries, now: Self.now)
-        let cache = IdentityCache()
+        let cache = IdentityCache(now: { Self.now })
         await SVIDRotator(cache: cache, upstream: upstream, logger: logger).syncOnce(at: Self.now)
-        let view = cache.state.view(for: [try Selector("unix:uid:1"), try Selector("unix:gid:1")])
+        let view = cache.state.view(for: [try Selector("unix:uid:1"), try Selector("unix:gid:1")], at: Self.now)
         #expect(view.identities.map(\.entry.spiffeID.path) == ["/first", "/third"])
-        #expect(cache.state.view(for: [try Selector("unix:uid:3")]).identities.isEmpty)
+        #expect(cache.state.view(for: [try Selector("unix:uid:3")], at: Self.now).identities.isEmpty)
         #expect(cache.state.matchingEntries([try Selector("unix:uid:1")]).count == 2)
+        // After a suspend or a clock step past their expiry, the same SVIDs are in no view until they are renewed.
+        let expiry = try #require(cache.state.svids.values.map(\.svid.expiresAt).min())
+        #expect(cache.state.view(for: [try Selector("unix:uid:1")], at: expiry).identities.isEmpty)
     }
 
     static func token(_ id: SPIFFEID, _ audience: [String], issued: Date = now, lifetime: TimeInterval = 100) -> JWTSVID
@@ -259,7 +270,7 @@ struct IdentityCacheTests {
         #expect(
             JWTSVIDCache.Key(spiffeID: id, audience: ["a"]) != JWTSVIDCache.Key(spiffeID: id, audience: ["a", "b"])
         )
-        let cache = IdentityCache()
+        let cache = IdentityCache(now: { Self.now })
         let key = JWTSVIDCache.Key(spiffeID: id, audience: ["a"])
         cache.jwtSVIDs.store(Self.token(id, ["a"]), for: key, at: Self.now)
         #expect(cache.jwtSVIDs.token(for: key, at: Self.now + 10) == "token-/a-a")
@@ -331,13 +342,45 @@ struct IdentityCacheTests {
         #expect(SVIDRotator.backoff(syncInterval: .seconds(30)).maximum == .seconds(60))
     }
 
+    @Test("requested passes (reloads) run in the loop: they wake it, never overlap its own pass, and mint once")
+    func requestedPasses() async throws {
+        let clock = ManualClock(now: Self.now)
+        let upstream = try FakeUpstream(entries: [try entry("/a", ["unix:uid:1"])], now: Self.now)
+        upstream.syncDuration.withLock { $0 = .milliseconds(20) }
+        let rotator = SVIDRotator(
+            cache: IdentityCache(now: { Self.now }),
+            upstream: upstream,
+            logger: logger,
+            clock: clock
+        )
+        let loop = Task { await rotator.run() }
+        defer { loop.cancel() }
+        try await clock.waitForSleepers()
+        #expect(upstream.signed.withLock { $0 } == 1)
+        let uptime = clock.uptime
+
+        // Ten reloads at once while the loop sleeps and time stands still: the first pass mints the new entry and
+        // answers every request made before it began; requests made during it are answered by the next pass, which
+        // has nothing to mint.
+        upstream.set(entries: [try entry("/a", ["unix:uid:1"]), try entry("/b", ["unix:uid:2"])])
+        let minted = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<10 { group.addTask { await rotator.requestPass() } }
+            return await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(minted.contains(1) && minted.allSatisfy { $0 <= 1 }, "\(minted)")
+        #expect(upstream.signed.withLock { $0 } == 2, "an entry was minted twice")
+        #expect(upstream.syncsRunning.withLock { $0.most } == 1, "two passes overlapped")
+        #expect(clock.uptime == uptime, "the loop waited for its timer instead of the request")
+        try await clock.waitForSleepers()
+    }
+
     @Test(
         "the rotation loop backs off while the upstream fails, resets once it answers, and renews on time (clock moved)"
     )
     func rotationLoopOnAClock() async throws {
         let clock = ManualClock(now: Self.now)
         let upstream = try FakeUpstream(entries: [try entry("/a", ["unix:uid:1"])], now: Self.now)
-        let cache = IdentityCache()
+        let cache = IdentityCache(now: { Self.now })
         let rotator = SVIDRotator(
             cache: cache,
             upstream: upstream,
@@ -377,7 +420,7 @@ struct IdentityCacheTests {
     @Test("every subscriber gets every change, and finishing ends the streams")
     func fanOut() async throws {
         let upstream = try FakeUpstream(entries: [try entry("/a", ["unix:uid:1"])], now: Self.now)
-        let cache = IdentityCache()
+        let cache = IdentityCache(now: { Self.now })
         let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger)
         let streams = try (0..<5).map { _ in
             cache.subscribe(selectors: [try Selector("unix:uid:1")]) { $0.identities.count }

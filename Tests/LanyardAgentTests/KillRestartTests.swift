@@ -1,11 +1,12 @@
 import Foundation
-import LanyardAgent
 import LanyardProto
 import LanyardTestSupport
 import SPIFFE
 import SPIFFECrypto
 import Testing
 import Upstream
+
+@testable import LanyardAgent
 
 #if canImport(Glibc)
     import Glibc
@@ -85,6 +86,14 @@ struct KillRestartTests {
         }
     }
 
+    /// Every restart loaded the identity snapshot or found none: a refused one is set aside as `.refused-<time>`,
+    /// so none may exist, and the last run left one behind.
+    static func checkSnapshots(_ dataDirectory: String) throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: dataDirectory)
+        #expect(!names.contains { $0.contains(".refused-") }, "a restart found a partial or corrupt snapshot: \(names)")
+        #expect(names.contains(IdentitySnapshotFile.fileName), "no identity snapshot: \(names)")
+    }
+
     @Test("standalone: 40 kills during start-up, root generation and SVID rotation; every restart keeps the roots")
     func standalone() async throws {
         let directory = TestAgent.makeDirectory()
@@ -126,6 +135,7 @@ struct KillRestartTests {
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory + "/data/authority").filter {
             $0.contains(".tmp-")
         }
+        try Self.checkSnapshots(directory + "/data")
         print(
             "kill/restart standalone: \(kills) SIGKILLs, \(verified) verified restarts, temp files left now: \(leftovers.count)"
         )
@@ -176,6 +186,7 @@ struct KillRestartTests {
             kills += 1
         }
         #expect(server.count("AttestAgent") == 1, "the agent attested \(server.count("AttestAgent")) times")
+        try Self.checkSnapshots(directory + "/data")
         print(
             "kill/restart fleet: \(kills) SIGKILLs, \(server.count("RenewAgent")) renewals, \(server.count("AttestAgent")) attestation"
         )

@@ -165,6 +165,38 @@ struct WorkloadAPIIntegrationTests {
         #expect((12...14).contains(renewedAfter), "renewed \(renewedAfter) s after issuance")
     }
 
+    @Test("after the wall clock jumps past an SVID's expiry (a suspend), it is never served; the next pass renews it")
+    func clockJump() async throws {
+        guard isRoot() else { return }
+        let clock = ManualClock(now: Date())
+        let agent = try await TestAgent.start(Self.rootEntry, x509SVIDTTL: "1h", clock: clock)
+        defer { agent.removeDirectory() }
+        let before = try Certificate.chain(derConcatenated: try await agent.client.fetchX509SVID().svids[0].x509Svid)[0]
+        // Two hours of wall time pass while the agent's monotonic timers stand still, as across a suspend.
+        clock.stepWallClock(by: .seconds(7200))
+        #expect(before.notAfter < clock.now)
+        do {
+            let served = try await agent.client.fetchX509SVID()
+            let leaf = try Certificate.chain(derConcatenated: served.svids[0].x509Svid)[0]
+            #expect(leaf.notAfter > clock.now, "an expired SVID was served after the clock jump")
+        } catch let error as RPCError {
+            #expect(error.code == .permissionDenied, "\(error)")
+        }
+        // The rotator's next wake-up renews against the wall clock.
+        var renewed: Certificate?
+        for _ in 0..<20 where renewed == nil {
+            try await clock.waitForSleepers()
+            clock.advanceToNextWake()
+            try await Task.sleep(for: .milliseconds(50))
+            if let response = try? await agent.client.fetchX509SVID() {
+                renewed = try Certificate.chain(derConcatenated: response.svids[0].x509Svid)[0]
+            }
+        }
+        await agent.stop()
+        let fresh = try #require(renewed, "no SVID after the rotator's next passes")
+        #expect(fresh.notAfter > clock.now && fresh.serialNumber != before.serialNumber)
+    }
+
     @Test("JWT-SVIDs: fetch, validation (good, wrong audience, foreign key) and JWT bundles")
     func jwt() async throws {
         guard isRoot() else { return }

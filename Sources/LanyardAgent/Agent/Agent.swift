@@ -99,7 +99,7 @@ public struct Agent: Sendable {
             agentID = { nil }
             storedAgentID = nil
         }
-        let cache = IdentityCache(jwtSVIDCacheSize: config.jwtSVIDCacheSize)
+        let cache = IdentityCache(jwtSVIDCacheSize: config.jwtSVIDCacheSize, now: now)
         let snapshots = IdentitySnapshots(
             file: IdentitySnapshotFile(directory: config.dataDirectory, trustDomain: config.trustDomain),
             logger: logger,

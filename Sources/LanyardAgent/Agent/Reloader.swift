@@ -69,7 +69,7 @@ final class Reloader: Sendable {
         attestors.replace(with: AttestorSet.attestors(for: next, clock: rotator.clock))
         logLevel?.current = next.logLevel.level
         running.withLock { $0 = next }
-        let minted = await rotator.syncOnce(at: rotator.clock.now)
+        let minted = await rotator.requestPass()
         logger.info(
             "configuration reloaded",
             metadata: [LogKey.entries: "\(rotator.cache.state.entries.count)", LogKey.svidsMinted: "\(minted)"]

@@ -207,7 +207,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
     /// Tokens from a foreign trust domain return only `sub`, `aud` and `exp`, as SPIRE does.
     func validateJWTSVID(_ token: String, audience: String, for caller: AttestedCaller) async throws -> ValidatedJWTSVID
     {
-        let view = cache.state.view(for: caller.selectors)
+        let view = cache.state.view(for: caller.selectors, at: now())
         var bundles = view.federatedBundles
         if let local = cache.state.bundle { bundles[local.trustDomain] = local }
         let svid: JWTSVID
