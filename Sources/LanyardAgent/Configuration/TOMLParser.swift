@@ -269,12 +269,19 @@ struct TOMLParser {
 
     // MARK: - Keys and values
 
-    /// `key = value` into `table`; dotted keys create (or extend) tables defined by dotted keys.
-    private mutating func parseKeyValue(into table: Node, pathPrefix: String) throws(Failure) {
+    /// `key = value` into `table` (a document table, or the inline table `inline` names); dotted keys create (or
+    /// extend) tables defined by dotted keys.
+    private mutating func parseKeyValue(
+        into table: Node,
+        pathPrefix: String,
+        depth: Int = 0,
+        inline: String? = nil
+    ) throws(Failure) {
         let keyLine = line
         let keys = try parseKey()
         skipWhitespace()
         guard peek == UInt8(ascii: "=") else {
+            if let inline { throw failure("expected '=' in the inline table \(inline)") }
             throw failure("expected '=' after the key \(keys.joined(separator: ".")), found \(Self.describe(peek))")
         }
         index += 1
@@ -292,6 +299,7 @@ struct TOMLParser {
             case .table(let child)? where child.origin == .dotted:
                 node = child
             default:
+                if inline != nil { throw failure("\(path) is already defined in the inline table") }
                 throw failure("\(path) is already defined; a dotted key cannot add to it")
             }
         }
@@ -299,7 +307,7 @@ struct TOMLParser {
         let fullPath = Self.join(path, name)
         guard node.values[name] == nil else { throw failure("key \(fullPath) is defined twice") }
         record(fullPath, line: keyLine)
-        node.values[name] = try parseValue(path: fullPath, depth: 0)
+        node.values[name] = try parseValue(path: fullPath, depth: depth)
     }
 
     /// A key: bare, quoted or literal parts joined by dots.
@@ -417,32 +425,7 @@ struct TOMLParser {
             skipWhitespace()
             if peek == 0x0A || peek == 0x0D { throw failure("the inline table \(path) must fit on one line") }
             // Inside, dotted keys build sub-tables of this inline table.
-            let keyLine = line
-            let keys = try parseKey()
-            skipWhitespace()
-            guard peek == UInt8(ascii: "=") else { throw failure("expected '=' in the inline table \(path)") }
-            index += 1
-            skipWhitespace()
-            var node = table
-            var subpath = path
-            for key in keys.dropLast() {
-                subpath = Self.join(subpath, key)
-                switch node.values[key] {
-                case nil:
-                    let child = Node(origin: .dotted, path: subpath)
-                    node.values[key] = .table(child)
-                    node = child
-                case .table(let child)? where child.origin == .dotted:
-                    node = child
-                default:
-                    throw failure("\(subpath) is already defined in the inline table")
-                }
-            }
-            let name = keys[keys.count - 1]
-            let fullPath = Self.join(subpath, name)
-            guard node.values[name] == nil else { throw failure("key \(fullPath) is defined twice") }
-            record(fullPath, line: keyLine)
-            node.values[name] = try parseValue(path: fullPath, depth: depth + 1)
+            try parseKeyValue(into: table, pathPrefix: path, depth: depth + 1, inline: path)
             skipWhitespace()
             if peek == UInt8(ascii: ",") {
                 index += 1
