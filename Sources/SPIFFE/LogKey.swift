@@ -36,6 +36,7 @@ package enum LogKey {
     package static let refusalsSuppressed = "refusals.suppressed"
 
     package static let socketPath = "socket.path"
+    package static let serverAddress = "server.address"
     package static let healthListen = "health.listen"
 
     package static let sdsVersion = "sds.version"

@@ -207,6 +207,14 @@ struct ConfigTests {
             "upstream.spire.k8s_psat_cluster: is required"
         ),
         (
+            "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"\ntrust_bundle_path = \"/b.pem\"\ninsecure_bootstrap = true",
+            "upstream.spire.insecure_bootstrap: cannot be set together with trust_bundle_path"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"",
+            "upstream.spire.trust_bundle_path: is required"
+        ),
+        (
             "trust_domain = \"example.org\"\n[upstream]\nkind = \"vault\"",
             "upstream.kind: \"vault\" is not an upstream"
         ),

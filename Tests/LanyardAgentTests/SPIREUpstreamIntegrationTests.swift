@@ -62,6 +62,50 @@ struct SPIREUpstreamIntegrationTests {
         return try await condition()
     }
 
+    @Test(
+        "insecure_bootstrap: the first contact is not verified, what it saw is pinned, and an impostor later is refused"
+    )
+    func insecureBootstrap() async throws {
+        guard Self.requireRoot() else { return }
+        let server = try await Self.startServer()
+        try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
+        let directory = TestAgent.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let upstream = """
+            [upstream.spire]
+            server_address = "127.0.0.1:\(server.port)"
+            insecure_bootstrap = true
+            sync_interval = "250ms"
+            request_timeout = "2s"
+            node_attestor = "join_token"
+            join_token = "token-1"
+            """
+        let logs = LogCapture()
+        let agent = try await TestAgent.start("", directory: directory, logs: logs, upstream: upstream)
+        #expect(try await agent.client.fetchX509SVID().svids.map(\.spiffeID) == ["spiffe://example.org/web"])
+        await agent.stop()
+        #expect(logs.all.contains { $0.contains("insecure_bootstrap: attesting without verifying the server") })
+
+        // Another server of the same trust domain, with a CA of its own, where the real one was (a hijacked
+        // address): the restarted agent serves its stored SVIDs and never talks to it.
+        let impostor = try await Self.startServer()
+        let hijacked = upstream.replacingOccurrences(of: ":\(server.port)\"", with: ":\(impostor.port)\"")
+        let impostorLogs = LogCapture()
+        let restarted = try await TestAgent.start("", directory: directory, logs: impostorLogs, upstream: hijacked)
+        #expect(try await restarted.client.fetchX509SVID().svids.map(\.spiffeID) == ["spiffe://example.org/web"])
+        #expect(
+            try await Self.eventually { impostorLogs.all.contains { $0.contains("refused the server") } },
+            "\(impostorLogs.all)"
+        )
+        await restarted.stop()
+        #expect(!impostorLogs.all.contains { $0.contains("insecure_bootstrap: attesting") }, "it bootstrapped again")
+        for method in ["AttestAgent", "SyncAuthorizedEntries", "GetAuthorizedEntries", "BatchNewX509SVID"] {
+            #expect(impostor.count(method) == 0, "the impostor answered \(method)")
+        }
+        await impostor.stop()
+        await server.stop()
+    }
+
     @Test("join-token attestation, then workloads get X.509 SVIDs (batched) and JWT-SVIDs signed by the server")
     func joinToken() async throws {
         guard Self.requireRoot() else { return }

@@ -65,9 +65,20 @@ public enum UpstreamSettings: Sendable, Equatable {
         let bundlePath =
             section.absolutePath(
                 "trust_bundle_path",
-                default: "",
                 what: "the absolute path of the server's PEM CA bundle"
             ) ?? ""
+        let insecureBootstrap = section.bool("insecure_bootstrap", default: false)
+        if insecureBootstrap && !bundlePath.isEmpty {
+            section.problem(
+                "insecure_bootstrap",
+                "cannot be set together with trust_bundle_path; keep the bundle (the safe choice) or the insecure bootstrap"
+            )
+        } else if !insecureBootstrap && bundlePath.isEmpty {
+            section.problem(
+                "trust_bundle_path",
+                "is required (the server's CA bundle, e.g. from spire-server bundle show), unless insecure_bootstrap = true"
+            )
+        }
         let attestorName = section.string("node_attestor", default: "join_token")
         // Every attestor's keys are read (so none is reported unknown); only the chosen one's must be right.
         let token = section.string("join_token", default: "")
@@ -117,7 +128,8 @@ public enum UpstreamSettings: Sendable, Equatable {
             nodeAttestor: attestor,
             dataDirectory: dataDirectory + "/agent",
             syncInterval: syncInterval,
-            requestTimeout: timeout
+            requestTimeout: timeout,
+            insecureBootstrap: insecureBootstrap
         )
     }
 }

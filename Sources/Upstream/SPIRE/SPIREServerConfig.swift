@@ -29,6 +29,8 @@ public struct SPIREServerConfig: Sendable, Equatable {
     public var trustDomain: TrustDomain
     /// PEM CA certificates trusted for the server until the first bundle arrives.
     public var trustBundlePath: String
+    /// First contact without verifying the server (no bootstrap bundle): what it first presents is pinned from then on.
+    public var insecureBootstrap: Bool
     public var nodeAttestor: NodeAttestor
     /// Where the agent's SVID, key and bundle are kept between restarts.
     public var dataDirectory: String
@@ -47,8 +49,10 @@ public struct SPIREServerConfig: Sendable, Equatable {
         dataDirectory: String,
         syncInterval: Duration = .seconds(5),
         requestTimeout: Duration = .seconds(10),
-        agentKeyType: KeyType = .ecP256
+        agentKeyType: KeyType = .ecP256,
+        insecureBootstrap: Bool = false
     ) {
+        self.insecureBootstrap = insecureBootstrap
         self.host = host
         self.port = port
         self.trustDomain = trustDomain

@@ -20,10 +20,11 @@ struct SPIREServerConnection: Sendable {
     typealias Client = GRPCClient<HTTP2ClientTransport.Posix>
 
     /// Runs `body` with a client presenting `identity` (nil: no client certificate) and trusting `authorities`; the
-    /// server's certificate must be valid at `now`, the agent's time.
+    /// server's certificate must be valid at `now`, the agent's time. Nil `authorities` is `insecure_bootstrap`'s
+    /// first contact: the chain is not verified, only its leaf's SPIFFE ID checked.
     func withClient<Result: Sendable>(
         presenting identity: X509SVID?,
-        trusting authorities: [Data],
+        trusting authorities: [Data]?,
         at now: Date,
         _ body: @Sendable (Client) async throws -> Result
     ) async throws -> Result {
@@ -50,7 +51,9 @@ struct SPIREServerConnection: Sendable {
                         tls.certificateChain = identity.certificates.map { .bytes(Array($0.derEncoded), format: .der) }
                         tls.privateKey = .bytes(keyPEM, format: .pem)
                     }
-                    tls.trustRoots = .certificates(authorities.map { .bytes(Array($0), format: .der) })
+                    if let authorities {
+                        tls.trustRoots = .certificates(authorities.map { .bytes(Array($0), format: .der) })
+                    }
                     tls.serverCertificateVerification = .noHostnameVerification
                     tls.customVerificationCallback = { certificates, promise in
                         promise.succeed(verifier.verify(certificates))
@@ -100,12 +103,13 @@ struct SPIREServerConnection: Sendable {
 final class ServerVerifier: Sendable {
     let trustDomain: TrustDomain
     let serverID: SPIFFEID
-    let authorities: [Data]
+    /// Nil: `insecure_bootstrap`'s first contact, where only the leaf's SPIFFE ID is checked.
+    let authorities: [Data]?
     /// The time the chain must be valid at.
     let now: Date
     private let lastRefusal = Mutex<String?>(nil)
 
-    init(trustDomain: TrustDomain, serverID: SPIFFEID, authorities: [Data], now: Date) {
+    init(trustDomain: TrustDomain, serverID: SPIFFEID, authorities: [Data]?, now: Date) {
         self.trustDomain = trustDomain
         self.serverID = serverID
         self.authorities = authorities
@@ -117,14 +121,19 @@ final class ServerVerifier: Sendable {
     func verify(_ presented: [NIOSSLCertificate]) -> NIOSSLVerificationResultWithMetadata {
         do {
             let chain = try presented.map { try Certificate(derEncoded: Data($0.toDERBytes())) }
-            let anchors = try authorities.map { try Certificate(derEncoded: $0) }
-            let id = try X509SVIDVerifier.verify(
-                chain,
-                bundle: X509Bundle(trustDomain: trustDomain, authorities: anchors),
-                at: now
-            )
+            let id: SPIFFEID?
+            if let authorities {
+                let anchors = try authorities.map { try Certificate(derEncoded: $0) }
+                id = try X509SVIDVerifier.verify(
+                    chain,
+                    bundle: X509Bundle(trustDomain: trustDomain, authorities: anchors),
+                    at: now
+                )
+            } else {
+                id = chain.first?.spiffeID
+            }
             guard id == serverID else {
-                lastRefusal.withLock { $0 = "it presented \(id), not \(serverID)" }
+                lastRefusal.withLock { $0 = "it presented \(id.map(\.description) ?? "no SPIFFE ID"), not \(serverID)" }
                 return .failed
             }
             return .certificateVerified(VerificationMetadata(ValidatedCertificateChain(presented)))

@@ -291,9 +291,17 @@ public final class SPIREServerUpstream: Sendable {
         }
     }
 
-    /// The bundle's authorities once attested; before that, the bootstrap bundle from `trust_bundle_path`.
-    private func currentTrustAnchors() throws(UpstreamError) -> [Data] {
+    /// The bundle's authorities once attested; before that, the bootstrap bundle from `trust_bundle_path`, or nil
+    /// with `insecure_bootstrap` (the first contact is not verified; the bundle it returns is pinned from then on).
+    private func currentTrustAnchors() throws(UpstreamError) -> [Data]? {
         if let current = identity.withLock({ $0 }) { return current.bundle.x509Authorities }
+        if config.insecureBootstrap {
+            logger.warning(
+                "insecure_bootstrap: attesting without verifying the server; what it presents now is trusted from now on",
+                metadata: [LogKey.serverAddress: "\(config.host):\(config.port)"]
+            )
+            return nil
+        }
         guard let data = FileManager.default.contents(atPath: config.trustBundlePath) else {
             throw UpstreamError(.attestation, "cannot read the bootstrap trust bundle at \(config.trustBundlePath)")
         }
