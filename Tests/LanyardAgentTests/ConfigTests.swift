@@ -208,11 +208,19 @@ struct ConfigTests {
         ),
         (
             "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"\ntrust_bundle_path = \"/b.pem\"\ninsecure_bootstrap = true",
-            "upstream.spire.insecure_bootstrap: cannot be set together with trust_bundle_path"
+            "upstream.spire.insecure_bootstrap: trust_bundle_path, trust_bundle_url and insecure_bootstrap: choose one"
         ),
         (
             "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"",
             "upstream.spire.trust_bundle_path: is required"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"\ntrust_bundle_url = \"http://bundles.example.org/b.pem\"",
+            "upstream.spire.trust_bundle_url: must be https:// (or http:// with trust_bundle_unix_socket)"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"\ntrust_bundle_path = \"/b.pem\"\ntrust_bundle_format = \"der\"",
+            "upstream.spire.trust_bundle_format: \"der\" is not pem or spiffe"
         ),
         (
             "trust_domain = \"example.org\"\n[upstream]\nkind = \"vault\"",

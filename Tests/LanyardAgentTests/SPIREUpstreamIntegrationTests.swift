@@ -106,6 +106,92 @@ struct SPIREUpstreamIntegrationTests {
         await server.stop()
     }
 
+    /// A plain HTTP server for the files of `directory`, on the Unix socket `socket`.
+    static func startBundleServer(socket: String, directory: String) async throws -> ChildProcess {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/unix-http-server.py").path
+        let server = try await ChildProcess.start(["/usr/bin/python3", script, socket, directory])
+        #expect(try await Self.eventually { FileManager.default.fileExists(atPath: socket) }, "no bundle server")
+        return server
+    }
+
+    @Test(
+        "trust_bundle_url over trust_bundle_unix_socket, as PEM and as a SPIFFE bundle; a wrong bundle there is refused"
+    )
+    func trustBundleURL() async throws {
+        guard Self.requireRoot() else { return }
+        let trustDomain = try TrustDomain("example.org")
+        for format in TrustBundleSource.Format.allCases {
+            let server = try await Self.startServer()
+            try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
+            let directory = TestAgent.makeDirectory()
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            try FileManager.default.createDirectory(atPath: directory + "/www", withIntermediateDirectories: true)
+            let authorities = try Certificate.chain(pemEncoded: server.bundlePEM).map(\.derEncoded)
+            let document =
+                format == .pem
+                ? Data(server.bundlePEM.utf8)
+                : try SPIFFEBundle(trustDomain: trustDomain, x509Authorities: authorities).jwksData(format: .spiffe)
+            try document.write(to: URL(fileURLWithPath: directory + "/www/bundle"))
+            let bundleServer = try await Self.startBundleServer(
+                socket: directory + "/bundle.sock",
+                directory: directory + "/www"
+            )
+            defer { bundleServer.stop() }
+            let upstream = """
+                [upstream.spire]
+                server_address = "127.0.0.1:\(server.port)"
+                trust_bundle_url = "http://localhost/bundle"
+                trust_bundle_unix_socket = "\(directory)/bundle.sock"
+                trust_bundle_format = "\(format.rawValue)"
+                sync_interval = "250ms"
+                request_timeout = "2s"
+                node_attestor = "join_token"
+                join_token = "token-1"
+                """
+            let agent = try await TestAgent.start("", directory: directory, upstream: upstream)
+            #expect(try await agent.client.fetchX509SVID().svids.map(\.spiffeID) == ["spiffe://example.org/web"])
+            await agent.stop()
+            await server.stop()
+        }
+
+        // The URL serves another CA, or nothing: the agent refuses the server, or says the bundle is missing.
+        let genuine = try await Self.startServer()
+        let impostor = try await Self.startServer()
+        let directory = TestAgent.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory + "/www", withIntermediateDirectories: true)
+        try Data(impostor.bundlePEM.utf8).write(to: URL(fileURLWithPath: directory + "/www/bundle"))
+        let bundleServer = try await Self.startBundleServer(
+            socket: directory + "/bundle.sock",
+            directory: directory + "/www"
+        )
+        defer { bundleServer.stop() }
+        for (file, code) in [("bundle", UpstreamErrorCode.untrustedServer), ("missing", .attestation)] {
+            let upstream = SPIREServerUpstream(
+                config: SPIREServerConfig(
+                    host: "127.0.0.1",
+                    port: genuine.port,
+                    trustDomain: trustDomain,
+                    trustBundle: .url("http://localhost/\(file)", unixSocket: directory + "/bundle.sock", format: .pem),
+                    nodeAttestor: .joinToken("token-1"),
+                    dataDirectory: directory + "/agent-\(file)",
+                    requestTimeout: .seconds(2)
+                ),
+                logger: Logger(label: "test")
+            )
+            do {
+                try await upstream.ensureIdentity(at: Date())
+                Issue.record("attested with the bundle from /\(file)")
+            } catch {
+                #expect(error.code == code, "\(error)")
+            }
+        }
+        #expect(genuine.count("AttestAgent") == 0, "the join token was sent to a server the bundle does not trust")
+        await impostor.stop()
+        await genuine.stop()
+    }
+
     @Test("join-token attestation, then workloads get X.509 SVIDs (batched) and JWT-SVIDs signed by the server")
     func joinToken() async throws {
         guard Self.requireRoot() else { return }
@@ -495,7 +581,7 @@ struct SPIREUpstreamIntegrationTests {
                     host: "127.0.0.1",
                     port: server.port,
                     trustDomain: try TrustDomain("example.org"),
-                    trustBundlePath: directory + "/bootstrap.pem",
+                    trustBundle: .file(path: directory + "/bootstrap.pem", format: .pem),
                     nodeAttestor: .joinToken("token-1"),
                     dataDirectory: directory + "/agent",
                     requestTimeout: .seconds(2)

@@ -1,3 +1,4 @@
+import Foundation
 public import SPIFFE
 public import Upstream
 
@@ -62,23 +63,7 @@ public enum UpstreamSettings: Sendable, Equatable {
         } else {
             section.problem("server_address", "is required")
         }
-        let bundlePath =
-            section.absolutePath(
-                "trust_bundle_path",
-                what: "the absolute path of the server's PEM CA bundle"
-            ) ?? ""
-        let insecureBootstrap = section.bool("insecure_bootstrap", default: false)
-        if insecureBootstrap && !bundlePath.isEmpty {
-            section.problem(
-                "insecure_bootstrap",
-                "cannot be set together with trust_bundle_path; keep the bundle (the safe choice) or the insecure bootstrap"
-            )
-        } else if !insecureBootstrap && bundlePath.isEmpty {
-            section.problem(
-                "trust_bundle_path",
-                "is required (the server's CA bundle, e.g. from spire-server bundle show), unless insecure_bootstrap = true"
-            )
-        }
+        let trustBundle = readTrustBundle(section)
         let attestorName = section.string("node_attestor", default: "join_token")
         // Every attestor's keys are read (so none is reported unknown); only the chosen one's must be right.
         let token = section.string("join_token", default: "")
@@ -119,17 +104,55 @@ public enum UpstreamSettings: Sendable, Equatable {
         }
         let syncInterval = section.duration("sync_interval", default: .seconds(5))
         let timeout = section.duration("request_timeout", default: .seconds(10))
-        guard let trustDomain, let attestor else { return nil }
+        guard let trustDomain, let attestor, trustBundle != nil else { return nil }
         return SPIREServerConfig(
             host: host,
             port: port,
             trustDomain: trustDomain,
-            trustBundlePath: bundlePath,
+            trustBundle: trustBundle ?? .insecure,
             nodeAttestor: attestor,
             dataDirectory: dataDirectory + "/agent",
             syncInterval: syncInterval,
-            requestTimeout: timeout,
-            insecureBootstrap: insecureBootstrap
+            requestTimeout: timeout
         )
+    }
+
+    /// Exactly one bootstrap source, as SPIRE Agent allows: `trust_bundle_path`, `trust_bundle_url` (HTTPS, or HTTP
+    /// over `trust_bundle_unix_socket`), or `insecure_bootstrap`; `trust_bundle_format` for the first two.
+    private static func readTrustBundle(_ section: SectionReader) -> TrustBundleSource? {
+        let path = section.absolutePath("trust_bundle_path", what: "the absolute path of the server's CA bundle")
+        let url = section.string("trust_bundle_url")
+        let socket = section.absolutePath("trust_bundle_unix_socket", what: "the absolute path of a Unix socket")
+        let insecure = section.bool("insecure_bootstrap", default: false)
+        let formatName = section.string("trust_bundle_format", default: "pem")
+        let format = TrustBundleSource.Format(rawValue: formatName)
+        if format == nil { section.problem("trust_bundle_format", "\"\(formatName)\" is not pem or spiffe") }
+        let chosen = [path != nil, url != nil, insecure].filter { $0 }.count
+        guard chosen == 1 else {
+            section.problem(
+                chosen == 0 ? "trust_bundle_path" : "insecure_bootstrap",
+                chosen == 0
+                    ? "is required (the server's CA bundle, e.g. from spire-server bundle show), or trust_bundle_url, or insecure_bootstrap = true"
+                    : "trust_bundle_path, trust_bundle_url and insecure_bootstrap: choose one"
+            )
+            return nil
+        }
+        if socket != nil && url == nil {
+            section.problem("trust_bundle_unix_socket", "is only read with trust_bundle_url")
+        }
+        if let url {
+            let scheme = URL(string: url)?.scheme
+            if socket == nil && scheme != "https" {
+                section.problem("trust_bundle_url", "must be https:// (or http:// with trust_bundle_unix_socket)")
+                return nil
+            }
+            if socket != nil && scheme != "http" {
+                section.problem("trust_bundle_url", "must be http:// with trust_bundle_unix_socket")
+                return nil
+            }
+            return format.map { .url(url, unixSocket: socket, format: $0) }
+        }
+        if let path { return format.map { .file(path: path, format: $0) } }
+        return .insecure
     }
 }

@@ -27,10 +27,8 @@ public struct SPIREServerConfig: Sendable, Equatable {
     public var host: String
     public var port: Int
     public var trustDomain: TrustDomain
-    /// PEM CA certificates trusted for the server until the first bundle arrives.
-    public var trustBundlePath: String
-    /// First contact without verifying the server (no bootstrap bundle): what it first presents is pinned from then on.
-    public var insecureBootstrap: Bool
+    /// Where the server's CA comes from until the first bundle arrives.
+    public var trustBundle: TrustBundleSource
     public var nodeAttestor: NodeAttestor
     /// Where the agent's SVID, key and bundle are kept between restarts.
     public var dataDirectory: String
@@ -44,19 +42,17 @@ public struct SPIREServerConfig: Sendable, Equatable {
         host: String,
         port: Int,
         trustDomain: TrustDomain,
-        trustBundlePath: String,
+        trustBundle: TrustBundleSource,
         nodeAttestor: NodeAttestor,
         dataDirectory: String,
         syncInterval: Duration = .seconds(5),
         requestTimeout: Duration = .seconds(10),
-        agentKeyType: KeyType = .ecP256,
-        insecureBootstrap: Bool = false
+        agentKeyType: KeyType = .ecP256
     ) {
-        self.insecureBootstrap = insecureBootstrap
         self.host = host
         self.port = port
         self.trustDomain = trustDomain
-        self.trustBundlePath = trustBundlePath
+        self.trustBundle = trustBundle
         self.nodeAttestor = nodeAttestor
         self.dataDirectory = dataDirectory
         self.syncInterval = syncInterval

@@ -182,7 +182,7 @@ public final class SPIREServerUpstream: Sendable {
         params.params.data.payload = try attestation.payload()
         params.params.params.csr = csr.derEncoded
         let firstMessage = params
-        let trust = try currentTrustAnchors()
+        let trust = try await currentTrustAnchors()
         let options = connection.attestationCallOptions
         let (svid, reattestable, bundle) = try await connection.withClient(presenting: nil, trusting: trust, at: now) {
             client in
@@ -291,30 +291,18 @@ public final class SPIREServerUpstream: Sendable {
         }
     }
 
-    /// The bundle's authorities once attested; before that, the bootstrap bundle from `trust_bundle_path`, or nil
-    /// with `insecure_bootstrap` (the first contact is not verified; the bundle it returns is pinned from then on).
-    private func currentTrustAnchors() throws(UpstreamError) -> [Data]? {
+    /// The bundle's authorities once attested; before that, the bootstrap bundle (`trust_bundle_path` or
+    /// `trust_bundle_url`), or nil with `insecure_bootstrap`: the first contact is not verified, and the bundle it
+    /// returns is pinned from then on.
+    private func currentTrustAnchors() async throws(UpstreamError) -> [Data]? {
         if let current = identity.withLock({ $0 }) { return current.bundle.x509Authorities }
-        if config.insecureBootstrap {
+        if config.trustBundle == .insecure {
             logger.warning(
                 "insecure_bootstrap: attesting without verifying the server; what it presents now is trusted from now on",
                 metadata: [LogKey.serverAddress: "\(config.host):\(config.port)"]
             )
-            return nil
         }
-        guard let data = FileManager.default.contents(atPath: config.trustBundlePath) else {
-            throw UpstreamError(.attestation, "cannot read the bootstrap trust bundle at \(config.trustBundlePath)")
-        }
-        do {
-            let certificates = try Certificate.chain(pemEncoded: String(decoding: data, as: UTF8.self))
-            guard !certificates.isEmpty else { throw UpstreamError(.attestation, "no certificate") }
-            return certificates.map(\.derEncoded)
-        } catch {
-            throw UpstreamError(
-                .attestation,
-                "the bootstrap trust bundle at \(config.trustBundlePath) is not PEM certificates: \(error)"
-            )
-        }
+        return try await config.trustBundle.authorities(trustDomain: config.trustDomain, timeout: config.requestTimeout)
     }
 
     // MARK: - Sync
