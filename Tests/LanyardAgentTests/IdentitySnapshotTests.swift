@@ -12,11 +12,7 @@ import Testing
 /// unreachable, signs nothing again before it is due, and never uses a snapshot that is not exactly its own.
 @Suite("Identity snapshot: restarts that keep serving", .serialized, .timeLimit(.minutes(5)))
 struct IdentitySnapshotTests {
-    static let rootEntry = """
-        [[entries]]
-        spiffe_id = "spiffe://example.org/root-workload"
-        selectors = ["unix:uid:0"]
-        """
+    static let rootEntry = WorkloadAPIIntegrationTests.rootEntry
 
     static func isRoot() -> Bool {
         if getuid() == 0 { return true }

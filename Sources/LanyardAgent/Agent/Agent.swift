@@ -71,10 +71,8 @@ public struct Agent: Sendable {
             upstream = SPIREUpstream(server: server)
             localUpstream = nil
             agentID = { server.agentID }
-            storedAgentID = try? AgentIdentity.load(
-                directory: spire.dataDirectory,
-                trustDomain: config.trustDomain
-            )?.svid.spiffeID
+            // Read once here; the first sync uses it as it is. One that cannot be used fails that sync, as it would.
+            storedAgentID = try? server.loadIdentity()?.svid.spiffeID
         case .local(let settings):
             notifier.status("starting: loading the signing authority")
             let authority = try LocalAuthority(

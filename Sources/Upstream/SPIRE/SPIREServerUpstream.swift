@@ -65,27 +65,29 @@ public final class SPIREServerUpstream: Sendable {
 
     // MARK: - Agent identity
 
+    /// The identity the agent holds; before the first call, the one an earlier run stored (read from disk once),
+    /// nil when there is none. A stored identity that cannot be used is an error: the operator decides.
+    @discardableResult
+    public func loadIdentity() throws(UpstreamError) -> AgentIdentity? {
+        if let current = identity.withLock({ $0 }) { return current }
+        guard let stored = try AgentIdentity.load(directory: config.dataDirectory, trustDomain: config.trustDomain)
+        else { return nil }
+        logger.info(
+            "reusing the stored agent identity",
+            metadata: [LogKey.spiffeID: "\(stored.svid.spiffeID)", LogKey.svidExpiresAt: "\(stored.svid.expiresAt)"]
+        )
+        return identity.withLock { current in
+            if current == nil { current = stored }
+            return current
+        }
+    }
+
     /// Makes sure the agent holds a usable SVID: loaded from disk, attested, renewed at half-life, or re-attested.
     @discardableResult
     public func ensureIdentity(at now: Date) async throws(UpstreamError) -> AgentIdentity {
         try await UpstreamError.wrapping(.unavailable, "cannot attest or renew the agent") {
             try await identityWork.value { [self] () async throws -> AgentIdentity in
-                if identity.withLock({ $0 }) == nil,
-                    let stored = try AgentIdentity.load(
-                        directory: config.dataDirectory,
-                        trustDomain: config.trustDomain
-                    )
-                {
-                    logger.info(
-                        "reusing the stored agent identity",
-                        metadata: [
-                            LogKey.spiffeID: "\(stored.svid.spiffeID)",
-                            LogKey.svidExpiresAt: "\(stored.svid.expiresAt)",
-                        ]
-                    )
-                    identity.withLock { $0 = stored }
-                }
-                guard let current = identity.withLock({ $0 }) else { return try await attest(at: now) }
+                guard let current = try loadIdentity() else { return try await attest(at: now) }
                 if current.svid.expiresAt <= now {
                     guard current.reattestable else {
                         throw UpstreamError(
