@@ -32,8 +32,19 @@ package struct CacheState: Sendable {
     package private(set) var restoredFrom: Date? = nil
     /// When syncs started failing, nil while the last one succeeded.
     package private(set) var failingSince: Date? = nil
+    /// `x509_svid_cache_max_size`: at most this many SVIDs are held, and only entries a caller asked for are minted;
+    /// nil mints every entry ahead of its first caller.
+    package let svidLimit: Int?
+    /// Entries a caller waits for or a stream needs whose SVID is not held (bounded cache only): the next pass or
+    /// on-demand mint signs them.
+    package private(set) var demanded: Set<String> = []
+    /// When each entry was last in a caller's view, as a counter: the bounded cache drops the least recently used.
+    private var lastUsed: [String: UInt64] = [:]
+    private var useClock: UInt64 = 0
 
-    package init() {}
+    package init(svidLimit: Int? = nil) {
+        self.svidLimit = svidLimit
+    }
 
     /// Applies what the upstream says. SVIDs of removed entries are dropped. Returns whether anything a workload
     /// sees changed.
@@ -41,6 +52,8 @@ package struct CacheState: Sendable {
         let ids = Set(state.entries.map(\.id))
         let removed = svids.keys.filter { !ids.contains($0) }
         for id in removed { svids[id] = nil }
+        demanded.formIntersection(ids)
+        lastUsed = lastUsed.filter { ids.contains($0.key) }
         let changed =
             entries != state.entries || bundle != state.bundle || federatedBundles != state.federatedBundles
             || !removed.isEmpty
@@ -73,12 +86,52 @@ package struct CacheState: Sendable {
         svids.values.allSatisfy { $0.svid.expiresAt > now }
     }
 
-    /// Entries with no SVID, an SVID minted for an older revision or other DNS names, or one due for renewal.
+    /// Entries with an SVID minted for an older revision or other DNS names, or one due for renewal, and those with
+    /// none (in a bounded cache, only those a caller asked for).
     package func entriesDue(at now: Date) -> [RegistrationEntry] {
         entries.filter { entry in
-            guard let cached = svids[entry.id] else { return true }
+            guard let cached = svids[entry.id] else { return svidLimit == nil || demanded.contains(entry.id) }
             return cached.revision != entry.revision || cached.dnsNames != entry.dnsNames || now >= cached.renewAt
         }
+    }
+
+    /// Demanded entries that still lack a valid SVID: what an on-demand mint signs.
+    package func demandedEntries(at now: Date) -> [RegistrationEntry] {
+        entries.filter { entry in
+            demanded.contains(entry.id) && !(svids[entry.id].map { $0.svid.expiresAt > now } ?? false)
+        }
+    }
+
+    /// Records that a caller with `selectors` is served now, and, in a bounded cache, demands the SVIDs it lacks.
+    /// Returns whether any are demanded (the caller should wait for an on-demand mint before its first view).
+    package mutating func use(by selectors: Set<Selector>, at now: Date) -> Bool {
+        guard svidLimit != nil else { return false }
+        var cold = false
+        for index in entries.indices where entries[index].matches(selectors) {
+            let id = entries[index].id
+            useClock += 1
+            lastUsed[id] = useClock
+            if !(svids[id].map { $0.svid.expiresAt > now } ?? false) {
+                demanded.insert(id)
+                cold = true
+            }
+        }
+        return cold
+    }
+
+    /// Drops SVIDs beyond the limit, least recently used first, sparing `protected` (entries an open stream sees)
+    /// unless those alone exceed it: the bound is hard. Returns how many were dropped.
+    package mutating func evictBeyondLimit(protecting protected: Set<String>) -> Int {
+        guard let svidLimit, svids.count > svidLimit else { return 0 }
+        let order = svids.keys.sorted { a, b in
+            let (aProtected, bProtected) = (protected.contains(a), protected.contains(b))
+            if aProtected != bProtected { return bProtected }
+            return lastUsed[a, default: 0] < lastUsed[b, default: 0]
+        }
+        let excess = svids.count - svidLimit
+        for id in order.prefix(excess) { svids[id] = nil }
+        generation += 1
+        return excess
     }
 
     /// The earliest renewal time among the cached SVIDs.
@@ -87,11 +140,15 @@ package struct CacheState: Sendable {
     package mutating func store(_ svid: IssuedSVID, for entry: RegistrationEntry, renewAt: Date) {
         guard entries.contains(where: { $0.id == entry.id }) else { return }
         svids[entry.id] = CachedSVID(svid: svid, renewAt: renewAt, revision: entry.revision, dnsNames: entry.dnsNames)
+        demanded.remove(entry.id)
         generation += 1
     }
 
-    /// Whether the bundle is known and every entry has its SVID: the agent is ready to serve.
-    package var isPrimed: Bool { bundle != nil && entries.allSatisfy { svids[$0.id] != nil } }
+    /// Whether the bundle is known and every entry has its SVID (in a bounded cache, the bundle alone: entries are
+    /// minted when asked for): the agent is ready to serve.
+    package var isPrimed: Bool {
+        bundle != nil && (svidLimit != nil || entries.allSatisfy { svids[$0.id] != nil })
+    }
 
     /// What a caller with `selectors` sees at `now`: its identities in entry order (SVIDs with a hint already used
     /// by an earlier identity are left out, since clients keep only the first), the bundle, and the federated
@@ -139,6 +196,11 @@ package struct CacheState: Sendable {
         federatedBundles = snapshot.federatedBundles
         let ids = Set(snapshot.entries.map(\.id))
         svids = snapshot.svids.filter { ids.contains($0.key) && $0.value.svid.expiresAt > now }
+        if let svidLimit, svids.count > svidLimit {
+            // A snapshot from a larger cache: keep the SVIDs that stay valid longest.
+            let kept = svids.sorted { $0.value.svid.expiresAt > $1.value.svid.expiresAt }.prefix(svidLimit)
+            svids = Dictionary(uniqueKeysWithValues: kept.map { ($0.key, $0.value) })
+        }
         restoredFrom = snapshot.takenAt
         generation += 1
         return svids.count

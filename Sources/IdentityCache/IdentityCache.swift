@@ -7,22 +7,27 @@ import Synchronization
 ///
 /// Every change is pushed at once to every subscriber as a full view; a subscriber that reads slowly sees only
 /// the newest view, never a backlog.
+///
+/// With `x509_svid_cache_max_size` (``CacheState/svidLimit``) a new subscriber whose entries have no SVID yet
+/// demands them (``demands``) and gets its first view once the rotator has minted them: one signing round trip.
 package final class IdentityCache: Sendable {
     private struct Subscriber {
         let selectors: Set<Selector>
         let deliver: @Sendable (CallerView) -> Void
         let finish: @Sendable () -> Void
+        /// Waiting for an on-demand mint before its first view; updates skip it until then.
+        var awaitsFirstView: Bool
     }
 
     private struct Guarded {
-        var state = CacheState()
+        var state: CacheState
         var subscribers: [UInt64: Subscriber] = [:]
         var nextSubscriberID: UInt64 = 0
         /// Set by ``finishAll()``: later subscribers get a stream that ends at once, so shutdown cannot hang on them.
         var isFinished = false
     }
 
-    private let guarded = Mutex(Guarded())
+    private let guarded: Mutex<Guarded>
     /// Held while views are computed and delivered, outside `guarded`, so deliveries keep their order while readers
     /// of the state (every RPC) never wait for them. Holds the view each selector set was last sent.
     private let delivery = Mutex<[Set<Selector>: CallerView]>([:])
@@ -31,12 +36,16 @@ package final class IdentityCache: Sendable {
     package let jwtSVIDs: JWTSVIDCache
     /// The wall clock views are computed at, so an expired SVID is never in one.
     private let now: @Sendable () -> Date
+    /// On-demand mints asked of the rotator by subscribers whose SVIDs are not held (bounded cache only).
+    package let demands = PassRequests()
 
     package init(
         policy: RenewalPolicy = RenewalPolicy(),
         jwtSVIDCacheSize: Int = 1000,
+        svidLimit: Int? = nil,
         now: @escaping @Sendable () -> Date = Date.init
     ) {
+        self.guarded = Mutex(Guarded(state: CacheState(svidLimit: svidLimit)))
         self.policy = policy
         self.jwtSVIDs = JWTSVIDCache(maximumEntries: jwtSVIDCacheSize, policy: policy)
         self.now = now
@@ -52,10 +61,33 @@ package final class IdentityCache: Sendable {
     /// callers that see it. Before this, every change recomputed a view per stream while holding the state lock, and
     /// 1,000 streams with 200 rotating entries kept two cores busy and starved unary calls (`make load` found it).
     package func update(_ body: (inout CacheState) -> Bool) {
+        update { (guarded: inout Guarded) in body(&guarded.state) }
+    }
+
+    /// Stores freshly minted SVIDs and, in a bounded cache, drops the least recently used beyond the limit, sparing
+    /// those an open stream sees. Returns how many were dropped.
+    @discardableResult
+    package func store(_ minted: [(svid: IssuedSVID, entry: RegistrationEntry, renewAt: Date)]) -> Int {
+        var dropped = 0
+        update { (guarded: inout Guarded) in
+            for (svid, entry, renewAt) in minted { guarded.state.store(svid, for: entry, renewAt: renewAt) }
+            if let limit = guarded.state.svidLimit, guarded.state.svids.count > limit {
+                var protected: Set<String> = []
+                for selectors in Set(guarded.subscribers.values.map(\.selectors)) {
+                    protected.formUnion(guarded.state.matchingEntries(selectors).map(\.id))
+                }
+                dropped = guarded.state.evictBeyondLimit(protecting: protected)
+            }
+            return true
+        }
+        return dropped
+    }
+
+    private func update(_ body: (inout Guarded) -> Bool) {
         delivery.withLock { lastSent in
             let changed: (state: CacheState, subscribers: [Subscriber])? = guarded.withLock { guarded in
-                guard body(&guarded.state) else { return nil }
-                return (guarded.state, Array(guarded.subscribers.values))
+                guard body(&guarded) else { return nil }
+                return (guarded.state, guarded.subscribers.values.filter { !$0.awaitsFirstView })
             }
             guard let changed else { return }
             let time = now()
@@ -94,25 +126,52 @@ package final class IdentityCache: Sendable {
         continuation: AsyncStream<Element>.Continuation,
         transform: @escaping @Sendable (CallerView) -> Element
     ) {
-        let subscriber = Subscriber(
+        var subscriber = Subscriber(
             selectors: selectors,
             deliver: { continuation.yield(transform($0)) },
-            finish: { continuation.finish() }
+            finish: { continuation.finish() },
+            awaitsFirstView: false
         )
-        let id: UInt64? = guarded.withLock { guarded in
+        let added: (id: UInt64, cold: Bool)? = guarded.withLock { guarded in
             guard !guarded.isFinished else { return nil }
             let id = guarded.nextSubscriberID
             guarded.nextSubscriberID += 1
+            let time = now()
+            subscriber.awaitsFirstView = guarded.state.use(by: selectors, at: time)
             guarded.subscribers[id] = subscriber
-            subscriber.deliver(guarded.state.view(for: selectors, at: now()))
-            return id
+            if !subscriber.awaitsFirstView { subscriber.deliver(guarded.state.view(for: selectors, at: time)) }
+            return (id, subscriber.awaitsFirstView)
         }
-        guard let id else {
+        guard let added else {
             continuation.finish()
             return
         }
+        let id = added.id
+        // The first view of a cold subscriber waits for the rotator's on-demand mint (its SVIDs, or its failure:
+        // then the view says what is held, and the Workload API tells the caller to retry).
+        let firstView =
+            added.cold
+            ? Task { [weak self, demands] in
+                _ = await demands.pass()
+                self?.deliverFirstView(to: id)
+            } : nil
         continuation.onTermination = { [weak self] _ in
+            firstView?.cancel()
             _ = self?.guarded.withLock { $0.subscribers.removeValue(forKey: id) }
+        }
+    }
+
+    /// Sends a subscriber that waited for an on-demand mint its first view, in order with other deliveries.
+    private func deliverFirstView(to id: UInt64) {
+        delivery.withLock { lastSent in
+            guarded.withLock { guarded in
+                guard var subscriber = guarded.subscribers[id], subscriber.awaitsFirstView else { return }
+                subscriber.awaitsFirstView = false
+                guarded.subscribers[id] = subscriber
+                let view = guarded.state.view(for: subscriber.selectors, at: now())
+                lastSent[subscriber.selectors] = view
+                subscriber.deliver(view)
+            }
         }
     }
 

@@ -1,7 +1,8 @@
 import Synchronization
 
-/// Passes asked of the rotation loop from outside it (a configuration reload): the loop runs them itself, so two
-/// passes never overlap and never mint the same entries twice (in fleet mode, two `BatchNewX509SVID` calls).
+/// Work asked of the rotation loop from outside it — passes for a configuration reload, on-demand mints for the
+/// callers of a bounded cache: the loop runs it itself, so two passes or mints never overlap and never sign the same
+/// entries twice (in fleet mode, two `BatchNewX509SVID` calls).
 package final class PassRequests: Sendable {
     private struct State {
         /// Callers waiting for the next pass, answered with the number of SVIDs it minted.

@@ -77,14 +77,30 @@ package struct SVIDRotator: Sendable {
         // Due entries in batches: keys and CSRs, one upstream call, then one cache update per batch. Bounded
         // batches keep the OpenSSL objects of only one batch alive at a time, so priming 10,000 entries does not
         // leave the heap fragmented at its peak, and streams see one update per batch instead of one per SVID.
-        let due = cache.state.entriesDue(at: time)
+        let minted = await mintInBatches(cache.state.entriesDue(at: time), at: time)
+        recordGauges()
+        afterPass(cache.state)
+        return minted
+    }
+
+    /// Mints the SVIDs subscribers of a bounded cache are waiting for, without a sync: their first view costs one
+    /// signing round trip, not a sync interval. Returns how many were minted.
+    @discardableResult
+    package func mintDemanded(at time: Date) async -> Int {
+        let demanded = cache.state.demandedEntries(at: time)
+        guard !demanded.isEmpty else { return 0 }
+        let minted = await mintInBatches(demanded, at: time)
+        recordGauges()
+        afterPass(cache.state)
+        return minted
+    }
+
+    private func mintInBatches(_ due: [RegistrationEntry], at time: Date) async -> Int {
         var minted = 0
         for start in stride(from: 0, to: due.count, by: Self.batchSize) {
             guard let count = await mint(due[start..<min(start + Self.batchSize, due.count)], at: time) else { break }
             minted += count
         }
-        recordGauges()
-        afterPass(cache.state)
         return minted
     }
 
@@ -122,7 +138,7 @@ package struct SVIDRotator: Sendable {
             )
             return nil
         }
-        var issued: [(IssuedSVID, RegistrationEntry, renewAt: Date)] = []
+        var issued: [(svid: IssuedSVID, entry: RegistrationEntry, renewAt: Date)] = []
         issued.reserveCapacity(requests.count)
         for ((request, key), result) in zip(requests, results) {
             let entry = request.entry
@@ -153,11 +169,9 @@ package struct SVIDRotator: Sendable {
             }
         }
         guard !issued.isEmpty else { return 0 }
-        cache.update { state in
-            for (svid, entry, renewAt) in issued { state.store(svid, for: entry, renewAt: renewAt) }
-            return true
-        }
+        let dropped = cache.store(issued)
         Counter(label: "lanyard_svid_rotations_total").increment(by: issued.count)
+        if dropped > 0 { Counter(label: "lanyard_svid_cache_evictions_total").increment(by: dropped) }
         return issued.count
     }
 
@@ -181,14 +195,26 @@ package struct SVIDRotator: Sendable {
     /// Passes until cancelled, sleeping until the next renewal, the sync interval or a requested pass, whichever
     /// comes first. After a failed pass (upstream unreachable, or an SVID due that could not be minted) it backs
     /// off instead (``backoff``). Cancellation is the normal way to stop.
-    package func run() async {
+    ///
+    /// `previousPass` is when a pass run just before (the agent's priming pass at start) began: the loop then starts
+    /// with the wait that follows it instead of syncing again at once.
+    package func run(afterPassAt previousPass: Date? = nil) async {
         var failures = 0
-        defer { for request in requests.take() { request.resume(returning: 0) } }
+        var previousPass = previousPass
+        defer {
+            for request in requests.take() + cache.demands.take() { request.resume(returning: 0) }
+        }
         while !Task.isCancelled {
-            let answered = requests.take()
-            let started = clock.now
-            let minted = await syncOnce(at: started)
-            for request in answered { request.resume(returning: minted) }
+            let started: Date
+            if let previous = previousPass {
+                started = previous
+                previousPass = nil
+            } else {
+                let answered = requests.take() + cache.demands.take()
+                started = clock.now
+                let minted = await syncOnce(at: started)
+                for request in answered { request.resume(returning: minted) }
+            }
             // Entries due at the pass's own time that are still due were not minted; ones due since are not failures.
             let healthy = cache.state.lastSyncSucceeded && cache.state.entriesDue(at: started).isEmpty
             failures = healthy ? 0 : failures + 1
@@ -199,19 +225,41 @@ package struct SVIDRotator: Sendable {
                 let untilRenewal = Duration.milliseconds(Int64(next.timeIntervalSince(clock.now) * 1000))
                 wait = min(wait, max(.milliseconds(50), untilRenewal))
             }
-            await sleepOrServeRequest(wait)
+            // Until the next pass, serve on-demand mints as they come.
+            let deadline = clock.now.addingTimeInterval(wait.timeInterval)
+            while !Task.isCancelled {
+                let remaining = deadline.timeIntervalSince(clock.now)
+                guard remaining > 0, await sleep(for: .seconds(remaining)) == .demand, !Task.isCancelled else { break }
+                let demanders = cache.demands.take()
+                let minted = await mintDemanded(at: clock.now)
+                for demander in demanders { demander.resume(returning: minted) }
+            }
         }
     }
 
-    /// Sleeps for `wait` on the clock, or less when a pass is requested meanwhile.
-    private func sleepOrServeRequest(_ wait: Duration) async {
+    private enum Wake: Sendable { case timeout, pass, demand }
+
+    /// Sleeps for `wait` on the clock, or less when a pass or an on-demand mint is requested meanwhile.
+    private func sleep(for wait: Duration) async -> Wake {
         let clock = clock
         let requests = requests
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await clock.sleep(for: wait) }
-            group.addTask { await requests.waitForRequest() }
-            await group.next()
+        let demands = cache.demands
+        return await withTaskGroup(of: Wake.self) { group in
+            group.addTask {
+                try? await clock.sleep(for: wait)
+                return .timeout
+            }
+            group.addTask {
+                await requests.waitForRequest()
+                return .pass
+            }
+            group.addTask {
+                await demands.waitForRequest()
+                return .demand
+            }
+            let wake = await group.next() ?? .timeout
             group.cancelAll()
+            return wake
         }
     }
 }

@@ -41,7 +41,11 @@ final class FakeUpstream: IdentityUpstream, Sendable {
     /// Syncs running now, and the most that ever ran at once.
     let syncsRunning = Mutex((now: 0, most: 0))
 
+    /// Syncs started.
+    let syncs = Mutex(0)
+
     func state(at now: Date) async throws -> UpstreamState {
+        syncs.withLock { $0 += 1 }
         syncsRunning.withLock { $0 = (now: $0.now + 1, most: max($0.most, $0.now + 1)) }
         defer { syncsRunning.withLock { $0.now -= 1 } }
         let duration = syncDuration.withLock { $0 }
@@ -415,6 +419,87 @@ struct IdentityCacheTests {
         // The SVID (100 s, due at 40–48 s while the upstream was down) was renewed by the first pass after it came back.
         try await clock.waitForSleepers()
         #expect(upstream.signed.withLock { $0 } == 2, "renewed once, after the outage")
+    }
+
+    /// The first view of a subscriber: the entry IDs it holds.
+    static func firstView(
+        _ cache: IdentityCache,
+        uid: Int
+    ) async throws -> (ids: [String], stream: AsyncStream<[String]>) {
+        let stream = cache.subscribe(selectors: [try Selector("unix:uid:\(uid)")]) { $0.identities.map(\.entry.id) }
+        var iterator = stream.makeAsyncIterator()
+        return (try #require(await iterator.next()), stream)
+    }
+
+    @Test(
+        "a bounded cache mints only what callers ask for, in one signing round trip without a sync, and drops the least recently used"
+    )
+    func boundedCache() async throws {
+        let clock = ManualClock(now: Self.now)
+        let entries = try (1...5).map { try entry("/\($0)", ["unix:uid:\($0)"]) }
+        let upstream = try FakeUpstream(entries: entries, now: Self.now)
+        let cache = IdentityCache(svidLimit: 2, now: { Self.now })
+        let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger, clock: clock)
+        let loop = Task { await rotator.run() }
+        defer { loop.cancel() }
+        try await clock.waitForSleepers()
+        #expect(upstream.signed.withLock { $0 } == 0, "entries nobody asked for were minted")
+        #expect(cache.state.isPrimed)
+        let syncs = upstream.syncs.withLock { $0 }
+
+        // A cold caller waits for its own SVID: one signing, no sync, no clock step.
+        #expect(try await Self.firstView(cache, uid: 1).ids == ["/1"])
+        #expect(upstream.signed.withLock { $0 } == 1)
+        #expect(upstream.syncs.withLock { $0 } == syncs, "the on-demand mint waited for a sync")
+        // Warm: served from the cache.
+        #expect(try await Self.firstView(cache, uid: 1).ids == ["/1"])
+        #expect(upstream.signed.withLock { $0 } == 1)
+        // A third entry drops the least recently used, 2 (1 was used after it).
+        _ = try await Self.firstView(cache, uid: 2)
+        _ = try await Self.firstView(cache, uid: 1)
+        _ = try await Self.firstView(cache, uid: 3)
+        #expect(Set(cache.state.svids.keys) == ["/1", "/3"])
+        #expect(upstream.signed.withLock { $0 } == 3)
+
+        // An open stream's SVID outlives more recently used ones, and it gets its renewals.
+        let (held, stream) = try await Self.firstView(cache, uid: 4)
+        #expect(held == ["/4"])
+        _ = try await Self.firstView(cache, uid: 5)
+        _ = try await Self.firstView(cache, uid: 1)
+        #expect(Set(cache.state.svids.keys) == ["/4", "/1"])
+        // Only held SVIDs are renewed: past every renewal time, a pass signs two, not five.
+        let signed = upstream.signed.withLock { $0 }
+        #expect(
+            try await clock.run(
+                until: { cache.state.svids.values.allSatisfy { $0.svid.expiresAt > Self.now + 100 } },
+                limit: .seconds(60)
+            )
+        )
+        #expect(upstream.signed.withLock { $0 } == signed + 2)
+        #expect(Set(cache.state.svids.keys) == ["/4", "/1"])
+        withExtendedLifetime(stream) {}
+    }
+
+    @Test("the bound is hard: streams that need more SVIDs than it allows do not grow the cache past it")
+    func boundedCacheIsHard() async throws {
+        let clock = ManualClock(now: Self.now)
+        let entries = try (1...3).map { try entry("/\($0)", ["unix:uid:\($0)"]) }
+        let upstream = try FakeUpstream(entries: entries, now: Self.now)
+        let cache = IdentityCache(svidLimit: 1, now: { Self.now })
+        let rotator = SVIDRotator(cache: cache, upstream: upstream, logger: logger, clock: clock)
+        let loop = Task { await rotator.run() }
+        defer { loop.cancel() }
+        try await clock.waitForSleepers()
+        var streams: [AsyncStream<[String]>] = []
+        for uid in 1...3 {
+            let (ids, stream) = try await Self.firstView(cache, uid: uid)
+            #expect(ids == ["/\(uid)"])
+            streams.append(stream)
+            #expect(cache.state.svids.count == 1)
+        }
+        var state = cache.state
+        #expect(state.evictBeyondLimit(protecting: []) == 0)
+        withExtendedLifetime(streams) {}
     }
 
     @Test("every subscriber gets every change, and finishing ends the streams")

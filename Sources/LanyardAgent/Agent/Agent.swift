@@ -97,7 +97,11 @@ public struct Agent: Sendable {
             agentID = { nil }
             storedAgentID = nil
         }
-        let cache = IdentityCache(jwtSVIDCacheSize: config.jwtSVIDCacheSize, now: now)
+        let cache = IdentityCache(
+            jwtSVIDCacheSize: config.jwtSVIDCacheSize,
+            svidLimit: config.x509SVIDCacheSize == 0 ? nil : config.x509SVIDCacheSize,
+            now: now
+        )
         let snapshots = IdentitySnapshots(
             file: IdentitySnapshotFile(directory: config.dataDirectory, trustDomain: config.trustDomain),
             logger: logger,
@@ -126,12 +130,14 @@ public struct Agent: Sendable {
             config.spire == nil
                 ? "starting: minting \(config.entries.count) identities" : "starting: syncing with spire server"
         )
-        var minted = await rotator.syncOnce(at: now())
+        var primedAt = now()
+        var minted = await rotator.syncOnce(at: primedAt)
         var attempt = 1
         while config.spire != nil && !cache.state.lastSyncSucceeded && restored == 0 {
             notifier.status("starting: waiting for spire server (attempt \(attempt) failed)")
             try await clock.sleep(for: rotator.backoff.delay(afterFailures: attempt))
-            minted = await rotator.syncOnce(at: now())
+            primedAt = now()
+            minted = await rotator.syncOnce(at: primedAt)
             attempt += 1
         }
         logger.info(
@@ -182,7 +188,7 @@ public struct Agent: Sendable {
             onReady()
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: RotationService(rotator: rotator)),
+            .init(service: RotationService(rotator: rotator, primedAt: primedAt)),
             .init(
                 service: EndpointsService(server: server, cache: cache, notifier: notifier, onListening: onListening)
             ),
@@ -267,9 +273,11 @@ struct StatusReporter: Sendable {
 struct RotationService: Service, CustomStringConvertible {
     var description: String { "svid-rotation" }
     let rotator: SVIDRotator
+    /// When the priming pass began: the loop's first pass follows it after the usual wait.
+    let primedAt: Date
 
     func run() async throws {
-        await cancelWhenGracefulShutdown { await rotator.run() }
+        await cancelWhenGracefulShutdown { await rotator.run(afterPassAt: primedAt) }
     }
 }
 

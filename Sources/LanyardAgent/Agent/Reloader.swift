@@ -88,6 +88,7 @@ final class Reloader: Sendable {
         compare("data_dir", \.dataDirectory)
         compare("log_format", \.logFormat)
         compare("jwt_svid_cache_max_size", \.jwtSVIDCacheSize)
+        compare("x509_svid_cache_max_size", \.x509SVIDCacheSize)
         compare("workload_api", \.workloadAPI)
         compare("sds", \.sds)
         compare("health", \.health)

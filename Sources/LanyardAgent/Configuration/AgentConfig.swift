@@ -16,6 +16,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var logFormat: LogFormat
     /// `jwt_svid_cache_max_size`: JWT-SVIDs kept for reuse.
     public var jwtSVIDCacheSize: Int
+    /// `x509_svid_cache_max_size`: the most X509-SVIDs held; 0 mints one for every entry ahead of its first caller.
+    public var x509SVIDCacheSize: Int
     public var workloadAPI: WorkloadAPISettings
     public var sds: SDSConfig
     public var health: HealthSettings
@@ -92,6 +94,7 @@ public struct AgentConfig: Sendable, Equatable {
         let logLevel = root.choice("log_level", default: LogLevelSetting.info)
         let logFormat = root.choice("log_format", default: LogFormat.text)
         let jwtCacheSize = root.integer("jwt_svid_cache_max_size", in: 1...1_000_000, default: 1000)
+        let x509CacheSize = root.integer("x509_svid_cache_max_size", in: 0...1_000_000, default: 0)
 
         let workloadAPI = readSection(root, "workload_api", WorkloadAPISettings.read)
         let sds = readSection(root, "sds", SDSConfig.read)
@@ -111,7 +114,10 @@ public struct AgentConfig: Sendable, Equatable {
         }
         if upstream?.spire != nil {
             if root.has("entries") {
-                root.problem("entries", "come from the SPIRE Server in fleet mode; register them there (spire-server entry create)")
+                root.problem(
+                    "entries",
+                    "come from the SPIRE Server in fleet mode; register them there (spire-server entry create)"
+                )
             }
             if root.has("federation") {
                 root.problem("federation", "bundles come from the SPIRE Server in fleet mode; federate there")
@@ -125,6 +131,7 @@ public struct AgentConfig: Sendable, Equatable {
             logLevel: logLevel,
             logFormat: logFormat,
             jwtSVIDCacheSize: jwtCacheSize,
+            x509SVIDCacheSize: x509CacheSize,
             workloadAPI: workloadAPI,
             sds: sds,
             health: health,

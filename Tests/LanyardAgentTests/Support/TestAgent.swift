@@ -14,7 +14,8 @@ final class TestAgent: Sendable {
 
     var client: WorkloadAPIClient { WorkloadAPIClient(socketPath: socketPath) }
 
-    /// Starts an agent whose config is `body` (entries, federation…) below the common header.
+    /// Starts an agent whose config is `body` (entries, federation…) below the common header, and `topLevel` keys
+    /// in it.
     static func start(
         _ body: String,
         x509SVIDTTL: String = "1h",
@@ -23,6 +24,7 @@ final class TestAgent: Sendable {
         logs: LogCapture? = nil,
         upstream: String? = nil,
         workloadAPI: String = "",
+        topLevel: String = "",
         clock: (any AgentClock)? = nil
     ) async throws -> TestAgent {
         let directory = directory ?? TestAgent.makeDirectory()
@@ -32,6 +34,7 @@ final class TestAgent: Sendable {
             trust_domain = "example.org"
             data_dir = "\(directory)/data"
             log_level = "warning"
+            \(topLevel)
 
             [workload_api]
             socket_path = "\(socketPath)"
