@@ -14,6 +14,10 @@ struct BenchMain {
             try await Benchmarks.measureColdAttestationPeak(arguments: Array(arguments.dropFirst()))
             return
         }
+        if arguments.first == "cold-fetch-child", arguments.count == 2 {
+            try await Benchmarks.coldFetchChild(socket: arguments[1])
+            return
+        }
         if arguments.first == "floor-server", arguments.count == 2 {
             try await FloorService.serve(socketPath: arguments[1])
             return
@@ -63,6 +67,7 @@ struct BenchMain {
         await section("rotation") { try await bench.rotation() }
         await section("memory") { try await bench.memory() }
         await section("kubernetes") { try await bench.kubernetes() }
+        await section("bounded") { try await bench.boundedCache() }
 
         struct Report: Encodable {
             var machine: String

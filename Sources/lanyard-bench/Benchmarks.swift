@@ -22,12 +22,14 @@ struct Benchmarks {
 
     static let uid = getuid()
 
-    /// A config for an agent in `directory` with `count` entries, the first for this process's uid.
-    static func config(_ directory: String, entries count: Int) -> String {
+    /// A config for an agent in `directory` with `count` entries, the first for this process's uid, the others for
+    /// uids 100,000 + their index; `topLevel` keys go above the sections.
+    static func config(_ directory: String, entries count: Int, topLevel: String = "") -> String {
         var text = """
             trust_domain = "example.org"
             data_dir = "\(directory)/data"
             log_level = "warning"
+            \(topLevel)
 
             [workload_api]
             socket_path = "\(directory)/api.sock"
