@@ -84,15 +84,13 @@ package struct SVIDRotator: Sendable {
     }
 
     /// Mints the SVIDs subscribers of a bounded cache are waiting for, without a sync: their first view costs one
-    /// signing round trip, not a sync interval. Returns how many were minted.
+    /// signing round trip, not a sync interval. Returns how many were minted. The snapshot is not stored here but
+    /// by the next pass: with 10,000 entries a store costs tens of milliseconds, which every cold caller would wait.
     @discardableResult
     package func mintDemanded(at time: Date) async -> Int {
         let demanded = cache.state.demandedEntries(at: time)
         guard !demanded.isEmpty else { return 0 }
-        let minted = await mintInBatches(demanded, at: time)
-        recordGauges()
-        afterPass(cache.state)
-        return minted
+        return await mintInBatches(demanded, at: time)
     }
 
     private func mintInBatches(_ due: [RegistrationEntry], at time: Date) async -> Int {
@@ -233,6 +231,7 @@ package struct SVIDRotator: Sendable {
                 let demanders = cache.demands.take()
                 let minted = await mintDemanded(at: clock.now)
                 for demander in demanders { demander.resume(returning: minted) }
+                if minted > 0 { recordGauges() }
             }
         }
     }

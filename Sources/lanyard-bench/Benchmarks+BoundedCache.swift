@@ -86,7 +86,8 @@ extension Benchmarks {
             }
             next = batch.upperBound
         }
-        try await Task.sleep(for: .milliseconds(500))
+        // On-demand mints leave the snapshot to the next pass (every sync interval, 5 s by default).
+        try await Task.sleep(for: .seconds(6))
         let servedKiB = ProcessMemory.kib(pid: agent.pid)
         let held = try Self.storedSVIDCount(home + "/data")
         add(
