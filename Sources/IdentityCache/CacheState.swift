@@ -38,6 +38,10 @@ package struct CacheState: Sendable {
     /// Entries a caller waits for or a stream needs whose SVID is not held (bounded cache only): the next pass or
     /// on-demand mint signs them.
     package private(set) var demanded: Set<String> = []
+    /// Where each entry is in `entries`, by ID.
+    private var entryPositions: [String: Int] = [:]
+    /// Grows whenever the entries change (not the SVIDs): what the JWT-SVID cache is trimmed against.
+    package private(set) var entriesGeneration: UInt64 = 0
     /// When each entry was last in a caller's view, as a counter: the bounded cache drops the least recently used.
     private var lastUsed: [String: UInt64] = [:]
     private var useClock: UInt64 = 0
@@ -57,12 +61,18 @@ package struct CacheState: Sendable {
         let changed =
             entries != state.entries || bundle != state.bundle || federatedBundles != state.federatedBundles
             || !removed.isEmpty
-        entries = state.entries
+        if entries != state.entries { setEntries(state.entries) }
         bundle = state.bundle
         federatedBundles = state.federatedBundles
         restoredFrom = nil
         if changed { generation += 1 }
         return changed
+    }
+
+    private mutating func setEntries(_ new: [RegistrationEntry]) {
+        entries = new
+        entryPositions = Dictionary(new.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        entriesGeneration += 1
     }
 
     /// Whether the last sync with the upstream succeeded; readiness tolerates a failure while SVIDs are valid.
@@ -97,8 +107,11 @@ package struct CacheState: Sendable {
 
     /// Demanded entries that still lack a valid SVID: what an on-demand mint signs.
     package func demandedEntries(at now: Date) -> [RegistrationEntry] {
-        entries.filter { entry in
-            demanded.contains(entry.id) && !(svids[entry.id].map { $0.svid.expiresAt > now } ?? false)
+        demanded.sorted().compactMap { id in
+            guard let position = entryPositions[id], !(svids[id].map { $0.svid.expiresAt > now } ?? false) else {
+                return nil
+            }
+            return entries[position]
         }
     }
 
@@ -138,7 +151,7 @@ package struct CacheState: Sendable {
     package var nextRenewal: Date? { svids.values.map(\.renewAt).min() }
 
     package mutating func store(_ svid: IssuedSVID, for entry: RegistrationEntry, renewAt: Date) {
-        guard entries.contains(where: { $0.id == entry.id }) else { return }
+        guard entryPositions[entry.id] != nil else { return }
         svids[entry.id] = CachedSVID(svid: svid, renewAt: renewAt, revision: entry.revision, dnsNames: entry.dnsNames)
         demanded.remove(entry.id)
         generation += 1
@@ -191,7 +204,7 @@ package struct CacheState: Sendable {
     /// has not answered yet, so the last sync does not count as successful. Returns how many SVIDs were restored.
     @discardableResult
     package mutating func restore(_ snapshot: CacheSnapshot, at now: Date) -> Int {
-        entries = snapshot.entries
+        setEntries(snapshot.entries)
         bundle = snapshot.bundle
         federatedBundles = snapshot.federatedBundles
         let ids = Set(snapshot.entries.map(\.id))

@@ -31,6 +31,8 @@ package final class IdentityCache: Sendable {
     /// Held while views are computed and delivered, outside `guarded`, so deliveries keep their order while readers
     /// of the state (every RPC) never wait for them. Holds the view each selector set was last sent.
     private let delivery = Mutex<[Set<Selector>: CallerView]>([:])
+    /// The entries generation the JWT-SVID cache was last trimmed against (written under `delivery`).
+    private let trimmedEntries = Atomic<UInt64>(.max)
     package let policy: RenewalPolicy
     /// Minted JWT-SVIDs; bounded, and outside the state lock (storing one notifies nobody).
     package let jwtSVIDs: JWTSVIDCache
@@ -91,7 +93,11 @@ package final class IdentityCache: Sendable {
             }
             guard let changed else { return }
             let time = now()
-            jwtSVIDs.retain(spiffeIDs: Set(changed.state.entries.map(\.spiffeID)))
+            if trimmedEntries.exchange(changed.state.entriesGeneration, ordering: .relaxed)
+                != changed.state.entriesGeneration
+            {
+                jwtSVIDs.retain(spiffeIDs: Set(changed.state.entries.map(\.spiffeID)))
+            }
             var views: [Set<Selector>: (view: CallerView, isNew: Bool)] = [:]
             for subscriber in changed.subscribers {
                 let computed: (view: CallerView, isNew: Bool)

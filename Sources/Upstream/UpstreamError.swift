@@ -21,6 +21,8 @@ public struct UpstreamErrorCode: ErrorCode {
     public static let attestation = Self(name: "attestation")
     /// The server's certificate is not trusted or is not the server's SPIFFE ID.
     public static let untrustedServer = Self(name: "untrusted server")
+    /// The server refused the agent's SVID (PERMISSION_DENIED on a sync: evicted, or unknown to it).
+    public static let agentRefused = Self(name: "agent refused")
     /// The server answered something that does not follow its API.
     public static let protocolViolation = Self(name: "protocol violation")
 

@@ -223,6 +223,26 @@ struct ConfigTests {
             "upstream.spire.trust_bundle_format: \"der\" is not pem or spiffe"
         ),
         (
+            "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"\ninsecure_bootstrap = true\nrebootstrap_mode = \"auto\"",
+            "upstream.spire.rebootstrap_mode: cannot be combined with insecure_bootstrap"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"\ntrust_bundle_path = \"/b.pem\"\nrebootstrap_mode = \"always\"",
+            "upstream.spire.rebootstrap_mode: \"always\" needs a node attestor that can attest again"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"\ntrust_bundle_path = \"/b.pem\"\nrebootstrap_mode = \"sometimes\"",
+            "upstream.spire.rebootstrap_mode: must be one of never, auto, always"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"\ntrust_bundle_path = \"/b.pem\"\nrebootstrap_delay = \"later\"",
+            "upstream.spire.rebootstrap_delay: \"later\" is not a positive duration"
+        ),
+        (
+            "trust_domain = \"example.org\"\nx509_svid_cache_max_size = -1",
+            "x509_svid_cache_max_size: must be between 0 and 1000000"
+        ),
+        (
             "trust_domain = \"example.org\"\n[upstream]\nkind = \"vault\"",
             "upstream.kind: \"vault\" is not an upstream"
         ),
@@ -240,10 +260,19 @@ struct ConfigTests {
                 x509pop_certificate_path = "/etc/lanyard/node.crt"
                 x509pop_private_key_path = "/etc/lanyard/node.key"
                 sync_interval = "10s"
+                rebootstrap_mode = "always"
+                rebootstrap_delay = "2m"
                 """,
             path: "t.toml"
         )
         let spire = try #require(config.spire)
+        #expect(spire.rebootstrapMode == .always && spire.rebootstrapDelay == .seconds(120))
+        #expect(
+            try AgentConfig.parse(
+                minimal + "\n[upstream.spire]\nserver_address = \"s:1\"\ntrust_bundle_path = \"/b\"",
+                path: "t.toml"
+            ).spire?.rebootstrapMode == .never
+        )
         #expect(spire.host == "spire-server.spire.svc" && spire.port == 8081)
         #expect(
             spire.nodeAttestor

@@ -104,6 +104,20 @@ public enum UpstreamSettings: Sendable, Equatable {
         }
         let syncInterval = section.duration("sync_interval", default: .seconds(5))
         let timeout = section.duration("request_timeout", default: .seconds(10))
+        let rebootstrapMode = section.choice("rebootstrap_mode", default: SPIREServerConfig.RebootstrapMode.never)
+        let rebootstrapDelay = section.duration("rebootstrap_delay", default: .seconds(600))
+        if rebootstrapMode != .never && trustBundle == .insecure {
+            section.problem(
+                "rebootstrap_mode",
+                "cannot be combined with insecure_bootstrap: bootstrapping again would trust whoever answers; use trust_bundle_path or trust_bundle_url"
+            )
+        }
+        if rebootstrapMode == .always, let attestor, !attestor.canAttestAgain {
+            section.problem(
+                "rebootstrap_mode",
+                "\"always\" needs a node attestor that can attest again (x509pop or k8s_psat); a join token is single-use"
+            )
+        }
         guard let trustDomain, let attestor, trustBundle != nil else { return nil }
         return SPIREServerConfig(
             host: host,
@@ -113,7 +127,9 @@ public enum UpstreamSettings: Sendable, Equatable {
             nodeAttestor: attestor,
             dataDirectory: dataDirectory + "/agent",
             syncInterval: syncInterval,
-            requestTimeout: timeout
+            requestTimeout: timeout,
+            rebootstrapMode: rebootstrapMode,
+            rebootstrapDelay: rebootstrapDelay
         )
     }
 

@@ -87,13 +87,16 @@ package final class FakeSPIREServer: Sendable {
     /// What the server signs with and checks expiry against: share a manual clock with the agent to move both.
     package let clock: any AgentClock
 
-    /// `serverPath` other than `/spire/server` makes an impostor, for testing that agents refuse it.
+    /// `serverPath` other than `/spire/server` makes an impostor, for testing that agents refuse it. Pass another
+    /// server's `x509popAuthority` to make a replacement that trusts the same node certificates (a server whose
+    /// CA was replaced).
     package init(
         trustDomain: String = "example.org",
         agentSVIDTTL: Duration = .seconds(3600),
         x509SVIDTTL: Duration = .seconds(3600),
         jwtSVIDTTL: Duration = .seconds(300),
         serverPath: String = "/spire/server",
+        x509popAuthority: CertificateAuthority? = nil,
         clock: any AgentClock = SystemClock()
     ) throws {
         let trustDomain = try TrustDomain(trustDomain)
@@ -109,12 +112,14 @@ package final class FakeSPIREServer: Sendable {
             ttl: .seconds(86_400),
             now: now
         )
-        x509popAuthority = try CertificateAuthority.makeRoot(
-            trustDomain: TrustDomain("nodes.example"),
-            keyType: .ecP256,
-            ttl: .seconds(86_400),
-            now: now
-        )
+        self.x509popAuthority =
+            try x509popAuthority
+            ?? CertificateAuthority.makeRoot(
+                trustDomain: TrustDomain("nodes.example"),
+                keyType: .ecP256,
+                ttl: .seconds(86_400),
+                now: now
+            )
         jwtSigner = try JWTSVIDSigner(privateKey: PrivateKey(generating: .ecP256), keyID: "fake-spire-jwt-1")
         let serverKey = try PrivateKey(generating: .ecP256)
         let serverChain = try authority.issueX509SVID(
@@ -135,6 +140,12 @@ package final class FakeSPIREServer: Sendable {
 
     /// The port it listens on (kept across stop and start).
     package var port: Int { boundPort.withLock { $0 } }
+
+    /// Starts serving on 127.0.0.1 at `port`, such as a stopped server's, to take its place.
+    package func start(onPort port: Int) async throws {
+        boundPort.withLock { $0 = port }
+        try await start()
+    }
 
     /// Starts serving on 127.0.0.1 (the same port as before after a ``stop()``, a free one the first time).
     package func start() async throws {
@@ -286,6 +297,9 @@ package final class FakeSPIREServer: Sendable {
     package func setJWTSVIDTampering(_ tampering: JWTSVIDTampering?) { state.withLock { $0.jwtTampering = tampering } }
 
     var jwtTampering: JWTSVIDTampering? { state.withLock { $0.jwtTampering } }
+
+    /// Forgets an attested agent, as `spire-server agent evict` does: its SVID is refused from then on.
+    package func evictAgent(_ id: SPIFFEID) { state.withLock { _ = $0.agents.removeValue(forKey: id) } }
 
     /// Makes `RenewAgent` answer PERMISSION_DENIED (the agent must re-attest).
     package func setMustReattest(_ value: Bool) { state.withLock { $0.mustReattest = value } }

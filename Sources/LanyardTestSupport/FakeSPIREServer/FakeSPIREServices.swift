@@ -5,8 +5,8 @@ import SPIFFE
 import SPIFFECrypto
 import SwiftASN1
 import Synchronization
-import X509
 import Timing
+import X509
 
 extension FakeSPIREServer {
     /// The DER of a certificate as grpc's transport reports it (a swift-certificates value).

@@ -14,6 +14,14 @@ public struct SPIREServerConfig: Sendable, Equatable {
         /// A projected service-account token of the agent's pod, validated by the server against the cluster.
         case k8sPSAT(cluster: String, tokenPath: String)
 
+        /// Whether the agent can attest again by itself (a join token is single-use).
+        public var canAttestAgain: Bool {
+            switch self {
+            case .joinToken, .joinTokenFile: false
+            case .x509pop, .k8sPSAT: true
+            }
+        }
+
         /// The server plugin's name, sent as the attestation data type.
         public var pluginName: String {
             switch self {
@@ -22,6 +30,17 @@ public struct SPIREServerConfig: Sendable, Equatable {
             case .k8sPSAT: "k8s_psat"
             }
         }
+    }
+
+    /// What the agent does when the server's certificate no longer chains to the stored bundle (its CA was
+    /// replaced) or the server refuses the agent's SVID (`rebootstrap_mode`).
+    public enum RebootstrapMode: String, Sendable, Equatable, CaseIterable {
+        /// Keep refusing and say what the operator must do.
+        case never
+        /// Bootstrap again after `rebootstrap_delay` if the node attestor can attest again.
+        case auto
+        /// The same; a configuration whose attestor cannot (a join token) is refused at start.
+        case always
     }
 
     public var host: String
@@ -37,6 +56,10 @@ public struct SPIREServerConfig: Sendable, Equatable {
     /// Bound on each call to the server.
     public var requestTimeout: Duration
     public var agentKeyType: KeyType
+    public var rebootstrapMode: RebootstrapMode
+    /// How long the refusal must last before the agent bootstraps again: a server briefly presenting something
+    /// else (a misrouted connection, a restore in progress) must not make it discard its identity.
+    public var rebootstrapDelay: Duration
 
     public init(
         host: String,
@@ -47,8 +70,12 @@ public struct SPIREServerConfig: Sendable, Equatable {
         dataDirectory: String,
         syncInterval: Duration = .seconds(5),
         requestTimeout: Duration = .seconds(10),
-        agentKeyType: KeyType = .ecP256
+        agentKeyType: KeyType = .ecP256,
+        rebootstrapMode: RebootstrapMode = .never,
+        rebootstrapDelay: Duration = .seconds(600)
     ) {
+        self.rebootstrapMode = rebootstrapMode
+        self.rebootstrapDelay = rebootstrapDelay
         self.host = host
         self.port = port
         self.trustDomain = trustDomain

@@ -67,6 +67,9 @@ struct SPIREServerConnection: Sendable {
             return try await withGRPCClient(transport: transport) { client in try await body(client) }
         } catch let error as UpstreamError {
             throw error
+        } catch let error as RPCError where error.code == .permissionDenied {
+            // The server's answer about the agent itself: callers tell eviction from other refusals.
+            throw error
         } catch {
             if let refusal = verifier.refusal {
                 throw UpstreamError(.untrustedServer, "refused the server at \(config.host):\(config.port): \(refusal)")

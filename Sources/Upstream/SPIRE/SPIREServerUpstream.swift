@@ -32,6 +32,8 @@ public final class SPIREServerUpstream: Sendable {
     private let knownEntries = Mutex<[String: Spire_Api_Types_Entry]>([:])
     /// Attestation and renewal, which must not run twice at once: concurrent callers share one run.
     private let identityWork = SharedTask<AgentIdentity>()
+    /// Since when the server has refused the agent or the agent the server, for `rebootstrap_delay`.
+    private let refusedSince = Mutex<Date?>(nil)
 
     /// The output mask SPIRE's agent asks entries with.
     static let entryMask: Spire_Api_Types_EntryMask = {
@@ -123,14 +125,43 @@ public final class SPIREServerUpstream: Sendable {
 
     /// Runs one call to the server as the agent: the identity made current first (and stored, if an earlier write
     /// failed), then `body` over a connection presenting it. Transport and RPC failures become `.unavailable` errors
-    /// naming `what`.
+    /// naming `what`. With `refusalMeansRejected` (the sync, whose first call any attested agent may make), a
+    /// PERMISSION_DENIED means the server refuses the agent's SVID. That, or a server whose certificate no longer
+    /// chains to the stored bundle, lasting `rebootstrap_delay`, makes the agent bootstrap again where
+    /// `rebootstrap_mode` and its node attestor allow, and the call is made once more with the new identity.
     private func callAsAgent<Result: Sendable>(
         _ what: String,
         at now: Date,
+        refusalMeansRejected: Bool = false,
         _ body: @Sendable (SPIREServerConnection.Client, AgentIdentity) async throws -> Result
     ) async throws(UpstreamError) -> Result {
-        let current = try await ensureIdentity(at: now)
+        let current: AgentIdentity
+        do {
+            current = try await ensureIdentity(at: now)
+        } catch  where error.code == .untrustedServer {
+            // An expired agent SVID attested again under a bundle that no longer trusts the server.
+            guard let stored = identity.withLock({ $0 }) else { throw error }
+            let fresh = try await rebootstrap(after: error, from: stored, at: now)
+            return try await call(what, as: fresh, at: now, refusalMeansRejected: refusalMeansRejected, body)
+        }
         if unsaved.withLock({ $0 }) { store(current) }
+        do {
+            let result = try await call(what, as: current, at: now, refusalMeansRejected: refusalMeansRejected, body)
+            refusedSince.withLock { $0 = nil }
+            return result
+        } catch  where error.code == .untrustedServer || error.code == .agentRefused {
+            let fresh = try await rebootstrap(after: error, from: current, at: now)
+            return try await call(what, as: fresh, at: now, refusalMeansRejected: refusalMeansRejected, body)
+        }
+    }
+
+    private func call<Result: Sendable>(
+        _ what: String,
+        as current: AgentIdentity,
+        at now: Date,
+        refusalMeansRejected: Bool,
+        _ body: @Sendable (SPIREServerConnection.Client, AgentIdentity) async throws -> Result
+    ) async throws(UpstreamError) -> Result {
         do {
             return try await connection.withClient(
                 presenting: current.svid,
@@ -139,9 +170,83 @@ public final class SPIREServerUpstream: Sendable {
             ) { client in try await body(client, current) }
         } catch let error as UpstreamError {
             throw error
+        } catch let error as RPCError where refusalMeansRejected && error.code == .permissionDenied {
+            throw UpstreamError(
+                .agentRefused,
+                "the server refused the agent svid \(current.svid.spiffeID): \(error.message)"
+            )
         } catch {
             throw UpstreamError(.unavailable, "\(what) failed: \(SPIREServerConnection.describe(error))")
         }
+    }
+
+    /// After a refusal (`error`): bootstraps again and returns the new identity once the refusal has lasted
+    /// `rebootstrap_delay` and the mode and node attestor allow it; otherwise throws `error` with what happens next or
+    /// what the operator must do. A server the agent no longer trusts is trusted again only through the configured
+    /// bootstrap source (`insecure_bootstrap` cannot be combined with rebootstrapping); a server that refuses the
+    /// agent is attested to again under the stored bundle.
+    private func rebootstrap(
+        after error: UpstreamError,
+        from current: AgentIdentity,
+        at now: Date
+    ) async throws(UpstreamError) -> AgentIdentity {
+        let since = refusedSince.withLock { since in
+            if since == nil { since = now }
+            return since ?? now
+        }
+        let identityFile = config.dataDirectory + "/" + AgentIdentity.fileName
+        let cause =
+            error.code == .untrustedServer
+            ? "the server's certificate does not chain to the stored bundle (was its CA replaced?)"
+            : "the server no longer accepts the agent's svid (was the agent evicted?)"
+        guard config.nodeAttestor.canAttestAgain else {
+            throw UpstreamError(
+                error.code,
+                "\(error.message); \(cause). A join-token agent cannot attest again by itself: create a new token (spire-server token generate), set join_token or join_token_file to it, \(error.code == .untrustedServer ? "put the server's current CA in the trust bundle source, " : "")remove \(identityFile) and restart lanyard"
+            )
+        }
+        guard config.rebootstrapMode != .never else {
+            throw UpstreamError(
+                error.code,
+                "\(error.message); \(cause). rebootstrap_mode is \"never\": set it to \"auto\", or \(error.code == .untrustedServer ? "put the server's current CA in the trust bundle source, " : "")remove \(identityFile) and restart lanyard"
+            )
+        }
+        let due = since.addingTimeInterval(config.rebootstrapDelay.timeInterval)
+        guard now >= due else {
+            throw UpstreamError(
+                error.code,
+                "\(error.message); \(cause). Bootstrapping again at \(due) if this lasts (rebootstrap_delay)"
+            )
+        }
+        logger.warning(
+            "bootstrapping again",
+            metadata: [
+                LogKey.spiffeID: "\(current.svid.spiffeID)", LogKey.error: "\(error.message)",
+                LogKey.attestorName: "\(config.nodeAttestor.pluginName)",
+            ]
+        )
+        let untrusted = error.code == .untrustedServer
+        let fresh: AgentIdentity
+        do {
+            fresh = try await UpstreamError.wrapping(.attestation, "node attestation failed") {
+                try await identityWork.value { [self] () async throws -> AgentIdentity in
+                    let anchors =
+                        untrusted
+                        ? try await config.trustBundle.authorities(
+                            trustDomain: config.trustDomain,
+                            timeout: config.requestTimeout
+                        ) : current.bundle.x509Authorities
+                    return try await attest(at: now, trusting: anchors)
+                }
+            }
+        } catch {
+            throw UpstreamError(
+                error.code,
+                "cannot bootstrap again: \(error.message)\(untrusted ? " (does the trust bundle source hold the server's current CA?)" : ""); serving what the agent holds and trying again at the next sync"
+            )
+        }
+        refusedSince.withLock { $0 = nil }
+        return fresh
     }
 
     /// Makes `identity` the agent's and stores it. A failed write does not throw the identity away: the server issued
@@ -175,7 +280,8 @@ public final class SPIREServerUpstream: Sendable {
     }
 
     /// `AttestAgent`: key and CSR, the attestation payload, challenges answered, the agent SVID and then the bundle.
-    private func attest(at now: Date) async throws -> AgentIdentity {
+    /// The server is trusted through `anchors` when given (bootstrapping again), else as ``currentTrustAnchors()``.
+    private func attest(at now: Date, trusting anchors: [Data]? = nil) async throws -> AgentIdentity {
         let attestation = NodeAttestation(attestor: config.nodeAttestor)
         let key = try PrivateKey(generating: config.agentKeyType)
         let csr = try CertificateSigningRequest(privateKey: key, spiffeID: nil)
@@ -184,7 +290,8 @@ public final class SPIREServerUpstream: Sendable {
         params.params.data.payload = try attestation.payload()
         params.params.params.csr = csr.derEncoded
         let firstMessage = params
-        let trust = try await currentTrustAnchors()
+        var trust = anchors
+        if trust == nil { trust = try await currentTrustAnchors() }
         let options = connection.attestationCallOptions
         let (svid, reattestable, bundle) = try await connection.withClient(presenting: nil, trusting: trust, at: now) {
             client in
@@ -315,7 +422,11 @@ public final class SPIREServerUpstream: Sendable {
         let known = knownEntries.withLock { $0 }
         let logger = logger
         let trustDomain = config.trustDomain
-        let (current, bundle, entries, federated) = try await callAsAgent("sync with spire server", at: now) {
+        let (current, bundle, entries, federated) = try await callAsAgent(
+            "sync with spire server",
+            at: now,
+            refusalMeansRejected: true
+        ) {
             client,
             current in
             let bundleClient = Spire_Api_Server_Bundle_V1_Bundle.Client(wrapping: client)
