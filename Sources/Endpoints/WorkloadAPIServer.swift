@@ -32,6 +32,9 @@ public final class WorkloadAPIServer: Sendable {
     /// Connections open now, all callers together.
     public var openConnections: Int { limiter.totalConnections }
 
+    /// Connections and calls each uid holds now, for `lanyard status`.
+    public var callerUsage: [UInt32: (connections: Int, calls: Int)] { limiter.usage() }
+
     /// The largest request message accepted, for both services: Workload API requests are a few hundred bytes, and
     /// Envoy's DiscoveryRequest carries its node metadata (a few KiB for an Istio sidecar).
     public static let maximumRequestSize = 256 << 10

@@ -82,12 +82,18 @@ package struct CacheState: Sendable {
         lastSyncAttempt = time
     }
 
-    package mutating func markSyncResult(succeeded: Bool) {
+    /// When a sync last succeeded, and what the last failure said (for `lanyard status`).
+    package private(set) var lastSuccessfulSync: Date? = nil
+    package private(set) var lastSyncError: String? = nil
+
+    package mutating func markSyncResult(succeeded: Bool, error: String? = nil) {
         lastSyncSucceeded = succeeded
         if succeeded {
             failingSince = nil
-        } else if failingSince == nil {
-            failingSince = lastSyncAttempt
+            lastSuccessfulSync = lastSyncAttempt
+        } else {
+            lastSyncError = error
+            if failingSince == nil { failingSince = lastSyncAttempt }
         }
     }
 

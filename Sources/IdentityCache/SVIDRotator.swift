@@ -66,7 +66,7 @@ package struct SVIDRotator: Sendable {
             // A pass cut short by shutdown is not an upstream failure.
             if Task.isCancelled { return 0 }
             cache.update { cacheState in
-                cacheState.markSyncResult(succeeded: false)
+                cacheState.markSyncResult(succeeded: false, error: "\(error)")
                 return false
             }
             Counter(label: "lanyard_upstream_sync_total", dimensions: [("result", "error")]).increment()

@@ -84,6 +84,14 @@ public final class LocalAuthority: Sendable {
         return changed
     }
 
+    /// Each generation's validity, oldest first, and whether it is the one signing at `now` (for `lanyard status`).
+    public func generationValidity(at now: Date) -> [(notBefore: Date, notAfter: Date, signing: Bool)] {
+        let signing = signingGeneration(at: now).notBefore
+        return generations.withLock { list in
+            list.map { ($0.notBefore, $0.notAfter, $0.notBefore == signing) }
+        }
+    }
+
     /// Whether a root that has not expired can sign at `now` (so a failed rotation can wait for the next pass).
     public func canSign(at now: Date) -> Bool {
         generations.withLock { list in list.contains { $0.notAfter > now } }

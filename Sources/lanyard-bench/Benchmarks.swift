@@ -37,6 +37,9 @@ struct Benchmarks {
             [health]
             listen = ""
 
+            [admin]
+            socket_path = ""
+
             """
         for index in 0..<count {
             let selector = index == 0 ? "unix:uid:\(Self.uid)" : "unix:uid:\(100_000 + index)"

@@ -11,8 +11,10 @@ struct Lanyard: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lanyard",
         abstract: "A SPIFFE workload identity agent for Linux.",
-        version: "0.1.0-dev",
-        subcommands: [Run.self, API.self, Healthcheck.self, Config.self]
+        version: LanyardVersion.current,
+        subcommands: [
+            Run.self, API.self, Healthcheck.self, Config.self, Status.self, Explain.self, Entries.self, LogLevel.self,
+        ]
     )
 
     static func main() async {
@@ -263,6 +265,111 @@ struct API: ParsableCommand {
             } catch {
                 throw Failure.runtime(error)
             }
+        }
+    }
+}
+
+// MARK: - Admin endpoint
+
+/// Options every admin command shares.
+struct AdminOptions: ParsableArguments {
+    @Option(name: .customLong("admin-socket"), help: "The admin endpoint's socket.")
+    var socket: String = AdminSettings.defaultSocketPath
+
+    @Flag(help: "Print the JSON document (stable; see docs/admin-api.md).")
+    var json = false
+
+    var client: AdminClient { AdminClient(socketPath: socket) }
+
+    /// Runs `body` and prints its report as text or JSON; failures exit 1 with the endpoint's code and message.
+    func print<Report: Encodable>(_ body: (AdminClient) throws -> Report, text: (Report) -> String) throws {
+        do {
+            let report = try body(client)
+            if json {
+                Swift.print(String(decoding: try AdminClient.encoder.encode(report), as: UTF8.self))
+            } else {
+                Swift.print(text(report))
+            }
+        } catch {
+            throw Failure.runtime(error)
+        }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "What the running agent is doing: upstream, caches, callers, readiness (root only)."
+    )
+
+    @OptionGroup var options: AdminOptions
+
+    func run() throws {
+        try options.print({ try $0.status() }, text: \.text)
+    }
+}
+
+struct Entries: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Every registration entry with its SVID's serial and expiry (root only)."
+    )
+
+    @OptionGroup var options: AdminOptions
+
+    func run() throws {
+        try options.print({ try $0.entries() }, text: \.text)
+    }
+}
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Why a process gets the identities it gets, or none: attestation as a dry run (root only)."
+    )
+
+    @OptionGroup var options: AdminOptions
+    @Option(help: "The process to explain.")
+    var pid: Int32?
+    @Option(help: "A hypothetical caller's uid (unix selectors only).")
+    var uid: UInt32?
+    @Option(help: "Its gid (default: the uid).")
+    var gid: UInt32?
+
+    func validate() throws {
+        guard (pid == nil) != (uid == nil) else { throw ValidationError("give --pid, or --uid (and --gid)") }
+        if gid != nil && uid == nil { throw ValidationError("--gid goes with --uid") }
+    }
+
+    func run() throws {
+        try options.print(
+            { client in
+                if let pid { return try client.explain(pid: pid) }
+                return try client.explain(uid: uid ?? 0, gid: gid ?? uid ?? 0)
+            },
+            text: \.text
+        )
+    }
+}
+
+struct LogLevel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "log-level",
+        abstract: "Print the running agent's log level, or set it until the next reload or restart (root only)."
+    )
+
+    @Option(name: .customLong("admin-socket"), help: "The admin endpoint's socket.")
+    var socket: String = AdminSettings.defaultSocketPath
+    @Argument(help: "trace, debug, info, notice, warning, error or critical.")
+    var level: String?
+
+    func run() throws {
+        do {
+            let answer = try AdminClient(socketPath: socket).logLevel(set: level)
+            if let previous = answer.previous {
+                print("log level \(answer.level) (was \(previous))")
+            } else {
+                print("log level \(answer.level)")
+            }
+        } catch {
+            throw Failure.runtime(error)
         }
     }
 }

@@ -64,6 +64,9 @@ func writeConfig(_ directory: String, socket: String, entries: String, health: S
         [health]
         listen = "\(health)"
 
+        [admin]
+        socket_path = ""
+
         \(entries)
         """
     try writePrivateFile(text, to: path)

@@ -65,6 +65,21 @@ public struct UnixAttestor: WorkloadAttestor {
         return try selectors.map { try Selector(type: name, value: $0.1.isEmpty ? "-" : $0.1).with(kind: $0.0) }
     }
 
+    /// The selectors a process of `uid` and `gid` would get from the credentials alone (no supplementary groups,
+    /// path or hash): what `lanyard explain --uid` answers for a caller that does not exist.
+    public func selectors(uid: UInt32, gid: UInt32) throws -> [Selector] {
+        var selectors: [(String, String)] = [("uid", String(uid)), ("gid", String(gid))]
+        if let user = names.user(uid, lookUp: Self.lookUpUser) { selectors.append(("user", user)) }
+        if let group = names.group(gid, lookUp: Self.lookUpGroup) { selectors.append(("group", group)) }
+        return try selectors.map { try Selector(type: name, value: $0.1.isEmpty ? "-" : $0.1).with(kind: $0.0) }
+    }
+
+    /// The process `pid` as a caller with its effective uid and gid, read from `/proc` now.
+    public static func process(pid: Int32, procRoot: String = "/proc") throws(AttestationError) -> WorkloadProcess {
+        let status = try ProcStatus(pid: pid, procRoot: procRoot)
+        return WorkloadProcess(pid: pid, uid: status.effectiveUID, gid: status.effectiveGID)
+    }
+
     static func lookUpUser(_ uid: UInt32) -> String? {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>? = nil

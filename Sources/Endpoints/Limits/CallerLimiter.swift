@@ -70,6 +70,19 @@ final class CallerLimiter: Sendable {
         held.withLock { $0.byCaller[Key(uid: uid, resource: resource)] ?? 0 }
     }
 
+    /// What every uid holds now: connections and calls.
+    func usage() -> [UInt32: (connections: Int, calls: Int)] {
+        held.withLock { held in
+            var usage: [UInt32: (connections: Int, calls: Int)] = [:]
+            for (key, count) in held.byCaller {
+                var entry = usage[key.uid] ?? (0, 0)
+                if key.resource == .connection { entry.connections = count } else { entry.calls = count }
+                usage[key.uid] = entry
+            }
+            return usage
+        }
+    }
+
     /// Open connections of every caller.
     var totalConnections: Int { held.withLock { $0.connections } }
 

@@ -78,7 +78,7 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
 
     /// The kernel's view of the process at the other end of `socket`, and a pidfd for it where the kernel has
     /// `SO_PEERPIDFD` (Linux >= 6.5); nil when the credentials cannot be read.
-    private static func peer(of socket: any Channel) -> EventLoopFuture<(WorkloadProcess, PeerProcess)?> {
+    static func peer(of socket: any Channel) -> EventLoopFuture<(WorkloadProcess, PeerProcess)?> {
         guard let provider = socket as? any SocketOptionProvider else {
             return socket.eventLoop.makeSucceededFuture(nil)
         }

@@ -52,6 +52,7 @@ public struct Agent: Sendable {
     public func run(onReady: @escaping @Sendable () -> Void = {}) async throws {
         let clock = clock
         let now: @Sendable () -> Date = { clock.now }
+        let startedAt = now()
         let notifier = SystemdNotifier()
         let descriptors = DescriptorLimit.raise()
         var callerLimits = config.workloadAPI.callerLimits
@@ -61,6 +62,7 @@ public struct Agent: Sendable {
         )
         let upstream: any IdentityUpstream
         let localUpstream: LocalUpstream?
+        var spireServer: SPIREServerUpstream? = nil
         /// The agent identity snapshots are taken under: the SPIRE agent ID in fleet mode, none standalone.
         let agentID: @Sendable () -> SPIFFEID?
         /// The one stored before this start, which a snapshot must have been taken under.
@@ -69,6 +71,7 @@ public struct Agent: Sendable {
         case .spire(let spire):
             let server = SPIREServerUpstream(config: spire, logger: logger)
             upstream = SPIREUpstream(server: server)
+            spireServer = server
             localUpstream = nil
             agentID = { server.agentID }
             // Read once here; the first sync uses it as it is. One that cannot be used fails that sync, as it would.
@@ -206,6 +209,30 @@ public struct Agent: Sendable {
             )
             services.append(.init(service: HealthService(server: health)))
         }
+        if let adminPath = config.admin.socketPath {
+            let api = AdminAPI(
+                config: config,
+                cache: cache,
+                attestors: attestors,
+                readiness: readiness,
+                server: server,
+                callerLimits: callerLimits,
+                localAuthority: localUpstream?.authority,
+                spireServer: spireServer,
+                logLevel: logLevel,
+                startedAt: startedAt,
+                clock: clock,
+                logger: logger
+            )
+            let admin = AdminServer(
+                socketPath: adminPath,
+                authorizedUIDs: config.admin.authorizedUIDs,
+                pin: { backend.pin($0, process: $1) },
+                logger: logger,
+                handler: { await api.handle($0) }
+            )
+            services.append(.init(service: AdminService(server: admin, logger: logger)))
+        }
         if let interval = notifier.watchdogInterval {
             services.append(
                 .init(
@@ -337,6 +364,26 @@ struct HealthService: Service, CustomStringConvertible {
 
     func run() async throws {
         try await cancelWhenGracefulShutdown { try await server.run() }
+    }
+}
+
+/// The admin endpoint as a lifecycle service. One that cannot listen (its directory cannot be created, say) is
+/// logged and left out: operators lose `lanyard status`, workloads lose nothing.
+struct AdminService: Service, CustomStringConvertible {
+    var description: String { "admin" }
+    let server: AdminServer
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown { try await server.run() }
+        } catch  where !Task.isCancelled {
+            logger.error(
+                "the admin endpoint cannot listen; serving without it",
+                metadata: [LogKey.socketPath: "\(server.socketPath)", LogKey.error: "\(error)"]
+            )
+            try? await gracefulShutdown()
+        }
     }
 }
 

@@ -92,6 +92,7 @@ final class Reloader: Sendable {
         compare("workload_api", \.workloadAPI)
         compare("sds", \.sds)
         compare("health", \.health)
+        compare("admin", \.admin)
         compare("upstream", \.upstream)
         return changed
     }

@@ -21,6 +21,7 @@ public struct AgentConfig: Sendable, Equatable {
     public var workloadAPI: WorkloadAPISettings
     public var sds: SDSConfig
     public var health: HealthSettings
+    public var admin: AdminSettings
     public var upstream: UpstreamSettings
     public var unixAttestor: UnixAttestorSettings
     /// `[attestors.k8s]` when enabled.
@@ -99,6 +100,16 @@ public struct AgentConfig: Sendable, Equatable {
         let workloadAPI = readSection(root, "workload_api", WorkloadAPISettings.read)
         let sds = readSection(root, "sds", SDSConfig.read)
         let health = readSection(root, "health", HealthSettings.read)
+        let admin = readSection(root, "admin", AdminSettings.read)
+        if let adminSocket = admin.socketPath,
+            (adminSocket as NSString).deletingLastPathComponent
+                == (workloadAPI.socketPath as NSString).deletingLastPathComponent
+        {
+            root.problem(
+                "admin",
+                "socket_path must not be in the Workload API socket's directory, which every local user reaches; use the agent's private runtime directory (\(AdminSettings.defaultSocketPath))"
+            )
+        }
         let upstreamSection = root.section("upstream")
         let upstream = UpstreamSettings.read(upstreamSection, trustDomain: trustDomain, dataDirectory: dataDirectory)
         upstreamSection.finish()
@@ -135,6 +146,7 @@ public struct AgentConfig: Sendable, Equatable {
             workloadAPI: workloadAPI,
             sds: sds,
             health: health,
+            admin: admin,
             upstream: upstream,
             unixAttestor: unix,
             k8sAttestor: k8s,

@@ -116,6 +116,26 @@ final class SectionReader {
         return Int(found)
     }
 
+    func integers(_ key: String) -> [Int64]? {
+        read.insert(key)
+        switch table?[key] {
+        case nil: return nil
+        case .array(let values)?:
+            var integers: [Int64] = []
+            for value in values {
+                guard case .integer(let integer) = value else {
+                    problem(key, "must be an array of integers")
+                    return nil
+                }
+                integers.append(integer)
+            }
+            return integers
+        case let other?:
+            problem(key, "must be an array of integers, not \(other.typeName)")
+            return nil
+        }
+    }
+
     func strings(_ key: String) -> [String]? {
         read.insert(key)
         switch table?[key] {

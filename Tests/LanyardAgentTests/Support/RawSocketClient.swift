@@ -76,7 +76,10 @@ struct RawSocketClient: Sendable {
         func count() -> Int {
             // Read to the end: String(contentsOfFile:) stops after the first page of a /proc file (its size is 0).
             let data = FileHandle(forReadingAtPath: "/proc/net/unix")?.readDataToEndOfFile() ?? Data()
-            return String(decoding: data, as: UTF8.self).split(separator: "\n").filter { $0.contains(directory) }.count
+            return String(decoding: data, as: UTF8.self).split(separator: "\n").filter {
+                // The admin endpoint's socket lives in `private/`; the Workload API's anywhere else in the directory.
+                $0.contains(directory) && !$0.contains(directory + "/private/")
+            }.count
         }
         var previous = count()
         for _ in 0..<20 {

@@ -10,6 +10,9 @@ final class TestAgent: Sendable {
     let directory: String
     let socketPath: String
     let configPath: String
+
+    /// The admin endpoint's socket (in a directory of its own, as the config requires).
+    var adminSocketPath: String { directory + "/private/admin.sock" }
     private let task: Task<Void, any Error>
 
     var client: WorkloadAPIClient { WorkloadAPIClient(socketPath: socketPath) }
@@ -25,6 +28,7 @@ final class TestAgent: Sendable {
         upstream: String? = nil,
         workloadAPI: String = "",
         topLevel: String = "",
+        admin: String = "",
         clock: (any AgentClock)? = nil
     ) async throws -> TestAgent {
         let directory = directory ?? TestAgent.makeDirectory()
@@ -44,6 +48,10 @@ final class TestAgent: Sendable {
             [health]
             listen = ""
 
+            [admin]
+            socket_path = "\(directory)/private/admin.sock"
+            \(admin)
+
             \(upstream ?? "[upstream.local]\nx509_svid_ttl = \"\(x509SVIDTTL)\"")
 
             \(body)
@@ -51,12 +59,20 @@ final class TestAgent: Sendable {
         try writePrivateFile(config, to: configPath)
         let agentConfig = try AgentConfig.load(path: configPath)
         let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
-        var logger = logs.map { logs in Logger(label: "test-agent") { _ in logs } } ?? Logger(label: "test-agent")
-        logger.logLevel = .warning
-        let agentLogger = logger
+        // The level follows a box, as under `lanyard run`, so `lanyard log-level` can change it.
+        let level = LogLevelBox(.warning)
+        let agentLogger = Logger(label: "test-agent") { label in
+            let inner: any LogHandler = logs ?? StreamLogHandler.standardError(label: label)
+            return LevelFollowingLogHandler(inner, box: level)
+        }
         let task = Task {
             defer { readyContinuation.finish() }
-            try await Agent(config: agentConfig, logger: agentLogger, clock: clock ?? SystemClock()).run {
+            try await Agent(
+                config: agentConfig,
+                logger: agentLogger,
+                logLevel: level,
+                clock: clock ?? SystemClock()
+            ).run {
                 readyContinuation.yield()
             }
         }
