@@ -239,6 +239,22 @@ struct ConfigTests {
             "upstream.spire.rebootstrap_delay: \"later\" is not a positive duration"
         ),
         (
+            "trust_domain = \"example.org\"\n[admin]\nsocket_path = \"/run/lanyard/public/admin.sock\"",
+            "admin: socket_path must not be in the Workload API socket's directory"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[admin]\nsocket_path = \"admin.sock\"",
+            "admin.socket_path: must be an absolute path"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[admin]\nauthorized_uids = [0, -1]",
+            "admin.authorized_uids: -1 is not a uid"
+        ),
+        (
+            "trust_domain = \"example.org\"\n[admin]\nauthorized_uids = [\"root\"]",
+            "admin.authorized_uids: must be an array of integers"
+        ),
+        (
             "trust_domain = \"example.org\"\nx509_svid_cache_max_size = -1",
             "x509_svid_cache_max_size: must be between 0 and 1000000"
         ),
