@@ -44,7 +44,7 @@ struct AdminEndpointTests {
         let agent = try await TestAgent.start(Self.entries)
         defer { agent.removeDirectory() }
         _ = try await agent.client.fetchX509SVID()
-        let status = try AdminClient(socketPath: agent.adminSocketPath).status()
+        let status = try await TestAdminClient(socketPath: agent.adminSocketPath).status()
         await agent.stop()
         #expect(status.apiVersion == "v1")
         #expect(status.mode == "standalone" && status.trustDomain == "example.org")
@@ -70,16 +70,20 @@ struct AdminEndpointTests {
             directory: directory,
             upstream: try SPIREUpstreamIntegrationTests.upstream(server, directory: directory)
         )
-        let client = AdminClient(socketPath: agent.adminSocketPath)
-        let before = try client.status()
+        let client = TestAdminClient(socketPath: agent.adminSocketPath)
+        let before = try await client.status()
         #expect(before.mode == "fleet" && before.upstream.kind == "spire")
         #expect(before.upstream.serverAddress == "127.0.0.1:\(server.port)")
         #expect(before.upstream.agentId == server.agentIDs.first?.description)
         #expect(before.upstream.agentSvidExpiry.map { $0 > Date() } == true)
         #expect(before.upstream.lastError == nil && before.caGenerations == nil)
         await server.stop()
-        #expect(try await SPIREUpstreamIntegrationTests.eventually { try client.status().upstream.failingSince != nil })
-        let after = try client.status()
+        #expect(
+            try await SPIREUpstreamIntegrationTests.eventually {
+                try await client.status().upstream.failingSince != nil
+            }
+        )
+        let after = try await client.status()
         #expect(after.upstream.lastError?.contains("127.0.0.1:\(server.port)") == true, "\(after.upstream)")
         #expect(after.ready, "valid SVIDs keep the agent ready through an outage: \(after.readiness)")
         let lastSuccess = try #require(after.upstream.lastSuccessfulSync)
@@ -94,15 +98,15 @@ struct AdminEndpointTests {
         guard Self.isRoot() else { return }
         let agent = try await TestAgent.start(Self.entries)
         defer { agent.removeDirectory() }
-        let client = AdminClient(socketPath: agent.adminSocketPath)
+        let client = TestAdminClient(socketPath: agent.adminSocketPath)
         let worker = try await Self.sleeper(uid: 40011)
         // setpriv execs sleep in the same process: wait until the pid runs as the worker.
         #expect(
             try await SPIREUpstreamIntegrationTests.eventually {
-                (try? client.explain(pid: worker.pid))?.caller.uid == 40011
+                (try? await client.explain(pid: worker.pid))?.caller.uid == 40011
             }
         )
-        let report = try client.explain(pid: worker.pid)
+        let report = try await client.explain(pid: worker.pid)
         #expect(report.caller == .init(pid: worker.pid, uid: 40011, gid: 40011, hypothetical: false))
         #expect(report.attestors.map(\.name) == ["unix"] && report.attestors[0].error == nil)
         #expect(report.selectors.contains("unix:uid:40011") && report.selectors.contains("unix:gid:40011"))
@@ -116,7 +120,7 @@ struct AdminEndpointTests {
         #expect(report.sdsResources.contains("spiffe://example.org/worker") && report.sdsResources.contains("ROOTCA"))
 
         // Nobody matches a stranger; the verdict names the closest entry and what it lacks.
-        let stranger = try client.explain(uid: 40012, gid: 40012)
+        let stranger = try await client.explain(uid: 40012, gid: 40012)
         #expect(stranger.caller.hypothetical && stranger.identities.isEmpty)
         #expect(stranger.verdict.hasPrefix("no entry matches: closest is spiffe://example.org/"), "\(stranger.verdict)")
         #expect(Set(stranger.selectors) == ["unix:uid:40012", "unix:gid:40012"])
@@ -124,8 +128,8 @@ struct AdminEndpointTests {
         // A process that exited is reported as such.
         worker.stop()
         _ = await worker.waitUntilExit()
-        #expect {
-            _ = try client.explain(pid: worker.pid)
+        await #expect {
+            _ = try await client.explain(pid: worker.pid)
         } throws: { error in
             (error as? AdminClient.Failure)?.code == "NOT_FOUND"
         }
@@ -155,7 +159,7 @@ struct AdminEndpointTests {
             #expect(denied.status == 1, "\(call): \(denied.stdout)")
             #expect(denied.stderr.contains("PERMISSION_DENIED"), "\(call): \(denied.stderr)")
         }
-        #expect(try AdminClient(socketPath: agent.adminSocketPath).logLevel(set: nil).level == "warning")
+        #expect(try await TestAdminClient(socketPath: agent.adminSocketPath).logLevel(set: nil).level == "warning")
         let allowed = try await cli.run(["status", "--json"] + socket, uid: 40013, gid: 40013)
         #expect(allowed.status == 0, "\(allowed.stderr)")
         #expect(allowed.stdout.contains("\"api_version\" : \"v1\""), "\(allowed.stdout)")
@@ -168,20 +172,100 @@ struct AdminEndpointTests {
         let logs = LogCapture()
         let agent = try await TestAgent.start(Self.entries, logs: logs)
         defer { agent.removeDirectory() }
-        let client = AdminClient(socketPath: agent.adminSocketPath)
+        let client = TestAdminClient(socketPath: agent.adminSocketPath)
         _ = try await agent.client.fetchX509SVID()
         #expect(!logs.all.contains { $0.contains("caller attested") }, "a debug line at level warning")
-        let answer = try client.logLevel(set: "debug")
+        let answer = try await client.logLevel(set: "debug")
         #expect(answer.level == "debug" && answer.previous == "warning")
         _ = try await agent.client.fetchX509SVID()
         #expect(logs.all.contains { $0.hasPrefix("debug caller attested") }, "\(logs.all.suffix(3))")
         #expect(logs.all.contains { $0.contains("log level changed through the admin endpoint") })
-        #expect {
-            _ = try client.logLevel(set: "loud")
+        await #expect {
+            _ = try await client.logLevel(set: "loud")
         } throws: { error in
             (error as? AdminClient.Failure)?.code == "INVALID_ARGUMENT"
         }
-        #expect(try client.logLevel(set: nil).level == "debug")
+        #expect(try await client.logLevel(set: nil).level == "debug")
         await agent.stop()
+    }
+}
+
+/// `explain` with the k8s attestor: real cgroups, a process moved into them, and the fake kubelet over HTTPS.
+@Suite("Admin endpoint: explain with the k8s attestor", .serialized, .timeLimit(.minutes(5)))
+struct AdminExplainK8sTests {
+    /// A process that moves itself into `cgroup` and sleeps; returns once it is in there.
+    static func sleeper(
+        in cgroup: K8sAttestationIntegrationTests.PodCgroup,
+        container: String
+    ) async throws
+        -> ChildProcess
+    {
+        let process = try await ChildProcess.start([
+            "/bin/sh", "-c", "echo $$ > \(cgroup.path)/cgroup.procs && exec /bin/sleep 60",
+        ])
+        let placed = try await SPIREUpstreamIntegrationTests.eventually {
+            ((try? String(contentsOfFile: "/proc/\(process.pid)/cgroup", encoding: .utf8)) ?? "").contains(container)
+        }
+        guard placed else { throw TestAgentError("the sleeper did not enter its cgroup") }
+        return process
+    }
+
+    @Test("a pod's process, a pod the kubelet does not list yet, and an unreachable kubelet")
+    func explainK8s() async throws {
+        guard let roots = K8sAttestationIntegrationTests.cgroupRoots() else { return }
+        let shop = FakePod.randomContainerID()
+        let other = FakePod.randomContainerID()
+        let setup = try await K8sAttestationIntegrationTests.start(
+            pods: K8sAttestationIntegrationTests.pods(shopContainer: shop, otherContainer: other)
+        )
+        let client = TestAdminClient(socketPath: setup.agent.adminSocketPath)
+        let shopCgroup = try K8sAttestationIntegrationTests.PodCgroup(
+            root: roots.v2,
+            version: 2,
+            podUID: K8sAttestationIntegrationTests.shopPodUID,
+            containerID: shop
+        )
+        let unlisted = FakePod.randomContainerID()
+        let unlistedCgroup = try K8sAttestationIntegrationTests.PodCgroup(
+            root: roots.v2,
+            version: 2,
+            podUID: "0badf00d-0000-4000-8000-000000000001",
+            containerID: unlisted
+        )
+        defer {
+            shopCgroup.remove()
+            unlistedCgroup.remove()
+        }
+
+        let api = try await Self.sleeper(in: shopCgroup, container: shop)
+        defer { api.stop() }
+        let granted = try await client.explain(pid: api.pid)
+        let k8s = try #require(granted.attestors.first { $0.name == "k8s" })
+        #expect(k8s.error == nil && k8s.selectors.contains("k8s:ns:shop") && k8s.selectors.contains("k8s:sa:api"))
+        #expect(granted.identities.map(\.spiffeId) == ["spiffe://example.org/ns/shop/sa/api"])
+        #expect(granted.verdict == "would receive 1 identity")
+
+        // A container of a pod the kubelet does not list: the attestor polls, then reports it.
+        let stranger = try await Self.sleeper(in: unlistedCgroup, container: unlisted)
+        defer { stranger.stop() }
+        let waiting = try await client.explain(pid: stranger.pid)
+        let unlistedK8s = try #require(waiting.attestors.first { $0.name == "k8s" })
+        #expect(unlistedK8s.error != nil, "\(unlistedK8s)")
+        #expect(waiting.verdict.hasPrefix("attestation fails (k8s)"), "\(waiting.verdict)")
+        print("explain, pod not listed: \(unlistedK8s.error ?? "")")
+
+        await setup.stop()
+
+        // A kubelet that cannot be reached (stopped before the agent ever connected to it): the error says so.
+        let offline = try await K8sAttestationIntegrationTests.start(
+            pods: K8sAttestationIntegrationTests.pods(shopContainer: shop, otherContainer: other)
+        )
+        await offline.kubelet.stop()
+        let unreachable = try await TestAdminClient(socketPath: offline.agent.adminSocketPath).explain(pid: api.pid)
+        let failed = try #require(unreachable.attestors.first { $0.name == "k8s" })
+        #expect(failed.error != nil && failed.error != unlistedK8s.error, "\(failed)")
+        #expect(unreachable.verdict.hasPrefix("attestation fails (k8s)"), "\(unreachable.verdict)")
+        print("explain, kubelet unreachable: \(failed.error ?? "")")
+        await offline.stop()
     }
 }

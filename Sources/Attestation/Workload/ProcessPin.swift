@@ -1,5 +1,5 @@
-public import SPIFFE
 import CLinux
+public import SPIFFE
 
 #if canImport(Glibc)
     import Glibc
@@ -143,6 +143,11 @@ public final class ProcessPin: Sendable {
 
     /// Field 22 of `/proc/<pid>/stat`. The command name (field 2) may hold spaces and parentheses, so fields are
     /// counted from the last `)`.
+    /// When `pid` started, in clock ticks since boot (`/proc/<pid>/stat`), or nil when it cannot be read.
+    public static func processStartTicks(pid: Int32, procRoot: String = "/proc") -> UInt64? {
+        try? startTime(pid: pid, procRoot: procRoot)
+    }
+
     static func startTime(pid: Int32, procRoot: String) throws(AttestationError) -> UInt64 {
         guard pid > 0 else { throw AttestationError(.processGone, "pid \(pid) is not a process") }
         let path = "\(procRoot)/\(pid)/stat"

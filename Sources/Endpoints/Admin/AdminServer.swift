@@ -22,6 +22,7 @@ import Synchronization
 public final class AdminServer: Sendable {
     public static let maximumConnections = 16
     public static let maximumBodyBytes = 4096
+    static let requestTimerName = "admin-request-timer"
 
     /// One request, from a caller already authorized.
     public struct Request: Sendable {
@@ -56,7 +57,9 @@ public final class AdminServer: Sendable {
     let pin: @Sendable (WorkloadProcess, PeerProcess) -> any CallerPin
     let logger: Logger
     let requestTimeout: Duration
-    private let connections = Mutex(0)
+    /// The connections being served, closed at once when the server stops (a client that sends nothing must not
+    /// hold up the agent's shutdown until its request timeout).
+    private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
 
     public init(
         socketPath: String,
@@ -76,6 +79,7 @@ public final class AdminServer: Sendable {
 
     /// A connection's peer as the kernel reported it at accept.
     private typealias Peer = (process: WorkloadProcess, pin: any CallerPin)?
+    private typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
     /// Serves until cancelled; removes the socket file when it stops.
     public func run(onListening: @Sendable () -> Void = {}) async throws {
@@ -89,18 +93,25 @@ public final class AdminServer: Sendable {
         }
         let pin = pin
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true) { [requestTimeout] channel in
-                PeerCredentialHandler.peer(of: channel).flatMapThrowing { peer in
+            .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true) {
+                [requestTimeout] (channel: any Channel) -> EventLoopFuture<(Connection, Peer)> in
+                // The pipeline first, synchronously, so nothing the client sends meanwhile is lost; the credentials
+                // (never a failure: nil when unreadable) are read from the socket alongside.
+                let wrapped: Connection
+                do {
                     try channel.pipeline.syncOperations.addHandler(
-                        IdleStateHandler(readTimeout: TimeAmount(requestTimeout))
+                        IdleStateHandler(readTimeout: TimeAmount(requestTimeout)),
+                        name: Self.requestTimerName
                     )
                     try channel.pipeline.syncOperations.addHandler(AdminCloseWhenIdle())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    let wrapped = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
-                        wrappingChannelSynchronously: channel
-                    )
-                    let peer: Peer = peer.map { ($0.0, pin($0.0, $0.1)) }
-                    return (wrapped, peer)
+                    wrapped = try NIOAsyncChannel(wrappingChannelSynchronously: channel)
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+                return PeerCredentialHandler.peer(of: channel).map { found -> (Connection, Peer) in
+                    guard let (process, descriptor) = found else { return (wrapped, nil) }
+                    return (wrapped, (process, pin(process, descriptor)))
                 }
             }
         chmod(socketPath, 0o600)
@@ -112,9 +123,10 @@ public final class AdminServer: Sendable {
                 try await withThrowingDiscardingTaskGroup { group in
                     try await server.executeThenClose { accepted in
                         for try await (connection, peer) in accepted {
-                            let admitted = connections.withLock { count in
-                                guard count < Self.maximumConnections else { return false }
-                                count += 1
+                            let key = ObjectIdentifier(connection.channel)
+                            let admitted = open.withLock { open in
+                                guard open.count < Self.maximumConnections else { return false }
+                                open[key] = connection.channel
                                 return true
                             }
                             guard admitted else {
@@ -123,13 +135,14 @@ public final class AdminServer: Sendable {
                             }
                             group.addTask {
                                 await self.serve(connection, peer: peer)
-                                self.connections.withLock { $0 -= 1 }
+                                _ = self.open.withLock { $0.removeValue(forKey: key) }
                             }
                         }
                     }
                 }
             } onCancel: {
                 server.channel.close(promise: nil)
+                for channel in open.withLock({ Array($0.values) }) { channel.close(promise: nil) }
             }
         } catch  where Task.isCancelled {
             // Closing the listener is how the server stops.
@@ -155,6 +168,9 @@ public final class AdminServer: Sendable {
                             body.append(contentsOf: buffer.readableBytesView)
                         }
                     case .end:
+                        // The request is in: the answer may take longer than a request may (explain waits for the
+                        // attestors, which have their own bounds).
+                        try? await connection.channel.pipeline.removeHandler(name: Self.requestTimerName).get()
                         let response: Response
                         if tooLarge {
                             response = .error(

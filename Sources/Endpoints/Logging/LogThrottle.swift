@@ -1,10 +1,10 @@
 import Synchronization
-import Timing
+public import Timing
 
 /// Lets a log line through at most once per interval for each key, counting what it held back, so that a caller
 /// who triggers a warning in a loop (a flood of refused connections, an Envoy that NACKs every push) writes one
 /// line per second, not one per attempt.
-final class LogThrottle: Sendable {
+public final class LogThrottle: Sendable {
     private struct Slot {
         /// The clock's uptime at the last line logged.
         var last: Duration
@@ -17,13 +17,13 @@ final class LogThrottle: Sendable {
     private let slots = Mutex<[String: Slot]>([:])
     private let clock: any AgentClock
 
-    init(interval: Duration = .seconds(1), clock: any AgentClock = SystemClock()) {
+    public init(interval: Duration = .seconds(1), clock: any AgentClock = SystemClock()) {
         self.interval = interval
         self.clock = clock
     }
 
     /// Whether to log now for `key`, and how many lines were held back since the last one logged.
-    func admit(_ key: String) -> (log: Bool, suppressed: Int) {
+    public func admit(_ key: String) -> (log: Bool, suppressed: Int) {
         let now = clock.uptime
         return slots.withLock { slots in
             if var slot = slots[key] {

@@ -22,9 +22,19 @@ public protocol WorkloadAPIBackend: Sendable {
 
     /// Validates a JWT-SVID against the bundles the caller may see.
     func validateJWTSVID(_ token: String, audience: String, for caller: AttestedCaller) async throws -> ValidatedJWTSVID
+
+    /// The caller is about to be told "no identity issued" (for the log).
+    func noIdentityIssued(to caller: AttestedCaller)
+
+    /// `svids` were just written to the caller on a Workload API stream (for the audit trail).
+    func handed(_ svids: [WorkloadX509SVID], to caller: AttestedCaller)
 }
 
 extension WorkloadAPIBackend {
+    public func noIdentityIssued(to caller: AttestedCaller) {}
+
+    public func handed(_ svids: [WorkloadX509SVID], to caller: AttestedCaller) {}
+
     /// The caller's identities and bundles now and after every change, until the stream is cancelled. Only the
     /// newest update waits for a slow reader: each is a whole snapshot.
     public func updates(for caller: AttestedCaller) -> AsyncStream<WorkloadUpdate> {
@@ -92,6 +102,8 @@ public struct WorkloadX509SVID: Hashable, Sendable {
     /// The chain and key in PEM, as Envoy's SDS carries them.
     public let chainPEM: String
     public let privateKeyPEM: String
+    /// The registration entry it was minted for (for the audit trail).
+    public let entryID: String
 
     public init(
         spiffeID: SPIFFEID,
@@ -100,8 +112,10 @@ public struct WorkloadX509SVID: Hashable, Sendable {
         bundleDER: Data,
         hint: String,
         chainPEM: String,
-        privateKeyPEM: String
+        privateKeyPEM: String,
+        entryID: String = ""
     ) {
+        self.entryID = entryID
         self.spiffeID = spiffeID
         self.chainDER = chainDER
         self.privateKeyDER = privateKeyDER

@@ -42,7 +42,14 @@ struct WorkloadAPIHandler: WorkloadAPI_SpiffeWorkloadAPI.ServiceProtocol {
         context: ServerContext
     ) async throws -> StreamingServerResponse<WorkloadAPI_X509SVIDResponse> {
         let caller = try await attest(request.metadata)
-        return Self.stream(backend, authenticator, caller, requireIdentity: true, Self.x509SVIDResponse)
+        return Self.stream(
+            backend,
+            authenticator,
+            caller,
+            requireIdentity: true,
+            handsSVIDs: true,
+            Self.x509SVIDResponse
+        )
     }
 
     func fetchX509Bundles(
@@ -86,6 +93,7 @@ struct WorkloadAPIHandler: WorkloadAPI_SpiffeWorkloadAPI.ServiceProtocol {
         _ authenticator: CallerAuthenticator,
         _ caller: AttestedCaller,
         requireIdentity: Bool,
+        handsSVIDs: Bool = false,
         _ makeResponse: @escaping @Sendable (WorkloadUpdate) -> Response
     ) -> StreamingServerResponse<Response> {
         StreamingServerResponse { writer in
@@ -98,11 +106,15 @@ struct WorkloadAPIHandler: WorkloadAPI_SpiffeWorkloadAPI.ServiceProtocol {
             try await withRPCCancellationHandler {
                 var last: Response? = nil
                 for await update in updates {
-                    guard !requireIdentity || !update.svids.isEmpty else { throw noIdentity }
+                    guard !requireIdentity || !update.svids.isEmpty else {
+                        backend.noIdentityIssued(to: caller)
+                        throw noIdentity
+                    }
                     let response = makeResponse(update)
                     guard response != last else { continue }
                     try authenticator.reverify(caller)
                     try await writer.write(response)
+                    if handsSVIDs { backend.handed(update.svids, to: caller) }
                     last = response
                 }
             } onCancelRPC: {
@@ -144,7 +156,10 @@ struct WorkloadAPIHandler: WorkloadAPI_SpiffeWorkloadAPI.ServiceProtocol {
         let svids = try await mapErrors {
             try await backend.jwtSVIDs(for: caller, audience: message.audience, spiffeID: spiffeID)
         }
-        guard !svids.isEmpty else { throw Self.noIdentity }
+        guard !svids.isEmpty else {
+            backend.noIdentityIssued(to: caller)
+            throw Self.noIdentity
+        }
         var response = WorkloadAPI_JWTSVIDResponse()
         response.svids = svids.map { svid in
             var message = WorkloadAPI_JWTSVID()

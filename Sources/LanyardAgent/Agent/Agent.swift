@@ -20,6 +20,12 @@ public struct Agent: Sendable {
     public let configPath: String?
     let logger: Logger
     let logLevel: LogLevelBox?
+    /// Where audit records go; nil: JSON lines on standard error, or the journal under systemd.
+    let auditLogger: Logger?
+    /// How long services may take to stop once cancelled before the process aborts (swift-service-lifecycle's
+    /// `maximumCancellationDuration`): 5 s under systemd; in-process test agents on a loaded machine get longer, so
+    /// a slow stop fails its test instead of aborting the whole test process.
+    let cancellationLimit: Duration
     /// Where swift-metrics records go, for `/metrics`; nil when this process did not bootstrap metrics.
     let metricsRegistry: PrometheusCollectorRegistry?
     /// Every wait and every "now" of the agent (tests pass a manual clock).
@@ -30,6 +36,8 @@ public struct Agent: Sendable {
         configPath: String? = nil,
         logger: Logger,
         logLevel: LogLevelBox? = nil,
+        auditLogger: Logger? = nil,
+        cancellationLimit: Duration = .seconds(5),
         metricsRegistry: PrometheusCollectorRegistry? = nil,
         clock: any AgentClock = SystemClock()
     ) {
@@ -37,6 +45,8 @@ public struct Agent: Sendable {
         self.configPath = configPath
         self.logger = logger
         self.logLevel = logLevel
+        self.auditLogger = auditLogger
+        self.cancellationLimit = cancellationLimit
         self.metricsRegistry = metricsRegistry
         self.clock = clock
     }
@@ -161,7 +171,13 @@ public struct Agent: Sendable {
             trustDomain: config.trustDomain,
             logger: logger,
             procRoot: "/proc",
-            now: now
+            now: now,
+            logSelectors: LogSelectors(prefixes: config.logSelectors),
+            audit: config.auditEnabled
+                ? AuditTrail(
+                    logger: auditLogger ?? AuditTrail.defaultLogger(),
+                    logSelectors: LogSelectors(prefixes: config.logSelectors)
+                ) : nil
         )
         let activated = SystemdNotifier.activatedSocket()
         logger.info(
@@ -268,7 +284,7 @@ public struct Agent: Sendable {
         // Shutdown is bounded: what has not drained after 10 s is cancelled (streams end at once; this covers a
         // unary call stuck in the upstream), well inside the unit's TimeoutStopSec.
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(10)
-        groupConfiguration.maximumCancellationDuration = .seconds(5)
+        groupConfiguration.maximumCancellationDuration = cancellationLimit
         let group = ServiceGroup(configuration: groupConfiguration)
         try await group.run()
         logger.info("lanyard stopped")

@@ -93,6 +93,8 @@ final class Reloader: Sendable {
         compare("sds", \.sds)
         compare("health", \.health)
         compare("admin", \.admin)
+        compare("log_selectors", \.logSelectors)
+        compare("audit", \.auditEnabled)
         compare("upstream", \.upstream)
         return changed
     }

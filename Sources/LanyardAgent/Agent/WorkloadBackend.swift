@@ -18,6 +18,11 @@ struct WorkloadBackend: WorkloadAPIBackend {
     let procRoot: String
     let now: @Sendable () -> Date
     let sharedUpdates: SharedWorkloadUpdates
+    let logSelectors: LogSelectors
+    /// Nil unless `[audit] enabled`.
+    let audit: AuditTrail?
+    /// "no identity issued" is logged at most once a second per uid.
+    let refusalThrottle = LogThrottle(interval: .seconds(1))
 
     init(
         cache: IdentityCache,
@@ -26,8 +31,12 @@ struct WorkloadBackend: WorkloadAPIBackend {
         trustDomain: TrustDomain,
         logger: Logger,
         procRoot: String,
-        now: @escaping @Sendable () -> Date
+        now: @escaping @Sendable () -> Date,
+        logSelectors: LogSelectors = LogSelectors(prefixes: []),
+        audit: AuditTrail? = nil
     ) {
+        self.logSelectors = logSelectors
+        self.audit = audit
         self.cache = cache
         self.attestorSet = attestorSet
         self.upstream = upstream
@@ -46,6 +55,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
             case .unknown: .none
             }
         return PinnedProcess(
+            handed: HandedIdentities(),
             pin: ProcessPin(
                 pid: credentials.pid,
                 uid: credentials.uid,
@@ -109,7 +119,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
             "caller attested",
             metadata: [
                 LogKey.callerPID: "\(credentials.pid)", LogKey.callerUID: "\(credentials.uid)",
-                LogKey.selectors: "\(selectors.sorted())",
+                LogKey.selectors: "\(logSelectors.describe(selectors))",
             ]
         )
         return AttestedCaller(credentials: credentials, selectors: selectors, pin: caller.pin)
@@ -150,7 +160,8 @@ struct WorkloadBackend: WorkloadAPIBackend {
                 bundleDER: localDER,
                 hint: identity.entry.hint,
                 chainPEM: identity.svid.chainPEM,
-                privateKeyPEM: identity.svid.privateKeyPEM
+                privateKeyPEM: identity.svid.privateKeyPEM,
+                entryID: identity.entry.id
             )
         }
         var x509Bundles: [TrustDomain: Data] = [:]
@@ -185,6 +196,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
             let time = now()
             if let token = cache.jwtSVIDs.token(for: key, at: time) {
                 answers.append(WorkloadJWTSVID(spiffeID: entry.spiffeID, token: token, hint: entry.hint))
+                audit?.handed(jwtFor: entry.spiffeID, entryID: entry.id, audience: key.audience, to: caller)
                 continue
             }
             let svid: JWTSVID
@@ -199,6 +211,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
             }
             cache.jwtSVIDs.store(svid, for: key, at: time)
             answers.append(WorkloadJWTSVID(spiffeID: entry.spiffeID, token: svid.token, hint: entry.hint))
+            audit?.handed(jwtFor: entry.spiffeID, entryID: entry.id, audience: key.audience, to: caller)
         }
         return answers
     }
@@ -225,9 +238,30 @@ struct WorkloadBackend: WorkloadAPIBackend {
     }
 }
 
+extension WorkloadBackend {
+    /// Logs the refusal with the selectors `log_selectors` allows (at most once a second per uid).
+    func noIdentityIssued(to caller: AttestedCaller) {
+        let (log, suppressed) = refusalThrottle.admit(String(caller.credentials.uid))
+        guard log else { return }
+        logger.info(
+            "no identity issued",
+            metadata: [
+                LogKey.callerPID: "\(caller.credentials.pid)", LogKey.callerUID: "\(caller.credentials.uid)",
+                LogKey.selectors: "\(logSelectors.describe(caller.selectors))",
+                "refusals.suppressed": "\(suppressed)",
+            ]
+        )
+    }
+
+    func handed(_ svids: [WorkloadX509SVID], to caller: AttestedCaller) {
+        audit?.handed(svids, to: caller)
+    }
+}
+
 /// A ``ProcessPin`` as the endpoints see it: its failures become Workload API errors whose messages name no other
-/// process.
+/// process. It lives as long as the connection, and so holds what the connection was handed (for the audit trail).
 struct PinnedProcess: CallerPin {
+    let handed: HandedIdentities
     let pin: ProcessPin
 
     func verify() throws {

@@ -22,6 +22,10 @@ public struct AgentConfig: Sendable, Equatable {
     public var sds: SDSConfig
     public var health: HealthSettings
     public var admin: AdminSettings
+    /// `log_selectors`: selector prefixes allowed in logs and audit records (none by default).
+    public var logSelectors: [String]
+    /// `[audit] enabled`: a record the first time each identity is handed to a caller on a connection.
+    public var auditEnabled: Bool
     public var upstream: UpstreamSettings
     public var unixAttestor: UnixAttestorSettings
     /// `[attestors.k8s]` when enabled.
@@ -96,11 +100,16 @@ public struct AgentConfig: Sendable, Equatable {
         let logFormat = root.choice("log_format", default: LogFormat.text)
         let jwtCacheSize = root.integer("jwt_svid_cache_max_size", in: 1...1_000_000, default: 1000)
         let x509CacheSize = root.integer("x509_svid_cache_max_size", in: 0...1_000_000, default: 0)
+        let logSelectors = root.strings("log_selectors") ?? []
+        if logSelectors.contains("") {
+            root.problem("log_selectors", "an empty prefix would allow every selector; list the prefixes to log")
+        }
 
         let workloadAPI = readSection(root, "workload_api", WorkloadAPISettings.read)
         let sds = readSection(root, "sds", SDSConfig.read)
         let health = readSection(root, "health", HealthSettings.read)
         let admin = readSection(root, "admin", AdminSettings.read)
+        let auditEnabled = readSection(root, "audit") { $0.bool("enabled", default: false) }
         if let adminSocket = admin.socketPath,
             (adminSocket as NSString).deletingLastPathComponent
                 == (workloadAPI.socketPath as NSString).deletingLastPathComponent
@@ -147,6 +156,8 @@ public struct AgentConfig: Sendable, Equatable {
             sds: sds,
             health: health,
             admin: admin,
+            logSelectors: logSelectors,
+            auditEnabled: auditEnabled,
             upstream: upstream,
             unixAttestor: unix,
             k8sAttestor: k8s,

@@ -29,6 +29,7 @@ final class TestAgent: Sendable {
         workloadAPI: String = "",
         topLevel: String = "",
         admin: String = "",
+        auditLogs: LogCapture? = nil,
         clock: (any AgentClock)? = nil
     ) async throws -> TestAgent {
         let directory = directory ?? TestAgent.makeDirectory()
@@ -71,6 +72,8 @@ final class TestAgent: Sendable {
                 config: agentConfig,
                 logger: agentLogger,
                 logLevel: level,
+                auditLogger: auditLogs.map { logs in Logger(label: "lanyard.audit") { _ in logs } },
+                cancellationLimit: .seconds(120),
                 clock: clock ?? SystemClock()
             ).run {
                 readyContinuation.yield()
@@ -101,8 +104,12 @@ final class TestAgent: Sendable {
 
     /// Stops the agent and waits until it has.
     func stop() async {
+        let started = ContinuousClock.now
         task.cancel()
         _ = try? await task.value
+        // Under systemd the agent has 5 s to stop once cancelled; say when a test agent needed longer.
+        let took = ContinuousClock.now - started
+        if took > .seconds(5) { print("slow stop: the agent in \(directory) took \(took) to stop") }
     }
 
     /// A fresh directory that other uids can traverse (for their client processes).
@@ -209,5 +216,32 @@ func writePrivateFile(_ text: String, to path: String) throws {
 func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+/// ``AdminClient`` for in-process agents: its blocking calls run on a GCD thread, never on one of the few threads of
+/// Swift's cooperative pool that the agent itself needs to answer them (on two cores, two blocked calls would
+/// starve the agent until the request timed out).
+struct TestAdminClient: Sendable {
+    let client: AdminClient
+
+    init(socketPath: String) {
+        client = AdminClient(socketPath: socketPath)
+    }
+
+    func status() async throws -> StatusReport { try await offPool { [client] in try client.status() } }
+
+    func entries() async throws -> EntriesReport { try await offPool { [client] in try client.entries() } }
+
+    func explain(pid: Int32) async throws -> ExplainReport {
+        try await offPool { [client] in try client.explain(pid: pid) }
+    }
+
+    func explain(uid: UInt32, gid: UInt32) async throws -> ExplainReport {
+        try await offPool { [client] in try client.explain(uid: uid, gid: gid) }
+    }
+
+    func logLevel(set level: String?) async throws -> (level: String, previous: String?) {
+        try await offPool { [client] in try client.logLevel(set: level) }
     }
 }
