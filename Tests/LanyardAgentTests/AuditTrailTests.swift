@@ -73,6 +73,29 @@ struct AuditTrailTests {
         await agent.stop()
     }
 
+    @Test("an SDS stream's certificates are recorded once, the bundle-only answer not at all")
+    func recordsSDS() async throws {
+        guard getuid() == 0 else {
+            print("skipped: the audit test registers entries for uid 0 and needs root")
+            return
+        }
+        let audit = LogCapture()
+        let agent = try await TestAgent.start("[audit]\nenabled = true\n\n" + Self.entries, auditLogs: audit)
+        defer { agent.removeDirectory() }
+        let sent = try await agent.streamSecrets { session in
+            session.send(request(["ROOTCA"]))
+            let bundleOnly = try await session.next()
+            session.send(request(["ROOTCA", "default"], version: bundleOnly.versionInfo, nonce: bundleOnly.nonce))
+            let withCertificate = try await session.next()
+            return try secrets(withCertificate).map(\.name)
+        }
+        #expect(sent == ["ROOTCA", "default"])
+        let records = audit.all.filter { $0.contains("identity issued") }
+        #expect(records.count == 1, "\(records)")
+        #expect(records.first?.contains("spiffe.id=spiffe://example.org/root-workload") == true, "\(records)")
+        await agent.stop()
+    }
+
     @Test("no identity issued is logged with only the selectors log_selectors allows")
     func refusalLogsAllowedSelectors() async throws {
         guard getuid() == 0 else {

@@ -84,17 +84,19 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
         _ machine: Machine,
         _ request: StreamingServerRequest<Machine.Request>
     ) async throws -> StreamingServerResponse<Machine.Response>
-    where Machine.Request: Sendable, Machine.Response: Sendable {
+    where Machine.Request: Sendable, Machine.Response: Sendable & SwiftProtobuf.Message {
         let caller = try await authenticator.authenticate(request.metadata)
         let updates = backend.updates(for: caller)
         return StreamingServerResponse { writer in
             var machine = machine
+            var latest: WorkloadUpdate? = nil
             try await Self.merge(request.messages, updates) { event in
                 let actions: [SDSAction<Machine.Response>]
                 switch event {
                 case .request(let message):
                     actions = try perform { () throws(SDSStreamError) in try machine.handle(.request(message)) }
                 case .update(let update):
+                    latest = update
                     actions = try perform { () throws(SDSStreamError) in try machine.handle(.update(update)) }
                 case .ended:
                     return
@@ -105,12 +107,28 @@ struct SDSHandler: Envoy_Service_Secret_V3_SecretDiscoveryService.ServiceProtoco
                         logNACK(version: version, detail: detail, caller: caller)
                     case .send(let response):
                         try authenticator.reverify(caller)
+                        // Recorded before it is written: the audit trail may list a delivery that then failed,
+                        // never miss one.
+                        if let latest { Self.reportHanded(response, of: latest, to: caller, backend) }
                         try await writer.write(response)
                     }
                 }
             }
             return [:]
         }
+    }
+
+    /// Tells the backend which of the caller's certificates a response carries (for the audit trail): those whose
+    /// chain is in it. Responses are rare (a change or a request), so searching their bytes costs nothing to speak of.
+    private static func reportHanded(
+        _ response: some SwiftProtobuf.Message,
+        of update: WorkloadUpdate,
+        to caller: AttestedCaller,
+        _ backend: any WorkloadAPIBackend
+    ) {
+        guard !update.svids.isEmpty, let bytes: Data = try? response.serializedBytes() else { return }
+        let carried = update.svids.filter { bytes.range(of: Data($0.chainPEM.utf8)) != nil }
+        if !carried.isEmpty { backend.handed(carried, to: caller) }
     }
 
     /// Runs a state-machine step, turning its errors into gRPC status codes.

@@ -26,7 +26,7 @@ public protocol WorkloadAPIBackend: Sendable {
     /// The caller is about to be told "no identity issued" (for the log).
     func noIdentityIssued(to caller: AttestedCaller)
 
-    /// `svids` were just written to the caller on a Workload API stream (for the audit trail).
+    /// `svids` are about to be written to the caller on a Workload API or SDS stream (for the audit trail).
     func handed(_ svids: [WorkloadX509SVID], to caller: AttestedCaller)
 }
 

@@ -113,8 +113,10 @@ struct WorkloadAPIHandler: WorkloadAPI_SpiffeWorkloadAPI.ServiceProtocol {
                     let response = makeResponse(update)
                     guard response != last else { continue }
                     try authenticator.reverify(caller)
-                    try await writer.write(response)
+                    // Recorded before it is written: the audit trail may list a delivery that then failed, never
+                    // miss one.
                     if handsSVIDs { backend.handed(update.svids, to: caller) }
+                    try await writer.write(response)
                     last = response
                 }
             } onCancelRPC: {
