@@ -40,6 +40,9 @@ package struct CacheState: Sendable {
     package private(set) var demanded: Set<String> = []
     /// Where each entry is in `entries`, by ID.
     private var entryPositions: [String: Int] = [:]
+    /// Each entry's position under one of its selectors (the smallest): an entry can match only a caller holding
+    /// that selector, so a caller's candidates are found through its own selectors, not by scanning every entry.
+    private var selectorIndex: [Selector: [Int]] = [:]
     /// Grows whenever the entries change (not the SVIDs): what the JWT-SVID cache is trimmed against.
     package private(set) var entriesGeneration: UInt64 = 0
     /// When each entry was last in a caller's view, as a counter: the bounded cache drops the least recently used.
@@ -72,7 +75,24 @@ package struct CacheState: Sendable {
     private mutating func setEntries(_ new: [RegistrationEntry]) {
         entries = new
         entryPositions = Dictionary(new.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        selectorIndex = [:]
+        for (position, entry) in new.enumerated() {
+            guard let key = entry.selectors.min(by: { $0.description < $1.description }) else { continue }
+            selectorIndex[key, default: []].append(position)
+        }
         entriesGeneration += 1
+    }
+
+    /// The positions of the entries `selectors` match, in entry order. Costs in proportion to the caller's
+    /// selectors and the entries indexed under them, not to all entries.
+    package func matchingPositions(_ selectors: Set<Selector>) -> [Int] {
+        var positions: [Int] = []
+        for selector in selectors {
+            guard let indexed = selectorIndex[selector] else { continue }
+            for position in indexed where entries[position].matches(selectors) { positions.append(position) }
+        }
+        positions.sort()
+        return positions
     }
 
     /// Whether the last sync with the upstream succeeded; readiness tolerates a failure while SVIDs are valid.
@@ -126,7 +146,7 @@ package struct CacheState: Sendable {
     package mutating func use(by selectors: Set<Selector>, at now: Date) -> Bool {
         guard svidLimit != nil else { return false }
         var cold = false
-        for index in entries.indices where entries[index].matches(selectors) {
+        for index in matchingPositions(selectors) {
             let id = entries[index].id
             useClock += 1
             lastUsed[id] = useClock
@@ -177,9 +197,7 @@ package struct CacheState: Sendable {
         var identities: [CallerView.Identity] = []
         var hints: Set<String> = []
         var federated: [TrustDomain: SPIFFEBundle] = [:]
-        // Indices, not `for entry in entries`: most entries do not match, and copying each one out of the array
-        // retains and releases all its fields.
-        for index in entries.indices where entries[index].matches(selectors) {
+        for index in matchingPositions(selectors) {
             let entry = entries[index]
             guard let cached = svids[entry.id], cached.svid.expiresAt > now else { continue }
             if !entry.hint.isEmpty {
@@ -227,7 +245,7 @@ package struct CacheState: Sendable {
 
     /// Entries matching `selectors`, whether or not their SVID is minted yet.
     package func matchingEntries(_ selectors: Set<Selector>) -> [RegistrationEntry] {
-        entries.filter { $0.matches(selectors) }
+        matchingPositions(selectors).map { entries[$0] }
     }
 }
 

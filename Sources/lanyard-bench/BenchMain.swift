@@ -67,6 +67,7 @@ struct BenchMain {
         await section("rotation") { try await bench.rotation() }
         await section("memory") { try await bench.memory() }
         await section("kubernetes") { try await bench.kubernetes() }
+        await section("entries") { try await bench.manyEntries() }
         await section("bounded") { try await bench.boundedCache() }
 
         struct Report: Encodable {

@@ -502,6 +502,35 @@ struct IdentityCacheTests {
         withExtendedLifetime(streams) {}
     }
 
+    @Test("the selector index finds exactly the entries a scan finds, in entry order")
+    func selectorIndexMatchesScan() throws {
+        var random = SystemRandomNumberGenerator()
+        let pool = try (0..<12).map { try Selector("unix:uid:\($0)") } + (0..<6).map { try Selector("k8s:ns:n\($0)") }
+        let entries = try (0..<2000).map { index in
+            let count = Int.random(in: 1...3, using: &random)
+            return RegistrationEntry(
+                id: "e\(index)",
+                spiffeID: try SPIFFEID("spiffe://example.org/e\(index)"),
+                selectors: Set((0..<count).map { _ in pool.randomElement(using: &random)! })
+            )
+        }
+        var state = CacheState()
+        _ = state.apply(
+            UpstreamState(
+                entries: entries,
+                bundle: SPIFFEBundle(trustDomain: try TrustDomain("example.org")),
+                federatedBundles: [:]
+            )
+        )
+        for _ in 0..<500 {
+            let caller = Set(
+                (0..<Int.random(in: 0...6, using: &random)).map { _ in pool.randomElement(using: &random)! }
+            )
+            let scanned = entries.indices.filter { entries[$0].matches(caller) }
+            #expect(state.matchingPositions(caller) == scanned, "caller \(caller.sorted())")
+        }
+    }
+
     @Test("every subscriber gets every change, and finishing ends the streams")
     func fanOut() async throws {
         let upstream = try FakeUpstream(entries: [try entry("/a", ["unix:uid:1"])], now: Self.now)
