@@ -132,21 +132,18 @@ package final class IdentityCache: Sendable {
         continuation: AsyncStream<Element>.Continuation,
         transform: @escaping @Sendable (CallerView) -> Element
     ) {
-        var subscriber = Subscriber(
+        let subscriber = Subscriber(
             selectors: selectors,
             deliver: { continuation.yield(transform($0)) },
             finish: { continuation.finish() },
-            awaitsFirstView: false
+            awaitsFirstView: true
         )
         let added: (id: UInt64, cold: Bool)? = guarded.withLock { guarded in
             guard !guarded.isFinished else { return nil }
             let id = guarded.nextSubscriberID
             guarded.nextSubscriberID += 1
-            let time = now()
-            subscriber.awaitsFirstView = guarded.state.use(by: selectors, at: time)
             guarded.subscribers[id] = subscriber
-            if !subscriber.awaitsFirstView { subscriber.deliver(guarded.state.view(for: selectors, at: time)) }
-            return (id, subscriber.awaitsFirstView)
+            return (id, guarded.state.use(by: selectors, at: now()))
         }
         guard let added else {
             continuation.finish()
@@ -155,29 +152,34 @@ package final class IdentityCache: Sendable {
         let id = added.id
         // The first view of a cold subscriber waits for the rotator's on-demand mint (its SVIDs, or its failure:
         // then the view says what is held, and the Workload API tells the caller to retry).
-        let firstView =
+        let firstView: Task<Void, Never>? =
             added.cold
             ? Task { [weak self, demands] in
                 _ = await demands.pass()
                 self?.deliverFirstView(to: id)
             } : nil
+        if !added.cold { deliverFirstView(to: id) }
         continuation.onTermination = { [weak self] _ in
             firstView?.cancel()
             _ = self?.guarded.withLock { $0.subscribers.removeValue(forKey: id) }
         }
     }
 
-    /// Sends a subscriber that waited for an on-demand mint its first view, in order with other deliveries.
+    /// Sends a new subscriber its first view, in order with other deliveries. The view is computed from a copy of
+    /// the state outside the state lock, so readers (every RPC) never wait for it; updates skipped the subscriber
+    /// until now and wait for the delivery lock held here, so none is lost or sent out of order.
     private func deliverFirstView(to id: UInt64) {
         delivery.withLock { lastSent in
-            guarded.withLock { guarded in
-                guard var subscriber = guarded.subscribers[id], subscriber.awaitsFirstView else { return }
+            let pending: (subscriber: Subscriber, state: CacheState)? = guarded.withLock { guarded in
+                guard var subscriber = guarded.subscribers[id], subscriber.awaitsFirstView else { return nil }
                 subscriber.awaitsFirstView = false
                 guarded.subscribers[id] = subscriber
-                let view = guarded.state.view(for: subscriber.selectors, at: now())
-                lastSent[subscriber.selectors] = view
-                subscriber.deliver(view)
+                return (subscriber, guarded.state)
             }
+            guard let pending else { return }
+            let view = pending.state.view(for: pending.subscriber.selectors, at: now())
+            lastSent[pending.subscriber.selectors] = view
+            pending.subscriber.deliver(view)
         }
     }
 

@@ -162,12 +162,14 @@ struct KubeletClientTests {
     @Test("50 concurrent callers share one request; a newer list is asked for at most once per interval")
     func sharedFetch() async throws {
         let calls = Atomic<Int>(0)
-        let starts = Mutex<[ContinuousClock.Instant]>([])
+        // The spacing is kept on the fetcher's clock: a manual one, so the test reads it instead of timing it.
+        let clock = ManualClock()
+        let starts = Mutex<[Duration]>([])
         let (release, releaser) = AsyncStream<Void>.makeStream()
         let gate = Mutex<AsyncStream<Void>.Iterator?>(release.makeAsyncIterator())
-        let fetcher = PodListFetcher(maximumAge: .zero, minimumSpacing: .milliseconds(200)) {
+        let fetcher = PodListFetcher(maximumAge: .zero, minimumSpacing: .milliseconds(200), clock: clock) {
             let call = calls.add(1, ordering: .relaxed).newValue
-            starts.withLock { $0.append(.now) }
+            starts.withLock { $0.append(clock.uptime) }
             if call == 1, var iterator = gate.withLock({ $0.take() }) { _ = await iterator.next() }
             return PodList(pods: [])
         }
@@ -184,12 +186,16 @@ struct KubeletClientTests {
         #expect(versions == Array(repeating: 1, count: 50))
         #expect(calls.load(ordering: .relaxed) == 1)
 
-        let newer = try await fetcher.podList(newerThan: 1)
+        // A newer list waits for the spacing: nothing is asked of the kubelet until the clock has moved 200 ms.
+        let newerTask = Task { try await fetcher.podList(newerThan: 1) }
+        try await clock.waitForSleepers()
+        #expect(calls.load(ordering: .relaxed) == 1, "the newer list was asked for before the spacing")
+        clock.advance(by: .milliseconds(200))
+        let newer = try await newerTask.value
         #expect(newer.version == 2)
         #expect(calls.load(ordering: .relaxed) == 2)
         let times = starts.withLock { $0 }
-        // Each start is measured inside the fetch, a little after the fetcher scheduled it: allow that slack.
-        #expect(times[1] - times[0] >= .milliseconds(180))
+        #expect(times[1] - times[0] >= .milliseconds(200))
     }
 
     @Test("a fresh list answers new callers without a request")
