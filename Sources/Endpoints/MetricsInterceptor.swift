@@ -2,12 +2,16 @@ import Foundation
 import GRPCCore
 import Metrics
 import SPIFFE
+import Synchronization
 
-/// Counts every RPC by method and status code and times it, through swift-metrics (the agent picks the backend).
+/// Counts every RPC by method and status code and times it, through swift-metrics (the agent picks the backend),
+/// and keeps the calls open now by method (``OpenCalls``, for `lanyard status`).
 ///
 /// For unary calls the time is the whole call; for streams it is the time to accept the stream (attestation and
 /// the first snapshot), and the status is counted when the stream ends.
 struct MetricsInterceptor: ServerInterceptor {
+    let openCalls: OpenCalls
+
     func intercept<Input: Sendable, Output: Sendable>(
         request: StreamingServerRequest<Input>,
         context: ServerContext,
@@ -33,7 +37,10 @@ struct MetricsInterceptor: ServerInterceptor {
         case .success(let contents):
             var counted = contents
             let producer = contents.producer
+            let openCalls = openCalls
             counted.producer = { writer in
+                openCalls.opened(method)
+                defer { openCalls.closed(method) }
                 do {
                     let trailers = try await producer(writer)
                     Self.count(method, nil)
@@ -56,4 +63,20 @@ struct MetricsInterceptor: ServerInterceptor {
         }
         Counter(label: "lanyard_rpc_requests_total", dimensions: [("method", method), ("code", code)]).increment()
     }
+}
+
+/// The calls being answered now, by method name (`FetchX509SVID`, `StreamSecrets`…): open streams, mostly.
+final class OpenCalls: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+
+    func opened(_ method: String) { counts.withLock { $0[method, default: 0] += 1 } }
+
+    func closed(_ method: String) {
+        counts.withLock { counts in
+            let left = counts[method, default: 0] - 1
+            counts[method] = left > 0 ? left : nil
+        }
+    }
+
+    var current: [String: Int] { counts.withLock { $0 } }
 }

@@ -32,6 +32,10 @@ public final class WorkloadAPIServer: Sendable {
     /// Connections open now, all callers together.
     public var openConnections: Int { limiter.totalConnections }
 
+    /// Calls being answered now by method (open streams, mostly), for `lanyard status`.
+    public var openCallsByMethod: [String: Int] { openCalls.current }
+    private let openCalls = OpenCalls()
+
     /// Connections and calls each uid holds now, for `lanyard status`.
     public var callerUsage: [UInt32: (connections: Int, calls: Int)] { limiter.usage() }
 
@@ -98,7 +102,11 @@ public final class WorkloadAPIServer: Sendable {
         if sds.isEnabled {
             services.append(SDSHandler(backend: backend, callers: callers, config: sds, logger: logger))
         }
-        server = GRPCServer(transport: transport, services: services, interceptors: [MetricsInterceptor()])
+        server = GRPCServer(
+            transport: transport,
+            services: services,
+            interceptors: [MetricsInterceptor(openCalls: openCalls)]
+        )
     }
 
     /// Serves until ``beginShutdown()`` or cancellation. `onListening` runs once the socket accepts connections.

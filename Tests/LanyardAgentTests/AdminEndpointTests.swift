@@ -1,5 +1,7 @@
 import Foundation
+import GRPCCore
 import IdentityCache
+import LanyardProto
 import LanyardTestSupport
 import SPIFFE
 import Testing
@@ -43,9 +45,17 @@ struct AdminEndpointTests {
         guard Self.isRoot() else { return }
         let agent = try await TestAgent.start(Self.entries)
         defer { agent.removeDirectory() }
-        _ = try await agent.client.fetchX509SVID()
-        let status = try await TestAdminClient(socketPath: agent.adminSocketPath).status()
+        let admin = TestAdminClient(socketPath: agent.adminSocketPath)
+        // Asked while one FetchX509SVID stream is open, after its first message.
+        let status = try await agent.client.withClient { api in
+            try await api.fetchX509SVID(.init(), metadata: ["workload.spiffe.io": "true"]) { response in
+                for try await _ in response.messages { return try await admin.status() }
+                throw TestAgentError("the stream ended without a message")
+            }
+        }
         await agent.stop()
+        #expect(status.streams == 1 && status.openCallsByMethod == ["FetchX509SVID": 1], "\(status.openCallsByMethod)")
+        #expect(status.connections == 1 && status.callers.map(\.uid) == [0], "\(status.callers)")
         #expect(status.apiVersion == "v1")
         #expect(status.mode == "standalone" && status.trustDomain == "example.org")
         #expect(status.entries == 3 && status.svidsCached == 3 && status.svidCacheLimit == nil)

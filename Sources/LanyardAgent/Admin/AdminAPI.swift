@@ -87,6 +87,7 @@ struct AdminAPI: Sendable {
             svidCacheLimit: state.svidLimit,
             earliestSvidExpiry: state.svids.values.map(\.svid.expiresAt).min(),
             streams: cache.subscriberCount,
+            openCallsByMethod: server.openCallsByMethod,
             connections: server.openConnections,
             maxConnectionsPerCaller: callerLimits.maxConnections,
             maxCallsPerCaller: callerLimits.maxCalls,

@@ -51,6 +51,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var earliestSvidExpiry: Date?
     /// Open Workload API and SDS streams.
     public var streams: Int
+    /// Calls being answered now, by method (`FetchX509SVID`, `StreamSecrets`…): open streams, mostly.
+    public var openCallsByMethod: [String: Int]
     public var connections: Int
     public var maxConnectionsPerCaller: Int
     public var maxCallsPerCaller: Int
@@ -71,6 +73,9 @@ public struct StatusReport: Codable, Sendable, Equatable {
             "workload api:  \(connections) connections, \(streams) streams"
                 + " (per uid at most \(maxConnectionsPerCaller) connections, \(maxCallsPerCaller) calls)",
         ]
+        for (method, count) in openCallsByMethod.sorted(by: { $0.key < $1.key }) {
+            lines.append("  \(method): \(count) open")
+        }
         for caller in callers {
             lines.append("  uid \(caller.uid): \(caller.connections) connections, \(caller.calls) calls")
         }
