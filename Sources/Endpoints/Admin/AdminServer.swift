@@ -103,7 +103,7 @@ public final class AdminServer: Sendable {
                         IdleStateHandler(readTimeout: TimeAmount(requestTimeout)),
                         name: Self.requestTimerName
                     )
-                    try channel.pipeline.syncOperations.addHandler(AdminCloseWhenIdle())
+                    try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     wrapped = try NIOAsyncChannel(wrappingChannelSynchronously: channel)
                 } catch {
@@ -242,18 +242,5 @@ public final class AdminServer: Sendable {
                 caller: peer.process
             )
         )
-    }
-}
-
-/// Closes an admin connection that sent nothing for the request timeout.
-private final class AdminCloseWhenIdle: ChannelInboundHandler, Sendable {
-    typealias InboundIn = NIOAny
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
-        }
     }
 }

@@ -139,8 +139,8 @@ public final class HealthServer: Sendable {
     }
 }
 
-/// Closes a health connection that sent nothing for the server's request timeout.
-private final class CloseWhenIdle: ChannelInboundHandler, Sendable {
+/// Closes a connection that sent nothing for its server's request timeout (health and admin endpoints).
+final class CloseWhenIdle: ChannelInboundHandler, Sendable {
     typealias InboundIn = NIOAny
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
