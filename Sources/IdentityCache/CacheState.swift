@@ -134,11 +134,16 @@ package struct CacheState: Sendable {
     /// Demanded entries that still lack a valid SVID: what an on-demand mint signs.
     package func demandedEntries(at now: Date) -> [RegistrationEntry] {
         demanded.sorted().compactMap { id in
-            guard let position = entryPositions[id], !(svids[id].map { $0.svid.expiresAt > now } ?? false) else {
+            guard let position = entryPositions[id], !holdsValidSVID(id, at: now) else {
                 return nil
             }
             return entries[position]
         }
+    }
+
+    /// Whether entry `id` has an SVID that is still valid at `now`.
+    private func holdsValidSVID(_ id: String, at now: Date) -> Bool {
+        svids[id].map { $0.svid.expiresAt > now } ?? false
     }
 
     /// Records that a caller with `selectors` is served now, and, in a bounded cache, demands the SVIDs it lacks.
@@ -150,7 +155,7 @@ package struct CacheState: Sendable {
             let id = entries[index].id
             useClock += 1
             lastUsed[id] = useClock
-            if !(svids[id].map { $0.svid.expiresAt > now } ?? false) {
+            if !holdsValidSVID(id, at: now) {
                 demanded.insert(id)
                 cold = true
             }

@@ -164,6 +164,7 @@ public struct Agent: Sendable {
         // system rather than keep it as the process's high-water mark.
         MemoryTrimmer.trim()
         let attestors = AttestorSet(AttestorSet.attestors(for: config, clock: clock))
+        let logSelectors = LogSelectors(prefixes: config.logSelectors)
         let backend = WorkloadBackend(
             cache: cache,
             attestorSet: attestors,
@@ -172,11 +173,11 @@ public struct Agent: Sendable {
             logger: logger,
             procRoot: "/proc",
             now: now,
-            logSelectors: LogSelectors(prefixes: config.logSelectors),
+            logSelectors: logSelectors,
             audit: config.auditEnabled
                 ? AuditTrail(
                     logger: auditLogger ?? AuditTrail.defaultLogger(),
-                    logSelectors: LogSelectors(prefixes: config.logSelectors)
+                    logSelectors: logSelectors
                 ) : nil
         )
         let activated = SystemdNotifier.activatedSocket()
