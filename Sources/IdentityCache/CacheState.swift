@@ -40,8 +40,10 @@ package struct CacheState: Sendable {
     package private(set) var demanded: Set<String> = []
     /// Where each entry is in `entries`, by ID.
     private var entryPositions: [String: Int] = [:]
-    /// Each entry's position under one of its selectors (the smallest): an entry can match only a caller holding
-    /// that selector, so a caller's candidates are found through its own selectors, not by scanning every entry.
+    /// Each entry's position under its rarest selector: an entry can match only a caller holding that selector, so a
+    /// caller's candidates are found through its own selectors, not by scanning every entry. Keying by the rarest
+    /// selector keeps a selector most entries share (`k8s:ns:default`, `unix:gid:0`) from making every entry a
+    /// candidate.
     private var selectorIndex: [Selector: [Int]] = [:]
     /// Grows whenever the entries change (not the SVIDs): what the JWT-SVID cache is trimmed against.
     package private(set) var entriesGeneration: UInt64 = 0
@@ -75,9 +77,14 @@ package struct CacheState: Sendable {
     private mutating func setEntries(_ new: [RegistrationEntry]) {
         entries = new
         entryPositions = Dictionary(new.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var frequency: [Selector: Int] = [:]
+        for entry in new { for selector in entry.selectors { frequency[selector, default: 0] += 1 } }
         selectorIndex = [:]
         for (position, entry) in new.enumerated() {
-            guard let key = entry.selectors.min(by: { $0.description < $1.description }) else { continue }
+            let rarest = entry.selectors.min {
+                (frequency[$0, default: 0], $0.description) < (frequency[$1, default: 0], $1.description)
+            }
+            guard let key = rarest else { continue }
             selectorIndex[key, default: []].append(position)
         }
         entriesGeneration += 1
@@ -86,11 +93,14 @@ package struct CacheState: Sendable {
     /// The positions of the entries `selectors` match, in entry order. Costs in proportion to the caller's
     /// selectors and the entries indexed under them, not to all entries.
     package func matchingPositions(_ selectors: Set<Selector>) -> [Int] {
+        candidatePositions(selectors).filter { entries[$0].matches(selectors) }
+    }
+
+    /// The entries a caller with `selectors` could match, in entry order: those indexed under one of its selectors.
+    /// The only entries `matchingPositions` examines.
+    package func candidatePositions(_ selectors: Set<Selector>) -> [Int] {
         var positions: [Int] = []
-        for selector in selectors {
-            guard let indexed = selectorIndex[selector] else { continue }
-            for position in indexed where entries[position].matches(selectors) { positions.append(position) }
-        }
+        for selector in selectors { positions += selectorIndex[selector] ?? [] }
         positions.sort()
         return positions
     }

@@ -50,9 +50,12 @@ final class FloorProcess: Sendable {
     let process: ChildProcess
     let socketPath: String
 
-    init(directory: String) async throws {
+    /// With `sdsResponse`, a file holding a serialized `DiscoveryResponse`, the floor serves SDS too.
+    init(directory: String, sdsResponse: String? = nil) async throws {
         socketPath = directory + "/floor.sock"
-        process = try await ChildProcess.start([CommandLine.arguments[0], "floor-server", socketPath])
+        process = try await ChildProcess.start(
+            [CommandLine.arguments[0], "floor-server", socketPath] + (sdsResponse.map { [$0] } ?? [])
+        )
         let deadline = Date() + 30
         while !FileManager.default.fileExists(atPath: socketPath) {
             guard Date() < deadline else { throw BenchError("the floor server did not start") }

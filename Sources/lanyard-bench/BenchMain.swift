@@ -18,8 +18,11 @@ struct BenchMain {
             try await Benchmarks.coldFetchChild(socket: arguments[1])
             return
         }
-        if arguments.first == "floor-server", arguments.count == 2 {
-            try await FloorService.serve(socketPath: arguments[1])
+        if arguments.first == "floor-server", arguments.count == 2 || arguments.count == 3 {
+            try await FloorService.serve(
+                socketPath: arguments[1],
+                sdsResponse: arguments.count == 3 ? arguments[2] : nil
+            )
             return
         }
         func value(_ name: String) -> String? {
@@ -67,8 +70,11 @@ struct BenchMain {
         await section("rotation") { try await bench.rotation() }
         await section("memory") { try await bench.memory() }
         await section("kubernetes") { try await bench.kubernetes() }
+        await section("k8s-restart") { try await bench.podRestartStorm() }
         await section("entries") { try await bench.manyEntries() }
         await section("bounded") { try await bench.boundedCache() }
+        await section("sds") { try await bench.sds() }
+        await section("fleet") { try await bench.fleet() }
 
         struct Report: Encodable {
             var machine: String

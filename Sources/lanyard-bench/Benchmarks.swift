@@ -97,6 +97,36 @@ struct Benchmarks {
                 met: runs[2] <= 300
             )
         )
+        // A node's worth of entries: the restart reads them from the config and the SVIDs from the snapshot.
+        let count = quick ? 2000 : 10_000
+        let bigHome = try fresh("startup-\(count)")
+        let bigConfig = Self.config(bigHome, entries: count)
+        let bigFirst = try await AgentProcess(binary: lanyard, directory: bigHome, config: bigConfig, timeout: 600)
+        bigFirst.stop()
+        var bigRuns: [Double] = []
+        for _ in 0..<3 {
+            let agent = try await AgentProcess(binary: lanyard, directory: bigHome, config: bigConfig, timeout: 600)
+            bigRuns.append(agent.readyAfter.seconds * 1000)
+            agent.stop()
+        }
+        bigRuns.sort()
+        add(
+            Figure(
+                name: "start to READY=1 with \(count) entries, first start",
+                value: bigFirst.readyAfter.seconds * 1000,
+                unit: "ms",
+                target: "-"
+            )
+        )
+        add(
+            Figure(
+                name: "start to READY=1 with \(count) entries and persisted state (median of 3)",
+                value: bigRuns[1],
+                unit: "ms",
+                target: "<= 500 ms",
+                met: bigRuns[1] <= 500
+            )
+        )
     }
 
     // MARK: - RPC latency and throughput
@@ -193,8 +223,8 @@ struct Benchmarks {
                     unit: "us",
                     floor: floorP50,
                     ratio: p50 / floorP50,
-                    target: "<= 1.5x floor",
-                    met: p50 <= 1.5 * floorP50
+                    target: "<= 1.25x floor",
+                    met: p50 <= 1.25 * floorP50
                 )
             )
             add(
@@ -241,8 +271,8 @@ struct Benchmarks {
                 unit: "us",
                 floor: floorP50,
                 ratio: p50 / floorP50,
-                target: "<= 2x floor",
-                met: p50 <= 2 * floorP50
+                target: "<= 1.5x floor",
+                met: p50 <= 1.5 * floorP50
             )
         )
         try pinCheck(jwtP50: jwtP50)
@@ -310,8 +340,8 @@ struct Benchmarks {
                 unit: "tokens/s",
                 floor: floorRate,
                 ratio: rate / floorRate,
-                target: ">= 0.8x raw verify",
-                met: rate >= 0.8 * floorRate
+                target: ">= 0.9x raw verify",
+                met: rate >= 0.9 * floorRate
             )
         )
     }
@@ -365,8 +395,8 @@ struct Benchmarks {
                 unit: "ms",
                 floor: floorSeconds * 1000,
                 ratio: seconds / floorSeconds,
-                target: "<= 1.5x floor",
-                met: seconds <= 1.5 * floorSeconds
+                target: "<= 1.2x floor",
+                met: seconds <= 1.2 * floorSeconds
             )
         )
         add(
@@ -406,6 +436,20 @@ struct Benchmarks {
             )
         )
 
+        // Idle CPU: the agent's user and system time over a quiet minute.
+        let quiet: Double = quick ? 10 : 60
+        let cpuBefore = ProcessMemory.cpuSeconds(pid: idle.pid)
+        try await Task.sleep(for: .seconds(quiet))
+        let idleCPU = (ProcessMemory.cpuSeconds(pid: idle.pid) - cpuBefore) / quiet * 100
+        add(
+            Figure(
+                name: "idle CPU over \(Int(quiet)) s (1 entry)",
+                value: idleCPU,
+                unit: "% of a core",
+                target: "<= 0.1 %",
+                met: idleCPU <= 0.1
+            )
+        )
         let streams = quick ? 100 : 1000
         let connections = streams / 50
         let (holder, opened) = try await Self.holdStreams(socket: idle.socketPath, count: streams)

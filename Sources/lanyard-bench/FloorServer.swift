@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import LanyardProto
+import SwiftProtobuf
 
 /// The floor for the RPC figures: the same Workload API messages on the same gRPC stack over a Unix socket, answered
 /// from a canned response — no attestation, no cache, no signing. Run as its own process, like the agent.
@@ -46,8 +47,9 @@ struct FloorService: WorkloadAPI_SpiffeWorkloadAPI.SimpleServiceProtocol {
         WorkloadAPI_ValidateJWTSVIDResponse()
     }
 
-    /// Serves on `socketPath` until killed, answering with responses the size of the agent's.
-    static func serve(socketPath: String) async throws {
+    /// Serves on `socketPath` until killed, answering with responses the size of the agent's; with `sdsResponse`
+    /// (a serialized `DiscoveryResponse` the agent sent), SDS `StreamSecrets` too, answering every request with it.
+    static func serve(socketPath: String, sdsResponse: String? = nil) async throws {
         var jwt = WorkloadAPI_JWTSVIDResponse()
         var svid = WorkloadAPI_JWTSVID()
         svid.spiffeID = "spiffe://example.org/bench/0"
@@ -65,7 +67,41 @@ struct FloorService: WorkloadAPI_SpiffeWorkloadAPI.SimpleServiceProtocol {
             address: .unixDomainSocket(path: socketPath),
             transportSecurity: .plaintext
         )
-        let server = GRPCServer(transport: transport, services: [FloorService(jwt: jwt, x509: x509)])
+        var services: [any RegistrableRPCService] = [FloorService(jwt: jwt, x509: x509)]
+        if let sdsResponse {
+            let canned = try Envoy_Service_Discovery_V3_DiscoveryResponse(
+                serializedBytes: try Data(contentsOf: URL(fileURLWithPath: sdsResponse))
+            )
+            services.append(FloorSDSService(response: canned))
+        }
+        let server = GRPCServer(transport: transport, services: services)
         try await server.serve()
     }
+}
+
+/// The SDS floor: `StreamSecrets` answering each request with one canned response (the agent's own, captured by the
+/// benchmark), and nothing else.
+struct FloorSDSService: Envoy_Service_Secret_V3_SecretDiscoveryService.SimpleServiceProtocol {
+    let response: Envoy_Service_Discovery_V3_DiscoveryResponse
+
+    func streamSecrets(
+        request: RPCAsyncSequence<Envoy_Service_Discovery_V3_DiscoveryRequest, any Error>,
+        response writer: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>,
+        context: ServerContext
+    ) async throws {
+        for try await _ in request { try await writer.write(response) }
+    }
+
+    func deltaSecrets(
+        request: RPCAsyncSequence<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, any Error>,
+        response: RPCWriter<Envoy_Service_Discovery_V3_DeltaDiscoveryResponse>,
+        context: ServerContext
+    ) async throws {
+        throw RPCError(code: .unimplemented, message: "floor")
+    }
+
+    func fetchSecrets(
+        request: Envoy_Service_Discovery_V3_DiscoveryRequest,
+        context: ServerContext
+    ) async throws -> Envoy_Service_Discovery_V3_DiscoveryResponse { response }
 }

@@ -531,6 +531,33 @@ struct IdentityCacheTests {
         }
     }
 
+    @Test("a view among 10,000 entries examines only the entries indexed under the caller's selectors")
+    func viewExaminesOnlyCandidates() throws {
+        // Every entry shares `unix:gid:0` and `k8s:ns:default`; each has its own uid. A caller holding the shared
+        // selectors and one uid must not make the 10,000 entries candidates.
+        let shared = [try Selector("unix:gid:0"), try Selector("k8s:ns:default")]
+        let entries = try (0..<10_000).map { index in
+            RegistrationEntry(
+                id: "e\(index)",
+                spiffeID: try SPIFFEID("spiffe://example.org/e\(index)"),
+                selectors: Set(shared + [try Selector("unix:uid:\(index)")])
+            )
+        }
+        var state = CacheState()
+        _ = state.apply(
+            UpstreamState(
+                entries: entries,
+                bundle: SPIFFEBundle(trustDomain: try TrustDomain("example.org")),
+                federatedBundles: [:]
+            )
+        )
+        let caller = Set(shared + [try Selector("unix:uid:4242")])
+        #expect(state.candidatePositions(caller) == [4242])
+        #expect(state.matchingPositions(caller) == [4242])
+        #expect(state.candidatePositions(Set(shared)).isEmpty)
+        #expect(state.matchingEntries(caller).map(\.id) == ["e4242"])
+    }
+
     @Test("every subscriber gets every change, and finishing ends the streams")
     func fanOut() async throws {
         let upstream = try FakeUpstream(entries: [try entry("/a", ["unix:uid:1"])], now: Self.now)

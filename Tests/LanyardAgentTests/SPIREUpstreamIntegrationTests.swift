@@ -239,6 +239,37 @@ struct SPIREUpstreamIntegrationTests {
         agent.removeDirectory()
     }
 
+    @Test("JWT-SVID mints and syncs share one mTLS connection while the agent SVID stays the same")
+    func sharedConnection() async throws {
+        guard Self.requireRoot() else { return }
+        let server = try await Self.startServer()
+        try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
+        let directory = TestAgent.makeDirectory()
+        let agent = try await TestAgent.start(
+            "",
+            directory: directory,
+            upstream: try Self.upstream(server, directory: directory, syncInterval: "100ms")
+        )
+        // 16 concurrent cache misses, each a NewJWTSVID call.
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<16 {
+                group.addTask {
+                    try await agent.client.fetchJWTSVID(audience: ["audience-\(index)"]).svids.count
+                }
+            }
+            for try await count in group { #expect(count == 1) }
+        }
+        #expect(server.count("NewJWTSVID") == 16)
+        let syncs = server.count("SyncAuthorizedEntries")
+        #expect(try await Self.eventually { server.count("SyncAuthorizedEntries") >= syncs + 3 })
+        // One connection for the attestation (no client certificate), one for every call as the agent.
+        #expect(server.count("AttestAgent") == 1)
+        #expect(server.connectionCount == 2)
+        await agent.stop()
+        await server.stop()
+        agent.removeDirectory()
+    }
+
     @Test("a server's JWT-SVID for another identity, or without every requested audience, is never handed out")
     func tamperedJWTSVIDs() async throws {
         guard Self.requireRoot() else { return }
@@ -423,7 +454,8 @@ struct SPIREUpstreamIntegrationTests {
             }
         )
         #expect(try await agent.client.fetchX509SVID().svids.count == 1)
-        // The server promoted the renewed SVID once the agent presented it, and that is the one on disk.
+        // A renewed SVID opens one new connection; calls in between share the connection of their SVID.
+        #expect(server.connectionCount <= 2 + server.count("RenewAgent"))
         let agentID = try #require(server.agentIDs.first)
         #expect(
             try await Self.eventually {

@@ -110,6 +110,7 @@ public struct Agent: Sendable {
             agentID = { nil }
             storedAgentID = nil
         }
+        defer { spireServer?.close() }
         let cache = IdentityCache(
             jwtSVIDCacheSize: config.jwtSVIDCacheSize,
             svidLimit: config.x509SVIDCacheSize == 0 ? nil : config.x509SVIDCacheSize,

@@ -68,6 +68,7 @@ package final class FakeSPIREServer: Sendable {
         var entrySyncPageSize = 2
         var syncUnimplemented = false
         var counts: [String: Int] = [:]
+        var peers: Set<String> = []
         var batchSizes: [Int] = []
     }
 
@@ -322,6 +323,9 @@ package final class FakeSPIREServer: Sendable {
     /// How many times each RPC was called, by name (`AttestAgent`, `RenewAgent`, `BatchNewX509SVID`…).
     package func count(_ method: String) -> Int { state.withLock { $0.counts[method] ?? 0 } }
 
+    /// How many connections carried calls: the distinct client addresses (host and port) calls came from.
+    package var connectionCount: Int { state.withLock { $0.peers.count } }
+
     /// The number of params of each `BatchNewX509SVID` call, in order.
     package var batchSizes: [Int] { state.withLock { $0.batchSizes } }
 
@@ -330,10 +334,11 @@ package final class FakeSPIREServer: Sendable {
 
     // MARK: - For the services
 
-    /// Counts the call and applies the fault switch.
-    func enter(_ method: String) async throws {
+    /// Counts the call and the connection it came on, and applies the fault switch.
+    func enter(_ method: String, from context: ServerContext) async throws {
         let fault = state.withLock { state in
             state.counts[method, default: 0] += 1
+            state.peers.insert(context.remotePeer)
             return state.fault
         }
         switch fault {

@@ -26,7 +26,7 @@ struct FakeAgentService: Spire_Api_Server_Agent_V1_Agent.SimpleServiceProtocol {
         response: RPCWriter<Spire_Api_Server_Agent_V1_AttestAgentResponse>,
         context: ServerContext
     ) async throws {
-        try await server.enter("AttestAgent")
+        try await server.enter("AttestAgent", from: context)
         var messages = request.makeAsyncIterator()
         guard let first = try await messages.next(), case .params(let params)? = first.step else {
             throw RPCError(code: .invalidArgument, message: "the first message must carry params")
@@ -127,7 +127,7 @@ struct FakeAgentService: Spire_Api_Server_Agent_V1_Agent.SimpleServiceProtocol {
         request: Spire_Api_Server_Agent_V1_RenewAgentRequest,
         context: ServerContext
     ) async throws -> Spire_Api_Server_Agent_V1_RenewAgentResponse {
-        try await server.enter("RenewAgent")
+        try await server.enter("RenewAgent", from: context)
         let agent = try server.authenticatedAgent(context)
         let (mustReattest, reattestable) = server.state.withLock {
             ($0.mustReattest, $0.agents[agent]?.reattestable ?? false)
@@ -157,7 +157,7 @@ struct FakeSVIDService: Spire_Api_Server_Svid_V1_SVID.SimpleServiceProtocol {
         request: Spire_Api_Server_Svid_V1_BatchNewX509SVIDRequest,
         context: ServerContext
     ) async throws -> Spire_Api_Server_Svid_V1_BatchNewX509SVIDResponse {
-        try await server.enter("BatchNewX509SVID")
+        try await server.enter("BatchNewX509SVID", from: context)
         let agent = try server.authenticatedAgent(context)
         server.state.withLock { $0.batchSizes.append(request.params.count) }
         let entries = Dictionary(uniqueKeysWithValues: server.entries(for: agent).map { ($0.id, $0) })
@@ -191,7 +191,7 @@ struct FakeSVIDService: Spire_Api_Server_Svid_V1_SVID.SimpleServiceProtocol {
         request: Spire_Api_Server_Svid_V1_NewJWTSVIDRequest,
         context: ServerContext
     ) async throws -> Spire_Api_Server_Svid_V1_NewJWTSVIDResponse {
-        try await server.enter("NewJWTSVID")
+        try await server.enter("NewJWTSVID", from: context)
         let agent = try server.authenticatedAgent(context)
         guard let entry = server.entries(for: agent).first(where: { $0.id == request.entryID }) else {
             throw RPCError(code: .notFound, message: "entry not found or not authorized")
@@ -228,7 +228,7 @@ struct FakeEntryService: Spire_Api_Server_Entry_V1_Entry.SimpleServiceProtocol {
         request: Spire_Api_Server_Entry_V1_GetAuthorizedEntriesRequest,
         context: ServerContext
     ) async throws -> Spire_Api_Server_Entry_V1_GetAuthorizedEntriesResponse {
-        try await server.enter("GetAuthorizedEntries")
+        try await server.enter("GetAuthorizedEntries", from: context)
         let agent = try server.authenticatedAgent(context)
         var response = Spire_Api_Server_Entry_V1_GetAuthorizedEntriesResponse()
         response.entries = server.entries(for: agent).map(FakeSPIREServer.wireEntry)
@@ -240,7 +240,7 @@ struct FakeEntryService: Spire_Api_Server_Entry_V1_Entry.SimpleServiceProtocol {
         response: RPCWriter<Spire_Api_Server_Entry_V1_SyncAuthorizedEntriesResponse>,
         context: ServerContext
     ) async throws {
-        try await server.enter("SyncAuthorizedEntries")
+        try await server.enter("SyncAuthorizedEntries", from: context)
         if server.state.withLock({ $0.syncUnimplemented }) {
             throw RPCError(code: .unimplemented, message: "SyncAuthorizedEntries is not implemented")
         }
@@ -285,7 +285,7 @@ struct FakeBundleService: Spire_Api_Server_Bundle_V1_Bundle.SimpleServiceProtoco
         request: Spire_Api_Server_Bundle_V1_GetBundleRequest,
         context: ServerContext
     ) async throws -> Spire_Api_Types_Bundle {
-        try await server.enter("GetBundle")
+        try await server.enter("GetBundle", from: context)
         return try server.wireBundle()
     }
 
@@ -293,7 +293,7 @@ struct FakeBundleService: Spire_Api_Server_Bundle_V1_Bundle.SimpleServiceProtoco
         request: Spire_Api_Server_Bundle_V1_GetFederatedBundleRequest,
         context: ServerContext
     ) async throws -> Spire_Api_Types_Bundle {
-        try await server.enter("GetFederatedBundle")
+        try await server.enter("GetFederatedBundle", from: context)
         _ = try server.authenticatedAgent(context)
         guard let bundle = server.state.withLock({ $0.federatedBundles[request.trustDomain] }) else {
             throw RPCError(code: .notFound, message: "bundle for \(request.trustDomain) not found")

@@ -65,6 +65,11 @@ public final class SPIREServerUpstream: Sendable {
     /// The agent's current identity, once attested.
     public var currentIdentity: AgentIdentity? { identity.withLock { $0 } }
 
+    /// Closes the connection calls as the agent share; the agent is stopping.
+    public func close() {
+        connection.close()
+    }
+
     // MARK: - Agent identity
 
     /// The identity the agent holds; before the first call, the one an earlier run stored (read from disk once),
