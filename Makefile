@@ -1,7 +1,7 @@
 # Lanyard: build, test and run. Every target installs the Debian packages it needs first (as root), or prints
 # the exact command to run when it cannot.
 SWIFT ?= swift
-DEBIAN_PACKAGES := libssl-dev libsystemd-dev pkg-config protobuf-compiler libprotobuf-dev openssl systemd curl python3 util-linux login
+DEBIAN_PACKAGES := libssl-dev libsystemd-dev pkg-config protobuf-compiler libprotobuf-dev openssl systemd curl python3 util-linux login nginx dbus-daemon
 # Generated protobuf code is left as the generator wrote it.
 FORMAT_PATHS = Package.swift $(shell find Sources Tests -name '*.swift' -not -path '*/Generated/*')
 # py-spiffe, the SPIFFE project's Python client: the interop tests drive the agent with it.

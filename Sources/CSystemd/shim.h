@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 #include <time.h>
@@ -44,6 +45,30 @@ static inline int lanyard_stderr_is_journal(void) {
     struct stat status;
     if (fstat(2, &status) != 0) return 0;
     return (unsigned long long)status.st_dev == device && (unsigned long long)status.st_ino == inode;
+}
+
+// Asks systemd on the system bus (DBUS_SYSTEM_BUS_ADDRESS, else the standard socket) to reload `unit`:
+// org.freedesktop.systemd1.Manager.ReloadUnit(unit, "replace"). Returns 0, or a negative errno with the reason in
+// `message` (sd_bus_call_method is variadic, so the call is made here).
+static inline int lanyard_systemd_reload_unit(const char *unit, char *message, size_t size) {
+    sd_bus *bus = NULL;
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_message *reply = NULL;
+    int result = sd_bus_open_system(&bus);
+    if (result < 0) {
+        snprintf(message, size, "cannot connect to the system bus: %s", strerror(-result));
+        return result;
+    }
+    result = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                "org.freedesktop.systemd1.Manager", "ReloadUnit", &error, &reply, "ss", unit,
+                                "replace");
+    if (result < 0) {
+        snprintf(message, size, "%s", error.message ? error.message : strerror(-result));
+    }
+    sd_bus_error_free(&error);
+    sd_bus_message_unref(reply);
+    sd_bus_flush_close_unref(bus);
+    return result;
 }
 
 #endif

@@ -14,6 +14,7 @@ struct Lanyard: AsyncParsableCommand {
         version: LanyardVersion.current,
         subcommands: [
             Run.self, API.self, Healthcheck.self, Config.self, Status.self, Explain.self, Entries.self, LogLevel.self,
+            Helper.self,
         ]
     )
 
@@ -100,6 +101,66 @@ struct Config: ParsableCommand {
             do {
                 let config = try AgentConfig.load(path: path)
                 print("\(path): valid (trust domain \(config.trustDomain), \(config.entries.count) entries)")
+            } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
+    }
+}
+
+/// `lanyard helper`: SVIDs as files for software that does not speak SPIFFE.
+struct Helper: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Keep SVIDs and bundles as files, reloading the software that reads them.",
+        subcommands: [RunHelper.self, Check.self]
+    )
+
+    struct RunHelper: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run",
+            abstract: "Fetch over the Workload API as this process's identity and keep the files current."
+        )
+
+        @Option(help: "The helper's configuration file.")
+        var config: String
+
+        @Flag(help: "Fetch, write every file and exit (0, or 1 when no identity could be had within once_timeout).")
+        var once = false
+
+        func run() async throws {
+            let helperConfig: HelperConfig
+            do {
+                helperConfig = try HelperConfig.load(path: config)
+            } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                throw ExitCode(2)
+            }
+            let sink = AgentLogHandler.Sink(.text)
+            LoggingSystem.bootstrap { label in AgentLogHandler(label: label, sink: sink) }
+            let logger = Logger(label: "lanyard-helper")
+            let helper: SVIDFileHelper
+            do {
+                helper = try SVIDFileHelper(config: helperConfig, logger: logger)
+            } catch {
+                FileHandle.standardError.write(Data("lanyard helper: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+            let status = once || !helperConfig.daemonMode ? await helper.runOnce() : await helper.run()
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate a helper configuration file.")
+
+        @Argument(help: "The helper's configuration file.")
+        var path: String
+
+        func run() throws {
+            do {
+                let config = try HelperConfig.load(path: path)
+                print("\(path): valid (writes to \(config.certDirectory), agent \(config.agentAddress))")
             } catch {
                 FileHandle.standardError.write(Data("\(error)\n".utf8))
                 throw ExitCode(2)

@@ -38,7 +38,21 @@ public final class HealthServer: Sendable {
     let requestTimeout: Duration
     private let connections = Mutex(0)
 
-    public init(host: String, port: Int, probes: Probes, logger: Logger, requestTimeout: Duration = .seconds(10)) {
+    /// The paths of the two probes (`lanyard helper` lets its configuration choose them).
+    let livenessPath: String
+    let readinessPath: String
+
+    public init(
+        host: String,
+        port: Int,
+        probes: Probes,
+        logger: Logger,
+        requestTimeout: Duration = .seconds(10),
+        livenessPath: String = "/live",
+        readinessPath: String = "/ready"
+    ) {
+        self.livenessPath = livenessPath
+        self.readinessPath = readinessPath
         self.host = host
         self.port = port
         self.probes = probes
@@ -126,15 +140,17 @@ public final class HealthServer: Sendable {
     func respond(to uri: String) -> (HTTPResponseStatus, String, String) {
         let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
         switch path {
-        case "/live":
+        case livenessPath:
             return (.ok, "live\n", "text/plain; charset=utf-8")
-        case "/ready":
+        case readinessPath:
             let (ready, reason) = probes.readiness()
             return (ready ? .ok : .serviceUnavailable, reason + "\n", "text/plain; charset=utf-8")
         case "/metrics":
             return (.ok, probes.metrics(), "text/plain; version=0.0.4; charset=utf-8")
         default:
-            return (.notFound, "not found: try /live, /ready or /metrics\n", "text/plain; charset=utf-8")
+            return (
+                .notFound, "not found: try \(livenessPath), \(readinessPath) or /metrics\n", "text/plain; charset=utf-8"
+            )
         }
     }
 }
