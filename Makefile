@@ -85,6 +85,7 @@ install: deps
 	install -D -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/lanyard" $(DESTDIR)$(PREFIX)/bin/lanyard
 	install -D -m 0644 systemd/lanyard.service $(DESTDIR)/etc/systemd/system/lanyard.service
 	install -D -m 0644 systemd/lanyard.socket $(DESTDIR)/etc/systemd/system/lanyard.socket
+	install -D -m 0644 systemd/lanyard-helper@.service $(DESTDIR)/etc/systemd/system/lanyard-helper@.service
 	install -D -m 0644 systemd/lanyard.sysusers.conf $(DESTDIR)/usr/lib/sysusers.d/lanyard.conf
 	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
 		systemd-sysusers /usr/lib/sysusers.d/lanyard.conf; \
@@ -99,7 +100,8 @@ install: deps
 			echo "after creating the lanyard user (systemd-sysusers): chgrp lanyard /etc/lanyard/lanyard.toml"; \
 		fi; \
 	fi
-	@sed -i "s|/usr/local/bin/lanyard|$(PREFIX)/bin/lanyard|" $(DESTDIR)/etc/systemd/system/lanyard.service
+	@sed -i "s|/usr/local/bin/lanyard|$(PREFIX)/bin/lanyard|" $(DESTDIR)/etc/systemd/system/lanyard.service \
+		$(DESTDIR)/etc/systemd/system/lanyard-helper@.service
 
 fmt:
 	$(SWIFT) format format --in-place $(FORMAT_PATHS)

@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -85,5 +86,14 @@ static inline int lanyard_pidfd_wait_exited(int pidfd, int timeout_ms) {
 
 // Whether a pidfd's process has exited, without waiting.
 static inline int lanyard_pidfd_exited(int pidfd) { return lanyard_pidfd_wait_exited(pidfd, 0); }
+
+// The wall-clock time of boot in seconds: CLOCK_REALTIME minus CLOCK_BOOTTIME, the clock /proc/<pid>/stat's start
+// times count on.
+static inline double lanyard_boot_wall_time(void) {
+    struct timespec wall, boot;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    clock_gettime(CLOCK_BOOTTIME, &boot);
+    return ((double)wall.tv_sec + (double)wall.tv_nsec / 1e9) - ((double)boot.tv_sec + (double)boot.tv_nsec / 1e9);
+}
 
 #endif

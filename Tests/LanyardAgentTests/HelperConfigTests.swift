@@ -78,6 +78,16 @@ struct HelperConfigTests {
         #expect(array.renewSignal == SIGHUP)
     }
 
+    @Test("config/helper.toml, the documented reference, is valid")
+    func referenceFile() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../config/helper.toml").standardized.path
+        let config = try HelperConfig.load(path: path, environment: [:])
+        #expect(config.certDirectory == "/var/lib/lanyard-helper/nginx")
+        #expect(config.pidFileName == "/run/nginx.pid" && config.renewSignal == SIGHUP)
+        #expect(config.keyFileMode == 0o600 && config.daemonMode)
+    }
+
     @Test("the socket comes from agent_address, else SPIFFE_ENDPOINT_SOCKET, else the default")
     func agentAddress() throws {
         let minimal = "cert_dir = \"/c\"\nsvid_bundle_file_name = \"ca.pem\"\n"

@@ -284,20 +284,25 @@ struct SystemdTests {
         #expect(await agent.waitForExit(timeout: 15) == 0)
     }
 
-    @Test("systemd-analyze verify accepts the unit files")
+    @Test("systemd-analyze verify accepts the unit files, the helper's template as an instance")
     func unitsVerify() async throws {
         let directory = TestAgent.makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let cli = try LanyardCLI(copyInto: directory)
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../systemd")
             .standardized.path
-        for unit in ["lanyard.service", "lanyard.socket"] {
+        // The helper's template is verified as an instance.
+        let units = [
+            "lanyard.service": "lanyard.service", "lanyard.socket": "lanyard.socket",
+            "lanyard-helper@.service": "lanyard-helper@nginx.service",
+        ]
+        for (unit, name) in units {
             let text = try String(contentsOfFile: root + "/" + unit, encoding: .utf8)
                 .replacingOccurrences(of: "/usr/local/bin/lanyard", with: cli.binary)
-            try Data(text.utf8).write(to: URL(fileURLWithPath: directory + "/" + unit))
+            try Data(text.utf8).write(to: URL(fileURLWithPath: directory + "/" + name))
         }
         let result = try await LanyardCLI.runTool(
-            ["/usr/bin/systemd-analyze", "verify", directory + "/lanyard.service", directory + "/lanyard.socket"]
+            ["/usr/bin/systemd-analyze", "verify"] + units.values.sorted().map { directory + "/" + $0 }
         )
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         let complaints = (result.stdout + result.stderr).split(separator: "\n").filter { $0.contains("lanyard.") }

@@ -53,8 +53,8 @@ public final class CertificateDirectory: Sendable {
 
     /// Writes `files` as the new complete set and publishes it.
     public func publish(_ files: [File]) throws(WriteError) {
-        var info = stat()
-        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw WriteError(description: "cert_dir \(path) does not exist or is not a directory")
         }
         let current = currentVersion
@@ -158,19 +158,16 @@ public final class CertificateDirectory: Sendable {
     }
 
     private func isSymlink(_ file: String) -> Bool {
-        var info = stat()
-        return lstat(file, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK
+        (try? FileManager.default.attributesOfItem(atPath: file))?[.type] as? FileAttributeType == .typeSymbolicLink
     }
 
     private func removeTree(_ directory: String) {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// A name that sorts in write order and never repeats: the time in nanoseconds and a random suffix.
+    /// A name that sorts in write order and never repeats: the time in microseconds and a random suffix.
     private static func versionStamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return String(format: "%ld.%09ld-%04x", now.tv_sec, now.tv_nsec, UInt16.random(in: 0...UInt16.max))
+        String(format: "%.6f-%04x", Date().timeIntervalSince1970, UInt16.random(in: 0...UInt16.max))
     }
 
     private func failure(_ message: String) -> WriteError {

@@ -30,9 +30,11 @@ struct PIDFileSignal: Sendable {
         guard let pid = Int32(text), pid > 1 else {
             throw Refusal(description: "the pid file \(path) holds \"\(text.prefix(20))\", not a process ID")
         }
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw Refusal(description: "cannot stat the pid file \(path)") }
-        let writtenAt = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+        guard let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+        else {
+            throw Refusal(description: "cannot stat the pid file \(path)")
+        }
+        let writtenAt = modified.timeIntervalSince1970
         let pidfd = lanyard_pidfd_open(pid)
         guard pidfd >= 0 else {
             throw Refusal(description: "process \(pid) named by \(path) is not running")
@@ -67,12 +69,8 @@ struct PIDFileSignal: Sendable {
         // After the command name: field 3 (state) is at index 0, field 22 (starttime) at index 19.
         let fields = stat[stat.index(after: end)...].split(separator: " ")
         guard fields.count > 19, let ticks = Double(fields[19]) else { return nil }
-        var boot = timespec(), wall = timespec()
-        clock_gettime(CLOCK_BOOTTIME, &boot)
-        clock_gettime(CLOCK_REALTIME, &wall)
         let sinceBoot = ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
-        let bootedAt =
-            (Double(wall.tv_sec) + Double(wall.tv_nsec) / 1e9) - (Double(boot.tv_sec) + Double(boot.tv_nsec) / 1e9)
+        let bootedAt = lanyard_boot_wall_time()
         return bootedAt + sinceBoot
     }
 }
