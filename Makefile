@@ -5,7 +5,7 @@ DEBIAN_PACKAGES := libssl-dev libsystemd-dev pkg-config protobuf-compiler libpro
 # Generated protobuf code is left as the generator wrote it.
 FORMAT_PATHS = Package.swift $(shell find Sources Tests -name '*.swift' -not -path '*/Generated/*')
 # py-spiffe, the SPIFFE project's Python client: the interop tests drive the agent with it.
-PYTHON_TEST_PACKAGES := spiffe==0.3.2
+PYTHON_TEST_PACKAGES := spiffe==0.3.2 dbus-next==0.2.3
 
 .PHONY: deps build test bench fuzz load run protos install fmt lint clean
 
@@ -24,7 +24,7 @@ deps:
 			exit 1; \
 		fi; \
 	fi
-	@python3 -c "import spiffe" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check $(PYTHON_TEST_PACKAGES)
+	@python3 -c "import spiffe, dbus_next" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check $(PYTHON_TEST_PACKAGES)
 
 build: deps
 	$(SWIFT) build

@@ -16,6 +16,8 @@ final class AgentProcess: Sendable {
     init(binary: String, directory: String, config: String, timeout: TimeInterval = 120) async throws {
         let configPath = directory + "/lanyard.toml"
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        // Private, as the agent requires of a file that may hold a join token.
+        chmod(configPath, 0o600)
         socketPath = directory + "/api.sock"
         let notify = try NotifyListener(path: directory + "/notify-\(UUID().uuidString.prefix(6)).sock")
         var environment = ProcessInfo.processInfo.environment

@@ -242,9 +242,13 @@ struct TOMLParser {
                 record(fullPath, line: headerLine)
                 record(child.path, line: headerLine)
                 current = child
-            case .tables(let children, false)?:
+            case .tables(var children, false)?:
+                // Out of the table first, so the append below grows the array in place: re-creating it for every
+                // header made a file with 10,000 [[entries]] quadratic to read.
+                node.values[name] = nil
                 let child = Node(origin: .header, path: fullPath + "[\(children.count)]")
-                node.values[name] = .tables(children + [child], isStatic: false)
+                children.append(child)
+                node.values[name] = .tables(children, isStatic: false)
                 record(child.path, line: headerLine)
                 current = child
             default:

@@ -1,0 +1,128 @@
+import Foundation
+import LanyardTestSupport
+import Testing
+
+@testable import LanyardAgent
+
+/// `reload_unit` over D-Bus: a private `dbus-daemon` stands in for the system bus and a small service owns
+/// `org.freedesktop.systemd1` (`Fixtures/fake_systemd_bus.py`), so the helper's sd-bus call is made for real.
+@Suite("lanyard helper: reload_unit through systemd's D-Bus API", .serialized, .timeLimit(.minutes(5)))
+struct HelperReloadUnitTests {
+    func canRun() -> Bool {
+        guard getuid() == 0 else {
+            print("skipped: reload_unit test needs root (an entry for uid 0)")
+            return false
+        }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/dbus-daemon") else {
+            print("skipped: dbus-daemon is not installed (make deps installs it)")
+            return false
+        }
+        return true
+    }
+
+    @Test("a renewal asks systemd to reload the unit; an unknown unit and an absent bus are logged and retried")
+    func reloadUnit() async throws {
+        guard canRun() else { return }
+        let clock = ManualClock()
+        let agent = try await TestAgent.start(HelperTests.rootEntry, clock: clock)
+        defer { agent.removeDirectory() }
+        let directory = agent.directory
+        let cli = try LanyardCLI(copyInto: directory)
+        try """
+        <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+          "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+        <busconfig>
+          <type>custom</type>
+          <listen>unix:path=\(directory)/bus</listen>
+          <auth>EXTERNAL</auth>
+          <policy context="default">
+            <allow user="*"/>
+            <allow own="*"/>
+            <allow send_destination="*"/>
+            <allow receive_sender="*"/>
+          </policy>
+        </busconfig>
+        """.write(toFile: directory + "/bus.conf", atomically: true, encoding: .utf8)
+        let bus = try await ChildProcess.start(
+            ["/usr/bin/dbus-daemon", "--config-file=\(directory)/bus.conf", "--nofork"],
+            errorPath: directory + "/bus.log"
+        )
+        defer { bus.stop() }
+        #expect(try await HelperProcessTests.waitForFile(directory + "/bus"))
+        let address = "unix:path=\(directory)/bus"
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/fake_systemd_bus.py").path
+        let systemd = try await ChildProcess.start(
+            ["/usr/bin/env", "python3", fixture, address, directory + "/reloads.log", "nginx.service"],
+            outputPath: directory + "/fake-systemd.out"
+        )
+        defer { systemd.stop() }
+        #expect(
+            try await HelperTests.eventually {
+                HelperTests.read(directory + "/fake-systemd.out")?.contains("ready") == true
+            }
+        )
+        var environment = ProcessInfo.processInfo.environment
+        environment["DBUS_SYSTEM_BUS_ADDRESS"] = address
+        environment.removeValue(forKey: "NOTIFY_SOCKET")
+
+        let certs = directory + "/certs"
+        let good = try HelperProcessTests.writeConfig(agent, certs: certs, "reload_unit = \"nginx.service\"")
+        let helper = try await ChildProcess.start(
+            [cli.binary, "helper", "run", "--config", good],
+            environment: environment,
+            errorPath: directory + "/helper.log"
+        )
+        defer { helper.stop() }
+        #expect(try await HelperProcessTests.waitForFile(certs + "/svid.pem"))
+        // The first set is written at start, and reloaded: one call so far.
+        #expect(
+            try await HelperTests.eventually {
+                HelperTests.read(directory + "/reloads.log") == "nginx.service replace\n"
+            }
+        )
+        _ = try await HelperProcessTests.rotate(clock, certs: certs)
+        #expect(
+            try await HelperTests.eventually {
+                HelperTests.read(directory + "/reloads.log") == "nginx.service replace\nnginx.service replace\n"
+            }
+        )
+        #expect(HelperTests.read(directory + "/helper.log")?.contains("asked systemd to reload the unit") == true)
+        helper.stop(SIGTERM)
+        _ = await helper.waitUntilExit()
+
+        // An unknown unit: systemd's error is logged and the reload retried; the helper keeps running.
+        let unknown = try HelperProcessTests.writeConfig(agent, certs: certs, "reload_unit = \"missing.service\"")
+        let failing = try await ChildProcess.start(
+            [cli.binary, "helper", "run", "--config", unknown],
+            environment: environment,
+            errorPath: directory + "/helper-unknown.log"
+        )
+        defer { failing.stop() }
+        #expect(
+            try await HelperTests.eventually {
+                let log = HelperTests.read(directory + "/helper-unknown.log") ?? ""
+                return log.contains("systemd did not reload missing.service") && log.contains("attempt=2")
+            }
+        )
+        #expect(HelperTests.read(directory + "/helper-unknown.log")?.contains("not found") == true)
+        #expect(failing.isRunning)
+        failing.stop(SIGTERM)
+
+        // No bus at all: the same, never fatal.
+        environment["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=\(directory)/no-bus"
+        let busless = try await ChildProcess.start(
+            [cli.binary, "helper", "run", "--config", good],
+            environment: environment,
+            errorPath: directory + "/helper-nobus.log"
+        )
+        defer { busless.stop() }
+        #expect(
+            try await HelperTests.eventually {
+                HelperTests.read(directory + "/helper-nobus.log")?.contains("cannot connect to the system bus") == true
+            }
+        )
+        #expect(busless.isRunning)
+        await agent.stop()
+    }
+}
