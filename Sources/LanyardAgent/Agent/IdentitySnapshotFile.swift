@@ -2,7 +2,6 @@ import Foundation
 import IdentityCache
 import SPIFFE
 import SPIFFECrypto
-import Synchronization
 import Upstream
 
 /// `data_dir/identities.json`: the cache's entries, bundles and X509-SVIDs (keys included), so that a restart, even
@@ -209,39 +208,24 @@ extension IdentitySnapshotFile {
             }
             let byID = Dictionary(entries.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             guard byID.count == entries.count else { throw Refusal("two entries share an ID") }
-            // Each SVID is parsed and checked on its own (OpenSSL 3 spends most of a restart decoding certificates
-            // and keys), so the work is spread over every core.
-            let stored = self.svids
-            let checked = Mutex(
-                [Result<(String, CacheState.CachedSVID), any Error>?](repeating: nil, count: stored.count)
-            )
-            DispatchQueue.concurrentPerform(iterations: stored.count) { index in
-                let result = Result { () throws -> (String, CacheState.CachedSVID) in
-                    let stored = stored[index]
-                    guard let entry = byID[stored.entryID] else {
-                        throw Refusal("an SVID names entry \(stored.entryID), which it does not hold")
-                    }
-                    let svid = try X509SVID(
-                        certificates: Certificate.chain(derConcatenated: stored.chain),
-                        privateKey: PrivateKey(pkcs8DER: stored.privateKey)
-                    )
-                    guard svid.spiffeID == entry.spiffeID else {
-                        throw Refusal("the SVID of entry \(entry.id) is \(svid.spiffeID), not \(entry.spiffeID)")
-                    }
-                    let cached = CacheState.CachedSVID(
-                        svid: try IssuedSVID(svid, spiffeID: entry.spiffeID),
-                        renewAt: Date(timeIntervalSince1970: stored.renewAt),
-                        revision: stored.revision,
-                        dnsNames: stored.dnsNames
-                    )
-                    return (entry.id, cached)
-                }
-                checked.withLock { $0[index] = result }
-            }
             var svids: [String: CacheState.CachedSVID] = [:]
-            for result in checked.withLock({ $0 }) {
-                guard let (id, cached) = try result?.get() else { continue }
-                svids[id] = cached
+            for stored in self.svids {
+                guard let entry = byID[stored.entryID] else {
+                    throw Refusal("an SVID names entry \(stored.entryID), which it does not hold")
+                }
+                let svid = try X509SVID(
+                    certificates: Certificate.chain(derConcatenated: stored.chain),
+                    privateKey: PrivateKey(pkcs8DER: stored.privateKey)
+                )
+                guard svid.spiffeID == entry.spiffeID else {
+                    throw Refusal("the SVID of entry \(entry.id) is \(svid.spiffeID), not \(entry.spiffeID)")
+                }
+                svids[entry.id] = CacheState.CachedSVID(
+                    svid: try IssuedSVID(svid, spiffeID: entry.spiffeID),
+                    renewAt: Date(timeIntervalSince1970: stored.renewAt),
+                    revision: stored.revision,
+                    dnsNames: stored.dnsNames
+                )
             }
             var federated: [TrustDomain: SPIFFEBundle] = [:]
             for (name, json) in federatedBundles {

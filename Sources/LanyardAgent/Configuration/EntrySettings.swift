@@ -10,6 +10,7 @@ enum EntrySettings {
         federated: [TrustDomain: SPIFFEBundle]
     ) -> [RegistrationEntry] {
         var entries: [RegistrationEntry] = []
+        var ids: Set<String> = []
         for section in sections {
             defer { section.finish() }
             var spiffeID: SPIFFEID? = nil
@@ -64,7 +65,7 @@ enum EntrySettings {
             )
             entry.id = entryID(entry)
             entry.revision = revision(entry)
-            if entries.contains(where: { $0.id == entry.id }) {
+            if !ids.insert(entry.id).inserted {
                 section.problem("spiffe_id", "the same identity and selectors are already in another entry")
             }
             entries.append(entry)
@@ -76,7 +77,12 @@ enum EntrySettings {
     static func entryID(_ entry: RegistrationEntry) -> String {
         let key =
             entry.spiffeID.description + "\n" + entry.selectors.map(\.description).sorted().joined(separator: "\n")
-        return "local-" + Digest.sha256(Data(key.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+        let hex = Array("0123456789abcdef".utf8)
+        var id = Array("local-".utf8)
+        for byte in Digest.sha256(Data(key.utf8)).prefix(8) {
+            id += [hex[Int(byte >> 4)], hex[Int(byte & 0x0f)]]
+        }
+        return String(decoding: id, as: UTF8.self)
     }
 
     /// Changes whenever anything in the entry changes, so the cache re-mints.

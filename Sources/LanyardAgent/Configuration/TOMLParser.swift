@@ -188,6 +188,19 @@ struct TOMLParser {
 
     // MARK: - Headers
 
+    /// Adds one more table to the array of tables `name` of `node`. The array is taken out of the node before it
+    /// grows, so it grows in place: re-creating it for every header made 10,000 `[[entries]]` quadratic to read.
+    private mutating func appendTable(to node: Node, name: String, fullPath: String, line: Int) -> Node {
+        guard let removed = node.values.removeValue(forKey: name),
+            case .tables(var children, let isStatic) = consume removed
+        else { preconditionFailure("checked by the caller") }
+        let child = Node(origin: .header, path: fullPath + "[\(children.count)]")
+        children.append(child)
+        node.values[name] = .tables(children, isStatic: isStatic)
+        record(child.path, line: line)
+        return child
+    }
+
     private mutating func parseHeader() throws(Failure) {
         let headerLine = line
         index += 1
@@ -235,6 +248,7 @@ struct TOMLParser {
         let name = keys[keys.count - 1]
         let fullPath = Self.join(path, name)
         if isArray {
+            var appending = false
             switch node.values[name] {
             case nil:
                 let child = Node(origin: .header, path: fullPath + "[0]")
@@ -242,18 +256,13 @@ struct TOMLParser {
                 record(fullPath, line: headerLine)
                 record(child.path, line: headerLine)
                 current = child
-            case .tables(var children, false)?:
-                // Out of the table first, so the append below grows the array in place: re-creating it for every
-                // header made a file with 10,000 [[entries]] quadratic to read.
-                node.values[name] = nil
-                let child = Node(origin: .header, path: fullPath + "[\(children.count)]")
-                children.append(child)
-                node.values[name] = .tables(children, isStatic: false)
-                record(child.path, line: headerLine)
-                current = child
+            case .tables(_, false)?:
+                // Appended after the switch, whose copy of the array would make it shared.
+                appending = true
             default:
                 throw failure("\(fullPath) is already defined, and not as an array of tables")
             }
+            if appending { current = appendTable(to: node, name: name, fullPath: fullPath, line: headerLine) }
         } else {
             switch node.values[name] {
             case nil:
