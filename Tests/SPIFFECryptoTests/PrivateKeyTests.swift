@@ -19,6 +19,30 @@ struct PrivateKeyTests {
         #expect(!key.description.contains(pem.dropFirst(28).prefix(20)))
     }
 
+    @Test("an EC key read without the decoder framework signs what its certificate's public key verifies")
+    func fastECPathSigns() throws {
+        for type in [KeyType.ecP256, .ecP384] {
+            let parsed = try PrivateKey(pkcs8DER: try PrivateKey(generating: type).pkcs8DER)
+            let ca = try CertificateAuthority.makeRoot(
+                trustDomain: TrustDomain("example.org"),
+                keyType: .ecP256,
+                ttl: .seconds(3600),
+                now: Date()
+            )
+            let id = try SPIFFEID("spiffe://example.org/fast")
+            let chain = try ca.issueX509SVID(
+                csr: CertificateSigningRequest(privateKey: parsed, spiffeID: id),
+                spiffeID: id,
+                ttl: .seconds(600),
+                dnsNames: [],
+                now: Date()
+            )
+            // The CSR was signed with the parsed key (the CA checks it), and the key matches the issued leaf.
+            #expect(try X509SVID(certificates: chain, privateKey: parsed).spiffeID == id)
+            #expect(try parsed.pkcs8DER == (try PrivateKey(pkcs8DER: try parsed.pkcs8DER)).pkcs8DER)
+        }
+    }
+
     @Test("public keys round-trip through JWK", arguments: KeyType.allCases)
     func jwkRoundTrip(type: KeyType) throws {
         let publicKey = try PrivateKey(generating: type).publicKey

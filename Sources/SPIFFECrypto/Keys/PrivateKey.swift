@@ -1,6 +1,6 @@
-public import SPIFFE
 internal import COpenSSL
 public import Foundation
+public import SPIFFE
 
 /// A private key held by OpenSSL. Its bytes leave only through ``pkcs8DER`` and ``pemEncoded``, for writing to a
 /// 0600 file or into a Workload API response; its description never shows them.
@@ -43,6 +43,16 @@ public struct PrivateKey: Sendable, CustomStringConvertible {
 
     /// Reads an unencrypted PKCS#8 `PrivateKeyInfo` in DER.
     public init(pkcs8DER der: Data) throws(CryptoError) {
+        // EC keys (what the agent makes) are read without OpenSSL 3's slow decoder framework; anything else, and
+        // anything that path does not take, goes through the general decoder.
+        let fast = der.withUnsafeBytes { raw -> OpaquePointer? in
+            guard let base = raw.bindMemory(to: UInt8.self).baseAddress else { return nil }
+            return lanyard_pkcs8_ec_private_key(base, raw.count)
+        }
+        if let fast {
+            try self.init(taking: fast)
+            return
+        }
         guard
             let info = OpenSSL.decodeDER(
                 der,
