@@ -1,5 +1,5 @@
-public import SPIFFE
 public import Foundation
+public import SPIFFE
 
 #if canImport(Glibc)
     import Glibc
@@ -17,18 +17,7 @@ public enum AtomicFile {
         let temporary = "\(path).tmp-\(UInt64.random(in: 0...UInt64.max))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard descriptor >= 0 else { throw failure("cannot create \(temporary)") }
-        var written = 0
-        let ok = data.withUnsafeBytes { raw -> Bool in
-            while written < raw.count {
-                let result = Glibc.write(descriptor, raw.baseAddress! + written, raw.count - written)
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                written += result
-            }
-            return fchmod(descriptor, mode) == 0 && fsync(descriptor) == 0
-        }
+        let ok = writeAll(data, to: descriptor) && fchmod(descriptor, mode) == 0 && fsync(descriptor) == 0
         let closed = close(descriptor) == 0
         guard ok, closed, rename(temporary, path) == 0 else {
             let error = failure("cannot write \(path)")
@@ -39,6 +28,22 @@ public enum AtomicFile {
         if directoryDescriptor >= 0 {
             fsync(directoryDescriptor)
             close(directoryDescriptor)
+        }
+    }
+
+    /// Writes every byte of `data` to `descriptor`, retrying short and interrupted writes; false on an error (errno).
+    public static func writeAll(_ data: Data, to descriptor: Int32) -> Bool {
+        data.withUnsafeBytes { raw -> Bool in
+            var written = 0
+            while written < raw.count {
+                let result = Glibc.write(descriptor, raw.baseAddress! + written, raw.count - written)
+                if result < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                written += result
+            }
+            return true
         }
     }
 

@@ -70,21 +70,7 @@ public struct AgentConfig: Sendable, Equatable {
 
     /// Parses a configuration file's bytes (UTF-8 is checked, not assumed).
     public static func parse(bytes: [UInt8], path: String) throws(ConfigError) -> AgentConfig {
-        let document: ConfigDocument
-        do {
-            document = try ConfigDocument(parsing: bytes)
-        } catch {
-            throw ConfigError(
-                path: path,
-                problems: [.init(key: "", message: error.message, line: error.line, column: error.column)]
-            )
-        }
-        let problems = ConfigProblems(document: document, baseDirectory: (path as NSString).deletingLastPathComponent)
-        let config = read(SectionReader(document.root, path: "", problems: problems))
-        guard problems.problems.isEmpty, let config else {
-            throw ConfigError(path: path, problems: problems.problems)
-        }
-        return config
+        try ConfigDocument.read(bytes: bytes, path: path, read)
     }
 
     /// The whole file: one read per section.

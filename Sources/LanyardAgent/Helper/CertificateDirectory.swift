@@ -1,4 +1,5 @@
 public import Foundation
+import Upstream
 
 #if canImport(Glibc)
     import Glibc
@@ -111,19 +112,7 @@ public final class CertificateDirectory: Sendable {
         let descriptor = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
         guard descriptor >= 0 else { throw failure("cannot create \(file)") }
         defer { close(descriptor) }
-        var written = 0
-        let ok = data.withUnsafeBytes { raw -> Bool in
-            while written < raw.count {
-                let result = Glibc.write(descriptor, raw.baseAddress! + written, raw.count - written)
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                written += result
-            }
-            return true
-        }
-        guard ok else { throw failure("cannot write \(file)") }
+        guard AtomicFile.writeAll(data, to: descriptor) else { throw failure("cannot write \(file)") }
         // The mode exactly as configured, whatever the umask; the owner before anyone else can read it.
         if owner != nil || group != nil, fchown(descriptor, owner ?? uid_t.max, group ?? gid_t.max) != 0 {
             throw failure("cannot set the owner of \(file)")

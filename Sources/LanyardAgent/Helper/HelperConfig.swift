@@ -79,19 +79,7 @@ public struct HelperConfig: Sendable, Equatable {
     }
 
     static func parse(bytes: [UInt8], path: String, environment: [String: String]) throws(ConfigError) -> HelperConfig {
-        let document: ConfigDocument
-        do {
-            document = try ConfigDocument(parsing: bytes)
-        } catch {
-            throw ConfigError(
-                path: path,
-                problems: [.init(key: "", message: error.message, line: error.line, column: error.column)]
-            )
-        }
-        let problems = ConfigProblems(document: document, baseDirectory: (path as NSString).deletingLastPathComponent)
-        let config = read(SectionReader(document.root, path: "", problems: problems), environment: environment)
-        guard problems.problems.isEmpty, let config else { throw ConfigError(path: path, problems: problems.problems) }
-        return config
+        try ConfigDocument.read(bytes: bytes, path: path) { read($0, environment: environment) }
     }
 
     static func read(_ root: SectionReader, environment: [String: String]) -> HelperConfig? {
