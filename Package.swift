@@ -211,7 +211,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AttestationTests",
-            dependencies: ["Attestation", "SPIFFE", "LanyardTestSupport", "Timing"],
+            dependencies: ["Attestation", "SPIFFE", "SPIFFECrypto", "LanyardTestSupport", "Timing"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

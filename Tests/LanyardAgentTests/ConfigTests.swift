@@ -378,6 +378,37 @@ struct ConfigTests {
             path: "t.toml"
         )
         #expect(readOnly.k8sAttestor?.kubelet.url == "http://127.0.0.1:10255/pods")
+        let withCertificate = try AgentConfig.parse(
+            minimal
+                + "\n[attestors.k8s]\nenabled = true\ncertificate_path = \"/run/kubelet-client.crt\"\n"
+                + "private_key_path = \"/run/kubelet-client.key\"\n",
+            path: "t.toml"
+        )
+        #expect(withCertificate.k8sAttestor?.kubelet.certificatePath == "/run/kubelet-client.crt")
+        #expect(withCertificate.k8sAttestor?.kubelet.privateKeyPath == "/run/kubelet-client.key")
+        let anonymous = try AgentConfig.parse(
+            minimal + "\n[attestors.k8s]\nenabled = true\nuse_anonymous_authentication = true\n",
+            path: "t.toml"
+        )
+        #expect(anonymous.k8sAttestor?.kubelet.anonymous == true)
+        for (text, key) in [
+            ("certificate_path = \"/a.crt\"", "attestors.k8s.private_key_path"),
+            ("private_key_path = \"/a.key\"", "attestors.k8s.certificate_path"),
+            (
+                "certificate_path = \"/a.crt\"\nprivate_key_path = \"/a.key\"\nuse_anonymous_authentication = true",
+                "attestors.k8s.use_anonymous_authentication"
+            ),
+            ("certificate_path = \"relative.crt\"\nprivate_key_path = \"/a.key\"", "attestors.k8s.certificate_path"),
+        ] {
+            #expect(throws: ConfigError.self) {
+                try AgentConfig.parse(minimal + "\n[attestors.k8s]\nenabled = true\n" + text + "\n", path: "t.toml")
+            }
+            do {
+                _ = try AgentConfig.parse(minimal + "\n[attestors.k8s]\nenabled = true\n" + text + "\n", path: "t.toml")
+            } catch {
+                #expect(error.description.contains(key), "\(error.description)")
+            }
+        }
     }
 
     @Test("every problem is reported under its key, with the line for syntax errors", arguments: problems)

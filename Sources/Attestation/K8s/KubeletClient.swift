@@ -1,10 +1,10 @@
-public import SPIFFE
 import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+public import SPIFFE
 import Synchronization
 
 /// Reads the kubelet's pod list: `GET /pods` on the secure port over HTTPS with a bearer token, or on the read-only
@@ -28,6 +28,12 @@ public final class KubeletClient: Sendable {
         public var requestTimeout: Duration
         /// Larger pod lists are refused rather than buffered.
         public var maximumResponseBytes: Int
+        /// A client certificate (PEM chain) and its key for the secure port, instead of the bearer token; both are
+        /// read on every request, like the token, so a rotated pair is used at once.
+        public var certificatePath: String?
+        public var privateKeyPath: String?
+        /// Neither a token nor a client certificate (`use_anonymous_authentication`), for kubelets that allow it.
+        public var anonymous: Bool
 
         public init(
             host: String = "127.0.0.1",
@@ -37,7 +43,10 @@ public final class KubeletClient: Sendable {
             caPath: String = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
             skipVerification: Bool = false,
             requestTimeout: Duration = .seconds(10),
-            maximumResponseBytes: Int = 32 << 20
+            maximumResponseBytes: Int = 32 << 20,
+            certificatePath: String? = nil,
+            privateKeyPath: String? = nil,
+            anonymous: Bool = false
         ) {
             self.host = host
             self.securePort = securePort
@@ -47,6 +56,16 @@ public final class KubeletClient: Sendable {
             self.skipVerification = skipVerification
             self.requestTimeout = requestTimeout
             self.maximumResponseBytes = maximumResponseBytes
+            self.certificatePath = certificatePath
+            self.privateKeyPath = privateKeyPath
+            self.anonymous = anonymous
+        }
+
+        /// How the agent proves itself to the kubelet, for messages.
+        var credentials: String {
+            if anonymous { return "no credentials (anonymous)" }
+            if let certificatePath { return "the client certificate \(certificatePath)" }
+            return "the token from \(tokenPath)"
         }
 
         /// `https://host:port/pods`, or `http://…` on the read-only port.
@@ -58,8 +77,8 @@ public final class KubeletClient: Sendable {
     }
 
     public let config: Config
-    /// The TLS settings built from the CA file's bytes, rebuilt only when those bytes change.
-    private let tls = Mutex<(ca: Data, configuration: TLSConfiguration)?>(nil)
+    /// The TLS settings built from the CA file's and client certificate's bytes, rebuilt only when those change.
+    private let tls = Mutex<(inputs: [Data], configuration: TLSConfiguration)?>(nil)
 
     public init(config: Config) {
         self.config = config
@@ -70,7 +89,9 @@ public final class KubeletClient: Sendable {
         var request = HTTPClientRequest(url: config.url)
         request.headers.add(name: "Accept", value: "application/json")
         if config.readOnlyPort == 0 {
-            request.headers.add(name: "Authorization", value: "Bearer \(try token())")
+            if !config.anonymous && config.certificatePath == nil {
+                request.headers.add(name: "Authorization", value: "Bearer \(try token())")
+            }
             request.tlsConfiguration = try tlsConfiguration()
         }
         let body = try await withTimeout { [config, request] () async throws(AttestationError) -> ByteBuffer in
@@ -90,7 +111,7 @@ public final class KubeletClient: Sendable {
             case 401, 403:
                 throw AttestationError(
                     .kubeletUnavailable,
-                    "the kubelet at \(config.url) refused the token from \(config.tokenPath) (HTTP \(response.status.code))"
+                    "the kubelet at \(config.url) refused \(config.credentials) (HTTP \(response.status.code))"
                 )
             default:
                 throw AttestationError(
@@ -147,31 +168,64 @@ public final class KubeletClient: Sendable {
     }
 
     private func tlsConfiguration() throws(AttestationError) -> TLSConfiguration {
+        func read(_ path: String, _ what: String) throws(AttestationError) -> Data {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw AttestationError(.kubeletUnavailable, "cannot read the \(what) at \(path)")
+            }
+            return data
+        }
+        let ca = config.skipVerification ? Data() : try read(config.caPath, "kubelet CA")
+        let certificate = try config.certificatePath.map { path throws(AttestationError) in
+            try read(path, "kubelet client certificate")
+        }
+        let key = try config.privateKeyPath.map { path throws(AttestationError) in
+            try read(path, "kubelet client key")
+        }
+        let inputs = [ca, certificate ?? Data(), key ?? Data()]
+        if let cached = tls.withLock({ $0 }), cached.inputs == inputs { return cached.configuration }
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
         if config.skipVerification {
             configuration.certificateVerification = .none
-            return configuration
+        } else {
+            let roots: [NIOSSLCertificate]
+            do {
+                roots = try NIOSSLCertificate.fromPEMBytes(Array(ca))
+            } catch {
+                throw AttestationError(
+                    .kubeletUnavailable,
+                    "the kubelet CA at \(config.caPath) is not PEM certificates"
+                )
+            }
+            guard !roots.isEmpty else {
+                throw AttestationError(.kubeletUnavailable, "the kubelet CA at \(config.caPath) holds no certificate")
+            }
+            configuration.trustRoots = .certificates(roots)
+            // An IP address cannot be matched against the kubelet's serving certificate (it names the node), so only
+            // the chain is checked then, as SPIRE does.
+            configuration.certificateVerification =
+                IPAddressLiteral(config.host) != nil ? .noHostnameVerification : .fullVerification
         }
-        guard let ca = FileManager.default.contents(atPath: config.caPath) else {
-            throw AttestationError(.kubeletUnavailable, "cannot read the kubelet CA at \(config.caPath)")
+        if let certificate, let key, let certificatePath = config.certificatePath,
+            let privateKeyPath = config.privateKeyPath
+        {
+            let chain = (try? NIOSSLCertificate.fromPEMBytes(Array(certificate))) ?? []
+            guard !chain.isEmpty else {
+                throw AttestationError(
+                    .kubeletUnavailable,
+                    "the kubelet client certificate at \(certificatePath) holds no PEM certificate"
+                )
+            }
+            guard let privateKey = try? NIOSSLPrivateKey(bytes: Array(key), format: .pem) else {
+                throw AttestationError(
+                    .kubeletUnavailable,
+                    "the kubelet client key at \(privateKeyPath) is not a PEM private key"
+                )
+            }
+            configuration.certificateChain = chain.map { .certificate($0) }
+            configuration.privateKey = .privateKey(privateKey)
         }
-        if let cached = tls.withLock({ $0 }), cached.ca == ca { return cached.configuration }
-        let roots: [NIOSSLCertificate]
-        do {
-            roots = try NIOSSLCertificate.fromPEMBytes(Array(ca))
-        } catch {
-            throw AttestationError(.kubeletUnavailable, "the kubelet CA at \(config.caPath) is not PEM certificates")
-        }
-        guard !roots.isEmpty else {
-            throw AttestationError(.kubeletUnavailable, "the kubelet CA at \(config.caPath) holds no certificate")
-        }
-        configuration.trustRoots = .certificates(roots)
-        // An IP address cannot be matched against the kubelet's serving certificate (it names the node), so only
-        // the chain is checked then, as SPIRE does.
-        configuration.certificateVerification =
-            IPAddressLiteral(config.host) != nil ? .noHostnameVerification : .fullVerification
-        tls.withLock { $0 = (ca, configuration) }
+        tls.withLock { $0 = (inputs, configuration) }
         return configuration
     }
 

@@ -33,6 +33,18 @@ public struct K8sAttestorSettings: Sendable, Equatable {
         kubelet.caPath = section.absolutePath("kubelet_ca_path", default: defaults.caPath) ?? defaults.caPath
         kubelet.skipVerification = section.bool("skip_kubelet_verification", default: false)
         kubelet.requestTimeout = section.duration("kubelet_request_timeout", default: defaults.requestTimeout)
+        kubelet.certificatePath = section.absolutePath("certificate_path")
+        kubelet.privateKeyPath = section.absolutePath("private_key_path")
+        kubelet.anonymous = section.bool("use_anonymous_authentication", default: false)
+        if (kubelet.certificatePath == nil) != (kubelet.privateKeyPath == nil) {
+            section.problem(
+                kubelet.certificatePath == nil ? "certificate_path" : "private_key_path",
+                "certificate_path and private_key_path go together: set both, or neither"
+            )
+        }
+        if kubelet.anonymous && kubelet.certificatePath != nil {
+            section.problem("use_anonymous_authentication", "cannot be combined with a client certificate")
+        }
         var attestor = K8sAttestor.Config()
         attestor.maximumPollAttempts = section.integer("max_poll_attempts", in: 1...10_000, default: 60)
         attestor.disableContainerSelectors = section.bool("disable_container_selectors", default: false)

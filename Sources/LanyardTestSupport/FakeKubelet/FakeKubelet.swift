@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
-import SPIFFECrypto
+package import SPIFFECrypto
 import Synchronization
 
 /// A kubelet stand-in that serves `GET /pods` over HTTPS (its own CA, a required bearer token) or plain HTTP, from
@@ -34,15 +34,17 @@ package final class FakeKubelet: Sendable {
     private let responder: Responder
 
     /// Starts serving on `host:port` (0 picks a free port). `token` nil accepts unauthenticated requests;
-    /// `tls` false serves plain HTTP like the read-only port.
+    /// `tls` false serves plain HTTP like the read-only port. With `clientCA`, the TLS handshake requires a client
+    /// certificate that chains to it, as a kubelet with `--client-ca-file` and no anonymous access does.
     package static func start(
         host: String = "127.0.0.1",
         port: Int = 0,
         tls: Bool = true,
         token: String? = "fake-kubelet-token",
+        clientCA: Certificate? = nil,
         pods: [FakePod] = []
     ) async throws -> FakeKubelet {
-        let (caPEM, context) = try Self.makeTLS()
+        let (caPEM, context) = try Self.makeTLS(clientCA: clientCA)
         let responder = Responder(token: token, podList: FakePod.podListJSON(pods))
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 512)
@@ -99,7 +101,7 @@ package final class FakeKubelet: Sendable {
     package var unauthorizedCount: Int { responder.state.withLock { $0.unauthorized } }
 
     /// A throwaway CA and a serving certificate for `localhost` signed by it.
-    private static func makeTLS() throws -> (caPEM: String, NIOSSLContext) {
+    private static func makeTLS(clientCA: Certificate?) throws -> (caPEM: String, NIOSSLContext) {
         let now = Date()
         let caKey = try PrivateKey(generating: .ecP256)
         let ca = try CertificateTemplate(
@@ -123,6 +125,12 @@ package final class FakeKubelet: Sendable {
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(servingKey.pemEncoded.utf8), format: .pem))
         )
         configuration.minimumTLSVersion = .tlsv12
+        if let clientCA {
+            configuration.certificateVerification = .noHostnameVerification
+            configuration.trustRoots = .certificates([
+                try NIOSSLCertificate(bytes: Array(clientCA.derEncoded), format: .der)
+            ])
+        }
         return (ca.pemEncoded, try NIOSSLContext(configuration: configuration))
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import LanyardTestSupport
 import SPIFFE
+import SPIFFECrypto
 import Synchronization
 import Testing
 
@@ -104,6 +105,96 @@ struct KubeletClientTests {
             containing: "cannot reach"
         )
         #expect(kubelet.unauthorizedCount == 1)
+    }
+
+    /// A client CA and a certificate and key it signed, written as PEM files into `directory`.
+    static func clientCertificate(
+        signedBy ca: CertificateAuthority,
+        name: String,
+        in directory: String
+    ) throws -> (certificate: String, key: String) {
+        let key = try PrivateKey(generating: .ecP256)
+        let certificate = try CertificateTemplate(
+            subject: [("CN", name)],
+            notBefore: Date().addingTimeInterval(-60),
+            notAfter: Date().addingTimeInterval(3600),
+            keyUsage: [.digitalSignature],
+            extendedKeyUsage: [.clientAuth]
+        ).sign(subjectKey: key.publicKey, issuer: ca.certificate, issuerKey: ca.privateKey)
+        let paths = (directory + "/\(name).crt", directory + "/\(name).key")
+        try Data(certificate.pemEncoded.utf8).write(to: URL(fileURLWithPath: paths.0))
+        try Data(try key.pemEncoded.utf8).write(to: URL(fileURLWithPath: paths.1))
+        return paths
+    }
+
+    @Test("a kubelet that requires a client certificate: the configured pair is presented, re-read when rotated")
+    func clientCertificates() async throws {
+        let clientCA = try CertificateAuthority.makeRoot(
+            trustDomain: TrustDomain("kubelet-clients.example"),
+            keyType: .ecP256,
+            ttl: .seconds(3600),
+            now: Date()
+        )
+        let kubelet = try await FakeKubelet.start(
+            token: nil,
+            clientCA: clientCA.certificate,
+            pods: FakePod.generated(count: 3)
+        )
+        defer { Task { await kubelet.stop() } }
+        let (token, ca) = try Self.files(for: kubelet)
+        let directory = (ca as NSString).deletingLastPathComponent
+        let good = try Self.clientCertificate(signedBy: clientCA, name: "agent", in: directory)
+        func client(_ pair: (certificate: String, key: String)?, anonymous: Bool = false) -> KubeletClient {
+            KubeletClient(
+                config: .init(
+                    securePort: kubelet.port,
+                    tokenPath: token,
+                    caPath: ca,
+                    requestTimeout: .seconds(5),
+                    certificatePath: pair?.certificate,
+                    privateKeyPath: pair?.key,
+                    anonymous: anonymous
+                )
+            )
+        }
+        let withCertificate = client(good)
+        #expect(try await withCertificate.fetchPodList().pods.count == 3)
+        // No certificate, anonymous, or one from another CA: the handshake fails.
+        await Self.expectUnavailable(client(nil), containing: "cannot reach the kubelet")
+        await Self.expectUnavailable(client(nil, anonymous: true), containing: "cannot reach the kubelet")
+        let stranger = try CertificateAuthority.makeRoot(
+            trustDomain: TrustDomain("elsewhere.example"),
+            keyType: .ecP256,
+            ttl: .seconds(3600),
+            now: Date()
+        )
+        let foreign = try Self.clientCertificate(signedBy: stranger, name: "foreign", in: directory)
+        await Self.expectUnavailable(client(foreign), containing: "cannot reach the kubelet")
+        // The pair is read on every request: replaced by a foreign one, then by a good one again.
+        try FileManager.default.removeItem(atPath: good.certificate)
+        try FileManager.default.removeItem(atPath: good.key)
+        try FileManager.default.copyItem(atPath: foreign.certificate, toPath: good.certificate)
+        try FileManager.default.copyItem(atPath: foreign.key, toPath: good.key)
+        await Self.expectUnavailable(withCertificate, containing: "cannot reach the kubelet")
+        _ = try Self.clientCertificate(signedBy: clientCA, name: "agent", in: directory)
+        #expect(try await withCertificate.fetchPodList().pods.count == 3)
+        // A missing or malformed pair is named.
+        try Data("not pem".utf8).write(to: URL(fileURLWithPath: good.key))
+        await Self.expectUnavailable(withCertificate, containing: "is not a PEM private key")
+        try FileManager.default.removeItem(atPath: good.certificate)
+        await Self.expectUnavailable(withCertificate, containing: "cannot read the kubelet client certificate")
+    }
+
+    @Test("use_anonymous_authentication sends no token")
+    func anonymous() async throws {
+        let kubelet = try await FakeKubelet.start(token: nil, pods: FakePod.generated(count: 2))
+        defer { Task { await kubelet.stop() } }
+        let (_, ca) = try Self.files(for: kubelet)
+        let client = KubeletClient(
+            config: .init(securePort: kubelet.port, tokenPath: "/nonexistent/token", caPath: ca, anonymous: true)
+        )
+        // The token file does not exist: only a client that does not read it succeeds.
+        #expect(try await client.fetchPodList().pods.count == 2)
     }
 
     @Test("a rotated token and CA are picked up on the next request")
