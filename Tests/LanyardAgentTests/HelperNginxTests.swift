@@ -47,7 +47,7 @@ struct HelperNginxTests {
     func reloadsNginx() async throws {
         guard canRun() else { return }
         let clock = ManualClock()
-        let agent = try await TestAgent.start(HelperTests.rootEntry, clock: clock)
+        let agent = try await TestAgent.start(HelperTests.rootEntry, x509SVIDTTL: "30s", clock: clock)
         defer { agent.removeDirectory() }
         let directory = agent.directory
         let certs = directory + "/certs"

@@ -34,12 +34,13 @@ struct HelperProcessTests {
         return path
     }
 
-    /// Moves the agent's clock until the certificate on disk changes; the new serial.
+    /// Moves the agent's clock until the certificate on disk changes; the new serial. (Agents here use short TTLs:
+    /// time moves a sync interval at a time, and a loaded machine settles each step slowly.)
     static func rotate(_ clock: ManualClock, certs: String) async throws -> String {
         let before = try HelperTests.matchingSerial(certs)
         let time = clock.autoAdvance()
         defer { time.cancel() }
-        #expect(try await HelperTests.eventually { try HelperTests.matchingSerial(certs) != before })
+        #expect(try await HelperTests.eventually(.seconds(60)) { try HelperTests.matchingSerial(certs) != before })
         return try HelperTests.matchingSerial(certs)
     }
 
@@ -88,7 +89,7 @@ struct HelperProcessTests {
     func pidFileSignal() async throws {
         guard isRoot() else { return }
         let clock = ManualClock()
-        let agent = try await TestAgent.start(HelperTests.rootEntry, clock: clock)
+        let agent = try await TestAgent.start(HelperTests.rootEntry, x509SVIDTTL: "30s", clock: clock)
         defer { agent.removeDirectory() }
         let directory = agent.directory
         let cli = try LanyardCLI(copyInto: directory)
@@ -155,7 +156,7 @@ struct HelperProcessTests {
     func commandSupervision() async throws {
         guard isRoot() else { return }
         let clock = ManualClock()
-        let agent = try await TestAgent.start(HelperTests.rootEntry, clock: clock)
+        let agent = try await TestAgent.start(HelperTests.rootEntry, x509SVIDTTL: "30s", clock: clock)
         defer { agent.removeDirectory() }
         let directory = agent.directory
         let cli = try LanyardCLI(copyInto: directory)

@@ -24,7 +24,7 @@ struct HelperReloadUnitTests {
     func reloadUnit() async throws {
         guard canRun() else { return }
         let clock = ManualClock()
-        let agent = try await TestAgent.start(HelperTests.rootEntry, clock: clock)
+        let agent = try await TestAgent.start(HelperTests.rootEntry, x509SVIDTTL: "30s", clock: clock)
         defer { agent.removeDirectory() }
         let directory = agent.directory
         let cli = try LanyardCLI(copyInto: directory)

@@ -73,7 +73,7 @@ struct HelperTests {
     func filesAndModes() async throws {
         guard isRoot() else { return }
         let clock = ManualClock()
-        let agent = try await TestAgent.start(Self.rootEntry, x509SVIDTTL: "1h", clock: clock)
+        let agent = try await TestAgent.start(Self.rootEntry, x509SVIDTTL: "30s", clock: clock)
         defer { agent.removeDirectory() }
         let certs = agent.directory + "/certs"
         let config = try Self.config(
