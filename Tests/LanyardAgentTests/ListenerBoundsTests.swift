@@ -89,9 +89,13 @@ struct ListenerBoundsTests {
         #expect(try await offPool { prefaced.closedByPeer(within: 10) }, "a connection with no call stayed open")
         silent.close()
         prefaced.close()
-        // A connection with a stream open is not idle.
-        let stream = try await agent.client.fetchX509SVID()
-        #expect(!stream.svids.isEmpty)
+        // A connection that opens a stream is served. (On a loaded machine a new connection can take longer than
+        // the 1 s timeout to send its first call and is closed, as it should be: that attempt is made again.)
+        var received = 0
+        for _ in 0..<3 where received == 0 {
+            received = (try? await agent.client.watchX509SVID(count: 1).count) ?? 0
+        }
+        #expect(received == 1)
         await agent.stop()
     }
 
