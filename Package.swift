@@ -47,7 +47,8 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
-        // libsystemd: readiness and watchdog notifications, socket activation. Only LanyardAgent imports it.
+        // libsystemd: readiness and watchdog notifications, socket activation, the journal (LanyardAgent), and the
+        // systemd attestor's D-Bus calls (Attestation).
         .systemLibrary(
             name: "CSystemd",
             pkgConfig: "libsystemd",
@@ -73,11 +74,12 @@ let package = Package(
             exclude: ["protos"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
-        // Who is calling: process pinning and workload attestors (unix; k8s through the kubelet's HTTPS API).
+        // Who is calling: process pinning and workload attestors (unix; k8s through the kubelet's HTTPS API; systemd
+        // over D-Bus; docker/podman through the Engine API).
         .target(
             name: "Attestation",
             dependencies: [
-                "SPIFFE", "SPIFFECrypto", "CLinux", "Timing",
+                "SPIFFE", "SPIFFECrypto", "CLinux", "CSystemd", "Timing",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

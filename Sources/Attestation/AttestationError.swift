@@ -24,6 +24,10 @@ public struct AttestationErrorCode: ErrorCode {
     public static let kubeletUnavailable = Self(name: "kubelet unavailable")
     /// The caller's container never appeared in the kubelet's pod list, or appeared in two pods.
     public static let podNotFound = Self(name: "pod not found")
+    /// systemd's manager could not be asked over D-Bus, or answered with something unusable.
+    public static let systemdUnavailable = Self(name: "systemd unavailable")
+    /// The container runtime's API could not be asked, is not who it should be, or answered with something unusable.
+    public static let containerRuntimeUnavailable = Self(name: "container runtime unavailable")
 
     public var description: String { name }
 }

@@ -411,6 +411,30 @@ struct ConfigTests {
         }
     }
 
+    @Test("[attestors.systemd]: off by default, the bus address and timeout, a malformed address named")
+    func parsesSystemd() throws {
+        #expect(try AgentConfig.parse(minimal, path: "t.toml").systemdAttestor == nil)
+        let plain = try AgentConfig.parse(minimal + "\n[attestors.systemd]\nenabled = true\n", path: "t.toml")
+        #expect(plain.systemdAttestor?.attestor == .init())
+        let custom = try AgentConfig.parse(
+            minimal
+                + "\n[attestors.systemd]\nenabled = true\nbus_address = \"unix:path=/run/test-bus\"\n"
+                + "request_timeout = \"2s\"\n",
+            path: "t.toml"
+        )
+        #expect(custom.systemdAttestor?.attestor.busAddress == "unix:path=/run/test-bus")
+        #expect(custom.systemdAttestor?.attestor.timeout == .seconds(2))
+        do {
+            _ = try AgentConfig.parse(
+                minimal + "\n[attestors.systemd]\nenabled = true\nbus_address = \"tcp:host=x\"\n",
+                path: "t.toml"
+            )
+            Issue.record("a tcp bus address was accepted")
+        } catch {
+            #expect(error.description.contains("attestors.systemd.bus_address"), "\(error.description)")
+        }
+    }
+
     @Test("every problem is reported under its key, with the line for syntax errors", arguments: problems)
     func reportsProblems(text: String, expected: String) {
         do {

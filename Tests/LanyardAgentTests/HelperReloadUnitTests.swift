@@ -13,8 +13,8 @@ struct HelperReloadUnitTests {
             print("skipped: reload_unit test needs root (an entry for uid 0)")
             return false
         }
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/dbus-daemon") else {
-            print("skipped: dbus-daemon is not installed (make deps installs it)")
+        if let reason = PrivateSystemdBus.unavailableReason {
+            print("skipped: \(reason)")
             return false
         }
         return true
@@ -28,40 +28,9 @@ struct HelperReloadUnitTests {
         defer { agent.removeDirectory() }
         let directory = agent.directory
         let cli = try LanyardCLI(copyInto: directory)
-        try """
-        <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
-          "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-        <busconfig>
-          <type>custom</type>
-          <listen>unix:path=\(directory)/bus</listen>
-          <auth>EXTERNAL</auth>
-          <policy context="default">
-            <allow user="*"/>
-            <allow own="*"/>
-            <allow send_destination="*"/>
-            <allow receive_sender="*"/>
-          </policy>
-        </busconfig>
-        """.write(toFile: directory + "/bus.conf", atomically: true, encoding: .utf8)
-        let bus = try await ChildProcess.start(
-            ["/usr/bin/dbus-daemon", "--config-file=\(directory)/bus.conf", "--nofork"],
-            errorPath: directory + "/bus.log"
-        )
+        let bus = try await PrivateSystemdBus.start(in: directory)
         defer { bus.stop() }
-        #expect(try await HelperProcessTests.waitForFile(directory + "/bus"))
-        let address = "unix:path=\(directory)/bus"
-        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/fake_systemd_bus.py").path
-        let systemd = try await ChildProcess.start(
-            ["/usr/bin/env", "python3", fixture, address, directory + "/reloads.log", "nginx.service"],
-            outputPath: directory + "/fake-systemd.out"
-        )
-        defer { systemd.stop() }
-        #expect(
-            try await HelperTests.eventually {
-                HelperTests.read(directory + "/fake-systemd.out")?.contains("ready") == true
-            }
-        )
+        let address = bus.address
         var environment = ProcessInfo.processInfo.environment
         environment["DBUS_SYSTEM_BUS_ADDRESS"] = address
         environment.removeValue(forKey: "NOTIFY_SOCKET")
@@ -78,13 +47,13 @@ struct HelperReloadUnitTests {
         // The first set is written at start, and reloaded: one call so far.
         #expect(
             try await HelperTests.eventually {
-                HelperTests.read(directory + "/reloads.log") == "nginx.service replace\n"
+                HelperTests.read(bus.reloadLog) == "nginx.service replace\n"
             }
         )
         _ = try await HelperProcessTests.rotate(clock, certs: certs)
         #expect(
             try await HelperTests.eventually {
-                HelperTests.read(directory + "/reloads.log") == "nginx.service replace\nnginx.service replace\n"
+                HelperTests.read(bus.reloadLog) == "nginx.service replace\nnginx.service replace\n"
             }
         )
         #expect(HelperTests.read(directory + "/helper.log")?.contains("asked systemd to reload the unit") == true)

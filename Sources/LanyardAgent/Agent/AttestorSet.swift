@@ -21,6 +21,7 @@ final class AttestorSet: Sendable {
         var attestors: [any WorkloadAttestor] = []
         if config.unixAttestor.enabled { attestors.append(config.unixAttestor.makeAttestor(clock: clock)) }
         if let k8s = config.k8sAttestor { attestors.append(k8s.makeAttestor(clock: clock)) }
+        if let systemd = config.systemdAttestor { attestors.append(systemd.makeAttestor()) }
         return attestors
     }
 }

@@ -30,6 +30,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var unixAttestor: UnixAttestorSettings
     /// `[attestors.k8s]` when enabled.
     public var k8sAttestor: K8sAttestorSettings?
+    /// `[attestors.systemd]` when enabled.
+    public var systemdAttestor: SystemdAttestorSettings?
     /// Registrations for the embedded CA (standalone mode only).
     public var entries: [RegistrationEntry]
     public var federatedBundles: [TrustDomain: SPIFFEBundle]
@@ -111,6 +113,7 @@ public struct AgentConfig: Sendable, Equatable {
         let attestors = root.section("attestors")
         let unix = readSection(attestors, "unix", UnixAttestorSettings.read)
         let k8s = readSection(attestors, "k8s", K8sAttestorSettings.read)
+        let systemd = readSection(attestors, "systemd", SystemdAttestorSettings.read)
         attestors.finish()
 
         let federated = FederationSettings.read(root.sections("federation"))
@@ -147,6 +150,7 @@ public struct AgentConfig: Sendable, Equatable {
             upstream: upstream,
             unixAttestor: unix,
             k8sAttestor: k8s,
+            systemdAttestor: systemd,
             entries: entries,
             federatedBundles: federated
         )
