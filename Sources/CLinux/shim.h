@@ -1,9 +1,16 @@
 // Linux kernel interfaces Swift cannot call directly: ioctl and syscall are variadic, and Debian 12's headers predate
-// SO_PEERPIDFD (6.5) and PIDFD_GET_INFO (6.13). Used to pin a Workload API caller when its connection is accepted.
+// SO_PEERPIDFD (6.5) and PIDFD_GET_INFO (6.13). Used to pin a Workload API caller when its connection is accepted,
+// and to reach a container runtime's socket only through a file its expected owner made (O_PATH is _GNU_SOURCE's).
 #ifndef LANYARD_CLINUX_SHIM_H
 #define LANYARD_CLINUX_SHIM_H
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <poll.h>
 #include <stdint.h>
 #include <string.h>
@@ -94,6 +101,69 @@ static inline double lanyard_boot_wall_time(void) {
     clock_gettime(CLOCK_REALTIME, &wall);
     clock_gettime(CLOCK_BOOTTIME, &boot);
     return ((double)wall.tv_sec + (double)wall.tv_nsec / 1e9) - ((double)boot.tv_sec + (double)boot.tv_nsec / 1e9);
+}
+
+#ifndef O_PATH
+#define O_PATH 010000000
+#endif
+
+// Connects to the Unix socket at `path` only if the file itself (not a symlink to it) is a socket owned by
+// `expected_owner`. The file is pinned first (O_PATH|O_NOFOLLOW) and checked with fstat, then connected through
+// /proc/self/fd, so it cannot be swapped between the check and the connect. Sends and receives on the returned
+// descriptor time out after `timeout_ms`. Returns the descriptor, or -1 with `*reason`: 1 not found or unreadable,
+// 2 not a socket (a symlink included), 3 owned by `*owner` instead, 4 the connect failed (errno in `*error`).
+static inline int lanyard_connect_owned_socket(const char *path, uint32_t expected_owner, int timeout_ms,
+                                               int *reason, uint32_t *owner, int *error) {
+    *reason = 0;
+    *error = 0;
+    int pinned = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (pinned < 0) {
+        *reason = 1;
+        *error = errno;
+        return -1;
+    }
+    struct stat status;
+    if (fstat(pinned, &status) != 0) {
+        *reason = 1;
+        *error = errno;
+        close(pinned);
+        return -1;
+    }
+    *owner = status.st_uid;
+    if (!S_ISSOCK(status.st_mode)) {
+        *reason = 2;
+        close(pinned);
+        return -1;
+    }
+    if (status.st_uid != expected_owner) {
+        *reason = 3;
+        close(pinned);
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *reason = 4;
+        *error = errno;
+        close(pinned);
+        return -1;
+    }
+    struct timeval timeout = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof(address));
+    address.sun_family = AF_UNIX;
+    snprintf(address.sun_path, sizeof(address.sun_path), "/proc/self/fd/%d", pinned);
+    int connected = connect(fd, (struct sockaddr *)&address, sizeof(address));
+    int saved = errno;
+    close(pinned);
+    if (connected != 0) {
+        *reason = 4;
+        *error = saved;
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 #endif

@@ -435,6 +435,49 @@ struct ConfigTests {
         }
     }
 
+    @Test("[attestors.docker]: SPIRE's keys, unix:// or plain paths, each mistake named")
+    func parsesDocker() throws {
+        #expect(try AgentConfig.parse(minimal, path: "t.toml").dockerAttestor == nil)
+        let plain = try AgentConfig.parse(minimal + "\n[attestors.docker]\nenabled = true\n", path: "t.toml")
+        #expect(plain.dockerAttestor?.attestor.dockerSocketPath == "/var/run/docker.sock")
+        #expect(plain.dockerAttestor?.attestor.podmanSocketPath == nil)
+        let full = try AgentConfig.parse(
+            minimal + """
+
+                [attestors.docker]
+                enabled = true
+                docker_socket_path = ""
+                podman_socket_path = "unix:///run/podman/podman.sock"
+                podman_socket_path_template = "/run/user/%d/podman/podman.sock"
+                docker_version = "1.41"
+                request_timeout = "2s"
+                """,
+            path: "t.toml"
+        )
+        let docker = try #require(full.dockerAttestor?.attestor)
+        #expect(docker.dockerSocketPath == nil && docker.podmanSocketPath == "/run/podman/podman.sock")
+        #expect(docker.podmanSocketPathTemplate == "/run/user/%d/podman/podman.sock")
+        #expect(docker.apiVersion == "1.41" && docker.timeout == .seconds(2))
+        for (text, key) in [
+            ("docker_socket_path = \"unix://relative.sock\"", "attestors.docker.docker_socket_path"),
+            ("podman_socket_path_template = \"/run/user/podman.sock\"", "attestors.docker.podman_socket_path_template"),
+            ("podman_socket_path_template = \"/run/%d/%d.sock\"", "attestors.docker.podman_socket_path_template"),
+            ("docker_version = \"v1.41\"", "attestors.docker.docker_version"),
+            ("docker_socket_path = \"\"", "attestors.docker.enabled"),
+            ("container_id_cgroup_matchers = []", "attestors.docker.container_id_cgroup_matchers: unknown key"),
+        ] {
+            do {
+                _ = try AgentConfig.parse(
+                    minimal + "\n[attestors.docker]\nenabled = true\n" + text + "\n",
+                    path: "t.toml"
+                )
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect(error.description.contains(key), "\(error.description)")
+            }
+        }
+    }
+
     @Test("every problem is reported under its key, with the line for syntax errors", arguments: problems)
     func reportsProblems(text: String, expected: String) {
         do {

@@ -19,7 +19,7 @@ struct K8sAttestationIntegrationTests {
             FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/cgroup.procs")
             ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup"
         for root in [v1, v2] {
-            let probe = root + "/lanyard-probe-\(getpid())"
+            let probe = root + "/lanyard-probe-\(UUID().uuidString)"
             guard mkdir(probe, 0o755) == 0 else {
                 print("skipped: cannot create a cgroup under \(root) (errno \(errno))")
                 return nil

@@ -8,49 +8,21 @@ import Testing
 /// cgroup: real cgroups in the unified hierarchy, real processes moved into them, real sd-bus calls.
 @Suite("systemd attestation over D-Bus", .serialized, .timeLimit(.minutes(5)))
 struct SystemdAttestationTests {
-    /// A process parked in a cgroup created for it (`path` below the unified hierarchy's root).
-    struct UnitProcess {
-        let process: ChildProcess
-        let created: [String]
-
-        static func start(root: String, path: String) async throws -> UnitProcess {
-            var created: [String] = []
-            var directory = root
-            for segment in path.split(separator: "/") {
-                directory += "/\(segment)"
-                if mkdir(directory, 0o755) == 0 { created.append(directory) }
-            }
-            let process = try await ChildProcess.start(
-                ["/bin/sh", "-c", "echo $$ > \(directory)/cgroup.procs && exec sleep 120"]
-            )
-            let moved = try await HelperTests.eventually {
-                HelperTests.read("/proc/\(process.pid)/cgroup")?.contains("0::\(path)\n") == true
-                    && HelperTests.read("/proc/\(process.pid)/comm") == "sleep\n"
-            }
-            #expect(moved, "process \(process.pid) did not reach \(path)")
-            return UnitProcess(process: process, created: created)
-        }
-
-        func stop() async {
-            process.stop()
-            _ = await process.waitUntilExit()
-            for directory in created.reversed() { rmdir(directory) }
-        }
-    }
-
     static func setUp() -> String? {
-        guard getuid() == 0 else {
-            print("skipped: the systemd attestor tests need root to create cgroups and move processes into them")
-            return nil
-        }
         if let reason = PrivateSystemdBus.unavailableReason {
             print("skipped: \(reason)")
             return nil
         }
-        return K8sAttestationIntegrationTests.cgroupRoots()?.v2
+        return cgroupRoot()
     }
 
-    static func selectors(_ attestor: SystemdAttestor, _ unit: UnitProcess) async throws -> Set<String> {
+    /// The unified hierarchy's root, where systemd and the runtimes place processes; nil (with the reason printed)
+    /// without root.
+    static func cgroupRoot() -> String? {
+        K8sAttestationIntegrationTests.cgroupRoots()?.v2
+    }
+
+    static func selectors(_ attestor: SystemdAttestor, _ unit: CgroupProcess) async throws -> Set<String> {
         let process = WorkloadProcess(pid: unit.process.pid, uid: 0, gid: 0)
         return Set(try await attestor.attest(process).map(\.description))
     }
@@ -65,7 +37,7 @@ struct SystemdAttestationTests {
         let attestor = SystemdAttestor(config: .init(busAddress: bus.address, timeout: .seconds(10)))
         let tag = "lanyard-test-\(getpid())"
 
-        let web = try await UnitProcess.start(root: root, path: "/system.slice/\(tag)-web.service")
+        let web = try await CgroupProcess.start(root: root, path: "/system.slice/\(tag)-web.service")
         #expect(
             try await Self.selectors(attestor, web) == [
                 "systemd:id:\(tag)-web.service",
@@ -75,7 +47,7 @@ struct SystemdAttestationTests {
         )
         await web.stop()
 
-        let worker = try await UnitProcess.start(root: root, path: "/system.slice/\(tag)-worker@3.service")
+        let worker = try await CgroupProcess.start(root: root, path: "/system.slice/\(tag)-worker@3.service")
         #expect(
             try await Self.selectors(attestor, worker) == [
                 "systemd:id:\(tag)-worker@3.service",
@@ -88,7 +60,7 @@ struct SystemdAttestationTests {
         await worker.stop()
 
         // Below a user's manager the user arranges the cgroups: only a user unit, tagged with the uid, never an id.
-        let editor = try await UnitProcess.start(
+        let editor = try await CgroupProcess.start(
             root: root,
             path: "/user.slice/user-1000.slice/user@1000.service/app.slice/\(tag)-editor.service"
         )
@@ -96,7 +68,7 @@ struct SystemdAttestationTests {
         await editor.stop()
 
         // Not in a unit (a cgroup systemd did not create): no systemd selectors, and no error.
-        let loose = try await UnitProcess.start(root: root, path: "/\(tag)-loose/\(tag)-fake.service")
+        let loose = try await CgroupProcess.start(root: root, path: "/\(tag)-loose/\(tag)-fake.service")
         #expect(try await Self.selectors(attestor, loose) == [])
         await loose.stop()
     }
@@ -126,13 +98,8 @@ struct SystemdAttestationTests {
         let cli = try LanyardCLI(copyInto: directory)
         let fetch = "\(cli.binary) api fetch x509 --socket \(agent.socketPath)"
 
-        var created: [String] = []
-        var cgroup = root
-        for segment in ["system.slice", "\(tag)-worker@7.service"] {
-            cgroup += "/" + segment
-            if mkdir(cgroup, 0o755) == 0 { created.append(cgroup) }
-        }
-        defer { for path in created.reversed() { rmdir(path) } }
+        let (cgroup, created) = CgroupProcess.make(root: root, path: "/system.slice/\(tag)-worker@7.service")
+        defer { CgroupProcess.remove(created) }
         let granted = try await LanyardCLI.runTool([
             "/bin/sh", "-c", "echo $$ > \(cgroup)/cgroup.procs && exec \(fetch)",
         ])

@@ -22,6 +22,7 @@ final class AttestorSet: Sendable {
         if config.unixAttestor.enabled { attestors.append(config.unixAttestor.makeAttestor(clock: clock)) }
         if let k8s = config.k8sAttestor { attestors.append(k8s.makeAttestor(clock: clock)) }
         if let systemd = config.systemdAttestor { attestors.append(systemd.makeAttestor()) }
+        if let docker = config.dockerAttestor { attestors.append(docker.makeAttestor()) }
         return attestors
     }
 }

@@ -32,6 +32,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var k8sAttestor: K8sAttestorSettings?
     /// `[attestors.systemd]` when enabled.
     public var systemdAttestor: SystemdAttestorSettings?
+    /// `[attestors.docker]` when enabled.
+    public var dockerAttestor: DockerAttestorSettings?
     /// Registrations for the embedded CA (standalone mode only).
     public var entries: [RegistrationEntry]
     public var federatedBundles: [TrustDomain: SPIFFEBundle]
@@ -114,6 +116,7 @@ public struct AgentConfig: Sendable, Equatable {
         let unix = readSection(attestors, "unix", UnixAttestorSettings.read)
         let k8s = readSection(attestors, "k8s", K8sAttestorSettings.read)
         let systemd = readSection(attestors, "systemd", SystemdAttestorSettings.read)
+        let docker = readSection(attestors, "docker", DockerAttestorSettings.read)
         attestors.finish()
 
         let federated = FederationSettings.read(root.sections("federation"))
@@ -151,6 +154,7 @@ public struct AgentConfig: Sendable, Equatable {
             unixAttestor: unix,
             k8sAttestor: k8s,
             systemdAttestor: systemd,
+            dockerAttestor: docker,
             entries: entries,
             federatedBundles: federated
         )
