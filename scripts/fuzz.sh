@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(spiffe-id selector pem x509 jwt jwt-claims bundle cgroup pod-list config)
+[ ${#targets[@]} -gt 0 ] || targets=(spiffe-id selector pem x509 jwt jwt-claims bundle cgroup pod-list config engine-answer)
 binary=Fuzz/.build/debug/lanyard-fuzz
 [ -x "$binary" ] || { echo "build it first: make fuzz"; exit 2; }
 export LSAN_OPTIONS="suppressions=$PWD/Fuzz/lsan.supp"

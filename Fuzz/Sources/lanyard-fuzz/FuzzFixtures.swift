@@ -86,6 +86,8 @@ struct FuzzFixtures {
 
         let uid = "0c0a1d3e-6f2b-4c8e-9a7d-5b1e2f3a4c5d"
         let cid = String(repeating: "3f9a2c", count: 10) + "abcd"
+        let inspectJSON =
+            #"{"Id":"\#(cid)","Image":"sha256:\#(cid)","Config":{"Image":"nginx:1.27","Labels":{"app":"web"},"Env":["A=1"]}}"#
         let chainPEM = chain.map { PEM.encode(label: "CERTIFICATE", der: $0.derEncoded) }.joined()
         let seeds: [FuzzTarget: [String: Data]] = [
             .spiffeID: [
@@ -114,12 +116,26 @@ struct FuzzFixtures {
                     "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod\(uid.replacingOccurrences(of: "-", with: "_")).slice/cri-containerd-\(cid).scope\n"
                         .utf8
                 ),
+                "docker": Data("0::/system.slice/docker-\(cid).scope\n".utf8),
+                "rootless": Data(
+                    "0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-\(cid).scope/container\n".utf8
+                ),
                 "mountinfo": Data(
                     "1 0 0:1 /kubepods/pod\(uid)/\(cid) /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n".utf8
                 ),
             ],
             .podList: ["pods": Data(podListSeed(uid: uid, cid: cid).utf8)],
             .config: ["reference": try Data(contentsOf: URL(fileURLWithPath: configPath))],
+            .engineAnswer: [
+                "inspect": Data(
+                    ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(inspectJSON.utf8.count)\r\n\r\n"
+                        + inspectJSON).utf8
+                ),
+                "chunked": Data(
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\(String(inspectJSON.utf8.count, radix: 16))\r\n\(inspectJSON)\r\n0\r\n\r\n"
+                        .utf8
+                ),
+            ],
         ]
         for (target, inputs) in seeds {
             let folder = directory + "/corpus/" + target.rawValue

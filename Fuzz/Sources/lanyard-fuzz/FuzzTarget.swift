@@ -18,6 +18,7 @@ enum FuzzTarget: String, CaseIterable {
     case cgroup
     case podList = "pod-list"
     case config
+    case engineAnswer = "engine-answer"
 
     /// Feeds one input to the parser; true when the parser accepted it.
     @discardableResult
@@ -85,15 +86,24 @@ enum FuzzTarget: String, CaseIterable {
             return true
         case .cgroup:
             _ = ContainerLocator.cgroupMountRoots(text)
-            guard let paths = try? ContainerLocator.cgroupPaths(text),
-                let location = try? ContainerLocator.location(in: paths)
-            else { return false }
+            guard let paths = try? ContainerLocator.cgroupPaths(text) else { return false }
+            if let container = try? RuntimeContainerLocator.location(in: paths) {
+                check(container.containerID.utf8.count == 64, "a runtime's container ID is 64 hex digits")
+            }
+            guard let location = try? ContainerLocator.location(in: paths) else { return false }
             check(location.containerID.utf8.count == 64, "a container ID is 64 hex digits")
             return true
         case .podList:
             return input.withUnsafeBytes { (try? PodList.read($0)) != nil }
         case .config:
             return (try? AgentConfig.parse(text, path: "/nonexistent/lanyard-fuzz/lanyard.toml")) != nil
+        case .engineAnswer:
+            // What a container runtime's socket answers: HTTP framing, then the container's JSON description.
+            guard let response = try? HTTPResponse(parsing: Array(input), socketPath: "/fuzz", closed: true),
+                response.answer.status == 200
+            else { return false }
+            check(response.answer.body.count <= input.count, "a body is never longer than the answer")
+            return (try? ContainerInspection(json: response.answer.body)) != nil
         }
     }
 

@@ -1,6 +1,6 @@
 import CLinux
 import Foundation
-import SPIFFE
+public import SPIFFE
 
 #if canImport(Glibc)
     import Glibc
@@ -109,12 +109,12 @@ struct EngineAPIClient: Sendable {
 }
 
 /// A complete HTTP/1.1 answer in a buffer: status line, headers, and the body framed by `Content-Length`, chunked
-/// encoding, or the end of the connection.
-struct HTTPResponse {
-    let answer: (status: Int, body: [UInt8])
+/// encoding, or the end of the connection. Public for the fuzzer: a rootless user's socket chooses these bytes.
+public struct HTTPResponse {
+    public let answer: (status: Int, body: [UInt8])
 
     /// Nil while `bytes` holds only part of the answer (and the connection is still open).
-    init?(parsing bytes: [UInt8], socketPath: String, closed: Bool = false) throws(AttestationError) {
+    public init?(parsing bytes: [UInt8], socketPath: String, closed: Bool = false) throws(AttestationError) {
         func malformed(_ what: String) -> AttestationError {
             AttestationError(.containerRuntimeUnavailable, "\(socketPath) answered with \(what)")
         }
