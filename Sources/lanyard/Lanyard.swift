@@ -100,7 +100,8 @@ struct Config: ParsableCommand {
         func run() throws {
             do {
                 let config = try AgentConfig.load(path: path)
-                print("\(path): valid (trust domain \(config.trustDomain), \(config.entries.count) entries)")
+                let templates = config.entryTemplates.isEmpty ? "" : ", \(config.entryTemplates.count) templated"
+                print("\(path): valid (trust domain \(config.trustDomain), \(config.entries.count) entries\(templates))")
             } catch {
                 FileHandle.standardError.write(Data("\(error)\n".utf8))
                 throw ExitCode(2)

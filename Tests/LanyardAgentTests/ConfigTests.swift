@@ -478,6 +478,47 @@ struct ConfigTests {
         }
     }
 
+    @Test("templated entries: placeholders of enabled attestors' single-valued kinds; the rest named under their key")
+    func parsesTemplates() throws {
+        let k8s = "\n[attestors.k8s]\nenabled = true\n"
+        let config = try AgentConfig.parse(
+            "entry_template_max_instances = 500\n" + minimal + k8s + """
+
+                [[entries]]
+                spiffe_id = "spiffe://example.org/ns/{k8s:ns}/sa/{k8s:sa}"
+                selectors = ["k8s:pod-label:mesh:on"]
+                x509_svid_ttl = "10m"
+                """,
+            path: "t.toml"
+        )
+        #expect(config.entries.isEmpty && config.entryTemplates.count == 1)
+        #expect(config.entryTemplates.first?.x509SVIDTTL == .seconds(600))
+        #expect(config.entryTemplateMaxInstances == 500)
+        for (template, reason) in [
+            ("spiffe://example.org/{k8s:pod-image}", "ambiguous: a caller can have several k8s:pod-image"),
+            ("spiffe://example.org/{k8s:pod-label}", "ambiguous: a caller has one per key"),
+            ("spiffe://example.org/{unix:supplementary_gid}", "ambiguous"),
+            ("spiffe://example.org/{unix:path}", "characters a SPIFFE ID path cannot"),
+            ("spiffe://example.org/{systemd:id}", "the systemd attestor is not enabled"),
+            ("spiffe://example.org/{k8s:namespace}", "the k8s attestor has no namespace selectors"),
+            ("spiffe://example.org/{aws:region}", "no attestor produces aws selectors"),
+            ("spiffe://example.org/{k8s:ns:x}", "k8s:ns has no key"),
+            ("spiffe://other.org/{k8s:ns}", "is not in trust domain example.org"),
+            ("spiffe://example.org/{k8s:ns", "not closed"),
+        ] {
+            do {
+                _ = try AgentConfig.parse(
+                    minimal + k8s + "\n[[entries]]\nspiffe_id = \"\(template)\"\nselectors = [\"unix:uid:0\"]\n",
+                    path: "t.toml"
+                )
+                Issue.record("accepted \(template)")
+            } catch {
+                #expect(error.description.contains("entries[0].spiffe_id"), "\(error.description)")
+                #expect(error.description.contains(reason), "\(error.description)")
+            }
+        }
+    }
+
     @Test("every problem is reported under its key, with the line for syntax errors", arguments: problems)
     func reportsProblems(text: String, expected: String) {
         do {

@@ -102,6 +102,8 @@ public struct Agent: Sendable {
             let local = LocalUpstream(
                 authority: authority,
                 entries: config.entries,
+                templates: config.entryTemplates,
+                maximumTemplateInstances: config.entryTemplateMaxInstances,
                 federatedBundles: config.federatedBundles,
                 logger: logger
             )
@@ -166,6 +168,13 @@ public struct Agent: Sendable {
         MemoryTrimmer.trim()
         let attestors = AttestorSet(AttestorSet.attestors(for: config, clock: clock))
         let logSelectors = LogSelectors(prefixes: config.logSelectors)
+        var instantiateTemplates: (@Sendable (Set<Selector>) async -> Void)? = nil
+        if let templates = localUpstream?.templates {
+            // A caller that fills a template anew waits for one pass, so its first answer holds the instance.
+            instantiateTemplates = { selectors in
+                if templates.instantiate(for: selectors) { _ = await rotator.requestPass() }
+            }
+        }
         let backend = WorkloadBackend(
             cache: cache,
             attestorSet: attestors,
@@ -174,6 +183,7 @@ public struct Agent: Sendable {
             logger: logger,
             procRoot: "/proc",
             now: now,
+            instantiateTemplates: instantiateTemplates,
             logSelectors: logSelectors,
             audit: config.auditEnabled
                 ? AuditTrail(

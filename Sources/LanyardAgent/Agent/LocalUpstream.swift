@@ -16,22 +16,33 @@ package final class LocalUpstream: IdentityUpstream {
 
     let authority: LocalAuthority
     private let registrations: Mutex<Registrations>
+    /// Entries instantiated from templated entries, for the callers seen.
+    let templates: TemplateInstances
     private let logger: Logger
 
     package init(
         authority: LocalAuthority,
         entries: [RegistrationEntry],
+        templates: [EntryTemplate] = [],
+        maximumTemplateInstances: Int = 10_000,
         federatedBundles: [TrustDomain: SPIFFEBundle],
         logger: Logger
     ) {
         self.authority = authority
         self.registrations = Mutex(Registrations(entries: entries, federatedBundles: federatedBundles))
+        self.templates = TemplateInstances(templates: templates, limit: maximumTemplateInstances)
         self.logger = logger
     }
 
-    /// Replaces the entries and federated bundles; the next sync hands them to the cache.
-    func replace(entries: [RegistrationEntry], federatedBundles: [TrustDomain: SPIFFEBundle]) {
+    /// Replaces the entries, templates and federated bundles; the next sync hands them to the cache.
+    func replace(
+        entries: [RegistrationEntry],
+        templates: [EntryTemplate],
+        maximumTemplateInstances: Int,
+        federatedBundles: [TrustDomain: SPIFFEBundle]
+    ) {
         registrations.withLock { $0 = Registrations(entries: entries, federatedBundles: federatedBundles) }
+        self.templates.replace(templates: templates, limit: maximumTemplateInstances)
     }
 
     /// The entries and bundle, after rotating the root if it is due. A rotation that fails (its files cannot be
@@ -49,7 +60,7 @@ package final class LocalUpstream: IdentityUpstream {
         }
         let current = registrations.withLock { $0 }
         return UpstreamState(
-            entries: current.entries,
+            entries: current.entries + templates.entries,
             bundle: authority.bundle(at: now),
             federatedBundles: current.federatedBundles
         )

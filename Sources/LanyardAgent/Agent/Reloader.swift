@@ -65,7 +65,12 @@ final class Reloader: Sendable {
                 metadata: [LogKey.restartKeys: "\(needsRestart.joined(separator: ", "))"]
             )
         }
-        upstream?.replace(entries: next.entries, federatedBundles: next.federatedBundles)
+        upstream?.replace(
+            entries: next.entries,
+            templates: next.entryTemplates,
+            maximumTemplateInstances: next.entryTemplateMaxInstances,
+            federatedBundles: next.federatedBundles
+        )
         attestors.replace(with: AttestorSet.attestors(for: next, clock: rotator.clock))
         logLevel?.current = next.logLevel.level
         running.withLock { $0 = next }

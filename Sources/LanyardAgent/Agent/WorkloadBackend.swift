@@ -17,6 +17,8 @@ struct WorkloadBackend: WorkloadAPIBackend {
     let logger: Logger
     let procRoot: String
     let now: @Sendable () -> Date
+    /// Instantiates the templated entries that apply to an attested caller (standalone mode), before it is served.
+    let instantiateTemplates: (@Sendable (Set<Selector>) async -> Void)?
     let sharedUpdates: SharedWorkloadUpdates
     let logSelectors: LogSelectors
     /// Nil unless `[audit] enabled`.
@@ -32,6 +34,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
         logger: Logger,
         procRoot: String,
         now: @escaping @Sendable () -> Date,
+        instantiateTemplates: (@Sendable (Set<Selector>) async -> Void)? = nil,
         logSelectors: LogSelectors = LogSelectors(prefixes: []),
         audit: AuditTrail? = nil
     ) {
@@ -44,6 +47,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
         self.logger = logger
         self.procRoot = procRoot
         self.now = now
+        self.instantiateTemplates = instantiateTemplates
         sharedUpdates = SharedWorkloadUpdates { view in Self.update(view, trustDomain: trustDomain) }
     }
 
@@ -115,6 +119,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
         if failures > 0 {
             throw WorkloadAPIError(.attestationFailed, "workload attestation failed")
         }
+        await instantiateTemplates?(selectors)
         logger.debug(
             "caller attested",
             metadata: [

@@ -36,6 +36,10 @@ public struct AgentConfig: Sendable, Equatable {
     public var dockerAttestor: DockerAttestorSettings?
     /// Registrations for the embedded CA (standalone mode only).
     public var entries: [RegistrationEntry]
+    /// Entries whose SPIFFE ID is filled from each caller's selectors (standalone mode only).
+    public var entryTemplates: [EntryTemplate]
+    /// `entry_template_max_instances`: the most template instances held at once, least recently used dropped first.
+    public var entryTemplateMaxInstances: Int
     public var federatedBundles: [TrustDomain: SPIFFEBundle]
 
     public static let defaultPath = "/etc/lanyard/lanyard.toml"
@@ -121,9 +125,26 @@ public struct AgentConfig: Sendable, Equatable {
 
         let federated = FederationSettings.read(root.sections("federation"))
         var entries: [RegistrationEntry] = []
+        var templates: [EntryTemplate] = []
         if let trustDomain {
-            entries = EntrySettings.read(root.sections("entries"), trustDomain: trustDomain, federated: federated)
+            var enabled: Set<String> = []
+            if unix.enabled { enabled.insert("unix") }
+            if k8s != nil { enabled.insert("k8s") }
+            if systemd != nil { enabled.insert("systemd") }
+            if docker != nil { enabled.insert("docker") }
+            (entries, templates) = EntrySettings.read(
+                root.sections("entries"),
+                trustDomain: trustDomain,
+                federated: federated,
+                enabledAttestors: enabled
+            )
         }
+        let templateInstances = root.integer(
+            "entry_template_max_instances",
+            in: 1...1_000_000,
+            default: 10_000,
+            describe: "must be between 1 and 1000000"
+        )
         if upstream?.spire != nil {
             if root.has("entries") {
                 root.problem(
@@ -156,6 +177,8 @@ public struct AgentConfig: Sendable, Equatable {
             systemdAttestor: systemd,
             dockerAttestor: docker,
             entries: entries,
+            entryTemplates: templates,
+            entryTemplateMaxInstances: templateInstances,
             federatedBundles: federated
         )
     }

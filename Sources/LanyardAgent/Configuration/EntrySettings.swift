@@ -2,19 +2,25 @@ import Foundation
 import SPIFFE
 import SPIFFECrypto
 
-/// `[[entries]]`: registrations for the embedded CA, each with a stable ID and a revision that changes with it.
+/// `[[entries]]`: registrations for the embedded CA, each with a stable ID and a revision that changes with it. An
+/// entry whose `spiffe_id` has `{placeholders}` is a template (``EntryTemplate``), instantiated per caller.
 enum EntrySettings {
     static func read(
         _ sections: [SectionReader],
         trustDomain: TrustDomain,
-        federated: [TrustDomain: SPIFFEBundle]
-    ) -> [RegistrationEntry] {
+        federated: [TrustDomain: SPIFFEBundle],
+        enabledAttestors: Set<String> = ["unix"]
+    ) -> (entries: [RegistrationEntry], templates: [EntryTemplate]) {
         var entries: [RegistrationEntry] = []
+        var templates: [EntryTemplate] = []
         var ids: Set<String> = []
         for section in sections {
             defer { section.finish() }
             var spiffeID: SPIFFEID? = nil
-            if let text = section.string("spiffe_id") {
+            var templateText: String? = nil
+            if let text = section.string("spiffe_id"), EntryTemplate.isTemplate(text) {
+                templateText = text
+            } else if let text = section.string("spiffe_id") {
                 do {
                     let id = try SPIFFEID(text)
                     if id.trustDomain != trustDomain {
@@ -52,6 +58,37 @@ enum EntrySettings {
                     section.problem("federates_with", "\(error)")
                 }
             }
+            if let templateText {
+                do {
+                    let template = try EntryTemplate(
+                        templateText,
+                        selectors: selectors,
+                        x509SVIDTTL: x509TTL,
+                        jwtSVIDTTL: jwtTTL,
+                        dnsNames: dnsNames,
+                        hint: hint,
+                        federatesWith: federatesWith
+                    )
+                    if template.trustDomain != trustDomain {
+                        section.problem("spiffe_id", "\(templateText) is not in trust domain \(trustDomain)")
+                    }
+                    for placeholder in Set(template.placeholders).sorted() {
+                        if let problem = TemplatePlaceholders.problem(with: placeholder, enabled: enabledAttestors) {
+                            section.problem("spiffe_id", problem)
+                        }
+                    }
+                    if !ids.insert(
+                        "template\n" + templateText + "\n"
+                            + selectors.map(\.description).sorted().joined(separator: "\n")
+                    ).inserted {
+                        section.problem("spiffe_id", "the same template and selectors are already in another entry")
+                    }
+                    templates.append(template)
+                } catch {
+                    section.problem("spiffe_id", "\(error)")
+                }
+                continue
+            }
             guard let spiffeID else { continue }
             var entry = RegistrationEntry(
                 id: "",
@@ -70,7 +107,16 @@ enum EntrySettings {
             }
             entries.append(entry)
         }
-        return entries
+        return (entries, templates)
+    }
+
+    /// An instance of a template (``EntryTemplate/instance(for:)``) with its stable ID and revision, derived like a
+    /// configured entry's, so the same caller gets the same instance across restarts and reloads.
+    static func identified(_ instance: RegistrationEntry) -> RegistrationEntry {
+        var entry = instance
+        entry.id = entryID(entry)
+        entry.revision = revision(entry)
+        return entry
     }
 
     /// A stable ID from the identity and selectors, so an entry keeps its ID across restarts and reloads.
