@@ -8,6 +8,7 @@ public import Prometheus
 import SPIFFE
 import SPIFFECrypto
 import ServiceLifecycle
+import Synchronization
 public import Timing
 import UnixSignals
 import Upstream
@@ -213,11 +214,12 @@ public struct Agent: Sendable {
             clock: clock,
             activatedDescriptor: activated
         )
-        let onListening: @Sendable () -> Void = {
+        let listening = ListeningBarrier(parties: config.admin.socketPath == nil ? 1 : 2) {
             readiness.markServing(true)
             notifier.ready(status: status.line(cache.state))
             onReady()
         }
+        let onListening: @Sendable () -> Void = { listening.arrive() }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: RotationService(rotator: rotator, primedAt: primedAt)),
             .init(
@@ -259,7 +261,7 @@ public struct Agent: Sendable {
                 logger: logger,
                 handler: { await api.handle($0) }
             )
-            services.append(.init(service: AdminService(server: admin, logger: logger)))
+            services.append(.init(service: AdminService(server: admin, logger: logger, onListening: onListening)))
         }
         if let interval = notifier.watchdogInterval {
             services.append(
@@ -401,11 +403,23 @@ struct AdminService: Service, CustomStringConvertible {
     var description: String { "admin" }
     let server: AdminServer
     let logger: Logger
+    /// Called once the socket listens, or once it is clear it never will (readiness must not wait for it).
+    let onListening: @Sendable () -> Void
 
     func run() async throws {
+        let reported = Mutex(false)
+        let report: @Sendable () -> Void = {
+            if reported.withLock({ was in
+                defer { was = true }; return !was
+            }) {
+                onListening()
+            }
+        }
+        defer { report() }
         do {
-            try await cancelWhenGracefulShutdown { try await server.run() }
+            try await cancelWhenGracefulShutdown { try await server.run(onListening: report) }
         } catch  where !Task.isCancelled {
+            report()
             logger.error(
                 "the admin endpoint cannot listen; serving without it",
                 metadata: [LogKey.socketPath: "\(server.socketPath)", LogKey.error: "\(error)"]
