@@ -24,7 +24,7 @@ deps:
 			exit 1; \
 		fi; \
 	fi
-	@python3 -c "import spiffe, dbus_next" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check $(PYTHON_TEST_PACKAGES)
+	@python3 -c "import spiffe, dbus_next, jwt, cryptography" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check $(PYTHON_TEST_PACKAGES)
 
 build: deps
 	$(SWIFT) build

@@ -24,6 +24,10 @@ package protocol IdentityUpstream: Sendable {
 
     /// Mints a JWT-SVID for `entry` and `audience`.
     func signJWTSVID(for entry: RegistrationEntry, audience: [String], at now: Date) async throws -> JWTSVID
+
+    /// Mints a WIT-SVID for `entry` binding `workloadKey`; nil when this upstream does not issue WIT-SVIDs (SPIRE
+    /// Server's agent API has no WIT-SVID call).
+    func signWITSVID(for entry: RegistrationEntry, workloadKey: PublicKey, at now: Date) async throws -> WITSVID?
 }
 
 /// One X.509 signing request: the entry and the CSR over the key the agent made for it.
@@ -38,6 +42,12 @@ package struct X509SigningRequest: Sendable {
 }
 
 extension IdentityUpstream {
+    package func signWITSVID(
+        for entry: RegistrationEntry,
+        workloadKey: PublicKey,
+        at now: Date
+    ) async throws -> WITSVID? { nil }
+
     package func signX509SVIDs(
         _ requests: [X509SigningRequest],
         at now: Date

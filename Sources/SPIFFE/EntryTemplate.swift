@@ -24,6 +24,7 @@ public struct EntryTemplate: Hashable, Sendable {
     /// The instances' other properties (their `id`, `spiffeID` and `selectors` are set per instance).
     public var x509SVIDTTL: Duration?
     public var jwtSVIDTTL: Duration?
+    public var witSVIDTTL: Duration?
     public var dnsNames: [String]
     public var hint: String
     public var federatesWith: [TrustDomain]
@@ -39,6 +40,7 @@ public struct EntryTemplate: Hashable, Sendable {
         selectors: Set<Selector>,
         x509SVIDTTL: Duration? = nil,
         jwtSVIDTTL: Duration? = nil,
+        witSVIDTTL: Duration? = nil,
         dnsNames: [String] = [],
         hint: String = "",
         federatesWith: [TrustDomain] = []
@@ -98,6 +100,7 @@ public struct EntryTemplate: Hashable, Sendable {
         self.selectors = selectors
         self.x509SVIDTTL = x509SVIDTTL
         self.jwtSVIDTTL = jwtSVIDTTL
+        self.witSVIDTTL = witSVIDTTL
         self.dnsNames = dnsNames
         self.hint = hint
         self.federatesWith = federatesWith
@@ -133,6 +136,7 @@ public struct EntryTemplate: Hashable, Sendable {
             selectors: filled,
             x509SVIDTTL: x509SVIDTTL,
             jwtSVIDTTL: jwtSVIDTTL,
+            witSVIDTTL: witSVIDTTL,
             dnsNames: dnsNames,
             hint: hint,
             federatesWith: federatesWith

@@ -10,6 +10,8 @@ public struct RegistrationEntry: Hashable, Sendable, Identifiable {
     public var x509SVIDTTL: Duration?
     /// Lifetime of JWT-SVIDs minted for this entry; `nil` means the upstream's default.
     public var jwtSVIDTTL: Duration?
+    /// Lifetime of WIT-SVIDs for this entry; `nil` means the JWT-SVID default, zero means no WIT-SVIDs.
+    public var witSVIDTTL: Duration?
     public var dnsNames: [String]
     /// Tells workloads holding several identities which one this is; unique per response.
     public var hint: String
@@ -24,6 +26,7 @@ public struct RegistrationEntry: Hashable, Sendable, Identifiable {
         selectors: Set<Selector>,
         x509SVIDTTL: Duration? = nil,
         jwtSVIDTTL: Duration? = nil,
+        witSVIDTTL: Duration? = nil,
         dnsNames: [String] = [],
         hint: String = "",
         federatesWith: [TrustDomain] = [],
@@ -34,11 +37,15 @@ public struct RegistrationEntry: Hashable, Sendable, Identifiable {
         self.selectors = selectors
         self.x509SVIDTTL = x509SVIDTTL
         self.jwtSVIDTTL = jwtSVIDTTL
+        self.witSVIDTTL = witSVIDTTL
         self.dnsNames = dnsNames
         self.hint = hint
         self.federatesWith = federatesWith
         self.revision = revision
     }
+
+    /// Whether workloads of this entry get WIT-SVIDs (`wit_svid_ttl` is not zero).
+    public var issuesWITSVIDs: Bool { witSVIDTTL != .zero }
 
     /// SPIRE's workload matching: the entry applies when every one of its selectors is among the caller's.
     /// An entry without selectors matches nobody, so a misconfiguration never grants an identity to everyone.

@@ -36,10 +36,11 @@ public final class LocalAuthority: Sendable {
         }
     }
 
-    /// One root CA and the JWT key that goes with it.
+    /// One root CA and the JWT and WIT keys that go with it.
     struct Generation: Sendable {
         let authority: CertificateAuthority
         let jwtSigner: JWTSVIDSigner
+        let witSigner: WITSVIDSigner
 
         var notBefore: Date { authority.certificate.notBefore }
         var notAfter: Date { authority.certificate.notAfter }
@@ -109,13 +110,14 @@ public final class LocalAuthority: Sendable {
         }
     }
 
-    /// The trust bundle: every live root and JWT key. The sequence number follows the newest generation.
+    /// The trust bundle: every live root, JWT key and WIT key. The sequence number follows the newest generation.
     public func bundle(at now: Date) -> SPIFFEBundle {
         let live = generations.withLock { $0 }.filter { $0.notAfter > now }
         return SPIFFEBundle(
             trustDomain: config.trustDomain,
             x509Authorities: live.map(\.authority.certificate.derEncoded),
             jwtAuthorities: live.compactMap { try? $0.jwtSigner.bundleAuthority },
+            witAuthorities: live.compactMap { try? $0.witSigner.bundleAuthority },
             sequenceNumber: UInt64(max(0, live.last?.notBefore.timeIntervalSince1970 ?? 0)),
             refreshHint: 300
         )
@@ -163,6 +165,27 @@ public final class LocalAuthority: Sendable {
         }
     }
 
+    /// Signs a WIT-SVID binding `workloadKey` to `spiffeID`, never valid past the signing generation's root.
+    public func signWITSVID(
+        spiffeID: SPIFFEID,
+        workloadKey: PublicKey,
+        ttl: Duration?,
+        now: Date
+    ) throws(UpstreamError) -> WITSVID {
+        let generation = signingGeneration(at: now)
+        let lifetime = (ttl ?? config.jwtSVIDTTL).timeInterval
+        do {
+            return try generation.witSigner.sign(
+                spiffeID: spiffeID,
+                workloadKey: workloadKey,
+                expiresAt: min(now + lifetime, generation.notAfter),
+                issuedAt: now
+            )
+        } catch {
+            throw UpstreamError(.signingRefused, "wit-svid for \(spiffeID): \(error.message)")
+        }
+    }
+
     // MARK: - Storage
 
     private func makeGeneration(now: Date) throws(UpstreamError) -> Generation {
@@ -175,7 +198,9 @@ public final class LocalAuthority: Sendable {
             )
             let jwtKey = try PrivateKey(generating: config.caKeyType)
             let signer = try JWTSVIDSigner(privateKey: jwtKey, keyID: JWTSVIDSigner.keyID(for: try jwtKey.publicKey))
-            let generation = Generation(authority: authority, jwtSigner: signer)
+            let witKey = try PrivateKey(generating: config.caKeyType)
+            let witSigner = try WITSVIDSigner(privateKey: witKey, keyID: WITSVIDSigner.keyID(for: try witKey.publicKey))
+            let generation = Generation(authority: authority, jwtSigner: signer, witSigner: witSigner)
             let base = "\(directory)/ca-\(generation.stem)"
             // Keys first: a certificate on disk always has its key beside it, and the certificate, written last,
             // is what makes a generation exist. A failed write removes what this generation wrote; a crash may leave
@@ -183,6 +208,7 @@ public final class LocalAuthority: Sendable {
             do {
                 try AtomicFile.write(Data(try authority.privateKey.pemEncoded.utf8), to: base + ".key", mode: 0o600)
                 try AtomicFile.write(Data(try jwtKey.pemEncoded.utf8), to: base + ".jwt.key", mode: 0o600)
+                try AtomicFile.write(Data(try witKey.pemEncoded.utf8), to: base + ".wit.key", mode: 0o600)
                 try AtomicFile.write(Data(authority.certificate.pemEncoded.utf8), to: base + ".pem", mode: 0o644)
             } catch {
                 removeFiles(of: generation)
@@ -206,7 +232,7 @@ public final class LocalAuthority: Sendable {
         AtomicFile.removeLeftovers(in: directory)
         // Keys whose certificate was never written belong to a generation that a crash interrupted: never used.
         for name in names where name.hasPrefix("ca-") && name.hasSuffix(".key") {
-            let stem = name.hasSuffix(".jwt.key") ? name.dropLast(8) : name.dropLast(4)
+            let stem = name.hasSuffix(".jwt.key") || name.hasSuffix(".wit.key") ? name.dropLast(8) : name.dropLast(4)
             if !names.contains(stem + ".pem") {
                 try? FileManager.default.removeItem(atPath: "\(directory)/\(name)")
             }
@@ -229,7 +255,11 @@ public final class LocalAuthority: Sendable {
                     privateKey: jwtKey,
                     keyID: JWTSVIDSigner.keyID(for: try jwtKey.publicKey)
                 )
-                let generation = Generation(authority: authority, jwtSigner: signer)
+                let generation = Generation(
+                    authority: authority,
+                    jwtSigner: signer,
+                    witSigner: try loadWITSigner(base + ".wit.key")
+                )
                 if generation.notAfter <= now {
                     removeFiles(of: generation)
                 } else {
@@ -244,8 +274,20 @@ public final class LocalAuthority: Sendable {
         return loaded.sorted { $0.notBefore < $1.notBefore }
     }
 
+    /// A generation's WIT key; one stored before WIT-SVIDs existed gets its key now (written before it is used).
+    private func loadWITSigner(_ path: String) throws -> WITSVIDSigner {
+        let key: PrivateKey
+        if FileManager.default.fileExists(atPath: path) {
+            key = try PrivateKey(pemEncoded: try Self.read(path))
+        } else {
+            key = try PrivateKey(generating: config.caKeyType)
+            try AtomicFile.write(Data(try key.pemEncoded.utf8), to: path, mode: 0o600)
+        }
+        return try WITSVIDSigner(privateKey: key, keyID: WITSVIDSigner.keyID(for: try key.publicKey))
+    }
+
     private func removeFiles(of generation: Generation) {
-        for suffix in [".pem", ".key", ".jwt.key"] {
+        for suffix in [".pem", ".key", ".jwt.key", ".wit.key"] {
             try? FileManager.default.removeItem(atPath: "\(directory)/ca-\(generation.stem)\(suffix)")
         }
     }

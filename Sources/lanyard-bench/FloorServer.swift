@@ -47,6 +47,23 @@ struct FloorService: WorkloadAPI_SpiffeWorkloadAPI.SimpleServiceProtocol {
         WorkloadAPI_ValidateJWTSVIDResponse()
     }
 
+    /// The WIT-SVID profile is not benchmarked yet.
+    func fetchWITSVID(
+        request: WorkloadAPI_WITSVIDRequest,
+        response: RPCWriter<WorkloadAPI_WITSVIDResponse>,
+        context: ServerContext
+    ) async throws {
+        throw RPCError(code: .unimplemented, message: "floor")
+    }
+
+    func fetchWITBundles(
+        request: WorkloadAPI_WITBundlesRequest,
+        response: RPCWriter<WorkloadAPI_WITBundlesResponse>,
+        context: ServerContext
+    ) async throws {
+        throw RPCError(code: .unimplemented, message: "floor")
+    }
+
     /// Serves on `socketPath` until killed, answering with responses the size of the agent's; with `sdsResponse`
     /// (a serialized `DiscoveryResponse` the agent sent), SDS `StreamSecrets` too, answering every request with it.
     static func serve(socketPath: String, sdsResponse: String? = nil) async throws {

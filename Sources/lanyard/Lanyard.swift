@@ -101,7 +101,9 @@ struct Config: ParsableCommand {
             do {
                 let config = try AgentConfig.load(path: path)
                 let templates = config.entryTemplates.isEmpty ? "" : ", \(config.entryTemplates.count) templated"
-                print("\(path): valid (trust domain \(config.trustDomain), \(config.entries.count) entries\(templates))")
+                print(
+                    "\(path): valid (trust domain \(config.trustDomain), \(config.entries.count) entries\(templates))"
+                )
             } catch {
                 FileHandle.standardError.write(Data("\(error)\n".utf8))
                 throw ExitCode(2)
@@ -215,7 +217,7 @@ struct API: ParsableCommand {
     struct Fetch: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Fetch SVIDs or bundles.",
-            subcommands: [X509.self, JWT.self, Bundles.self]
+            subcommands: [X509.self, JWT.self, WIT.self, Bundles.self]
         )
     }
 
@@ -269,8 +271,33 @@ struct API: ParsableCommand {
         }
     }
 
+    struct WIT: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "wit",
+            abstract: "Fetch WIT-SVIDs (the token and its private key as a JWK)."
+        )
+
+        @OptionGroup var options: SocketOptions
+        @Option(name: .customLong("spiffe-id"), help: "Only this identity.")
+        var spiffeID: String?
+        @Option(help: "Write wit_svid.N.jwt and wit_svid.N.key.jwk (0600) into this directory.")
+        var write: String?
+
+        func run() async throws {
+            do {
+                print(
+                    try await ClientCommands.fetchWIT(client: try options.client(), spiffeID: spiffeID, writeTo: write)
+                )
+            } catch let error as ValidationError {
+                throw error
+            } catch {
+                throw Failure.runtime(error)
+            }
+        }
+    }
+
     struct Bundles: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Fetch the X.509 and JWT bundles.")
+        static let configuration = CommandConfiguration(abstract: "Fetch the X.509, JWT and WIT bundles.")
 
         @OptionGroup var options: SocketOptions
 

@@ -164,6 +164,28 @@ struct HandlerTests {
         }
     }
 
+    @Test("an agent that does not issue WIT-SVIDs answers both WIT-SVID calls UNIMPLEMENTED, as the standard says")
+    func witUnimplemented() async throws {
+        let backend = FakeBackend(Fixtures.update([Fixtures.svid("/web")]))
+        try await Self.withHandlers(backend) { client, header in
+            let api = WorkloadAPI_SpiffeWorkloadAPI.Client(wrapping: client)
+            #expect(
+                await Self.code {
+                    try await api.fetchWITSVID(WorkloadAPI_WITSVIDRequest(), metadata: header) { response in
+                        for try await _ in response.messages {}
+                    }
+                } == .unimplemented
+            )
+            #expect(
+                await Self.code {
+                    try await api.fetchWITBundles(WorkloadAPI_WITBundlesRequest(), metadata: header) { response in
+                        for try await _ in response.messages {}
+                    }
+                } == .unimplemented
+            )
+        }
+    }
+
     @Test("FetchJWTSVID refuses an empty audience, more than 32, and one over 1 KiB")
     func audienceBounds() async throws {
         let backend = FakeBackend(Fixtures.update([Fixtures.svid("/web")]))

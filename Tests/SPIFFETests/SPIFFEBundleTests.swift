@@ -16,6 +16,34 @@ struct SPIFFEBundleTests {
     /// Stands in for the crypto module: any fixed JWK for each certificate.
     func fixedKey(_ der: Data) -> JSONWebKey { ecKey }
 
+    @Test("WIT authorities: use wit-svid in the SPIFFE format, alone in the WIT JWKS, kids unique across JWT and WIT")
+    func witAuthorities() throws {
+        let bundle = SPIFFEBundle(
+            trustDomain: trustDomain,
+            jwtAuthorities: [.init(keyID: "jwt-1", key: ecKey)],
+            witAuthorities: [.init(keyID: "wit-1", key: ecKey)]
+        )
+        let json = bundle.jwksData(format: .spiffe, x509AuthorityKey: fixedKey)
+        let decoded = try SPIFFEBundle(trustDomain: trustDomain, jwksData: json)
+        #expect(decoded == bundle)
+        #expect(decoded.witAuthority(keyID: "wit-1") == ecKey && decoded.witAuthority(keyID: "jwt-1") == nil)
+        let wit = bundle.jwksData(format: .standardWITAuthorities, x509AuthorityKey: fixedKey)
+        let witKeys = try #require(
+            (try JSONSerialization.jsonObject(with: wit) as? [String: Any])?["keys"] as? [[String: Any]]
+        )
+        #expect(witKeys.count == 1 && witKeys[0]["kid"] as? String == "wit-1" && witKeys[0]["use"] == nil)
+        let jwt = bundle.jwksData(format: .standardJWTAuthorities, x509AuthorityKey: fixedKey)
+        let jwtKeys = try #require(
+            (try JSONSerialization.jsonObject(with: jwt) as? [String: Any])?["keys"] as? [[String: Any]]
+        )
+        #expect(jwtKeys.count == 1 && jwtKeys[0]["kid"] as? String == "jwt-1")
+        let clash =
+            #"{"keys":[{"kty":"EC","use":"jwt-svid","kid":"k","crv":"P-256","x":"\#(ecKey.x!)","y":"\#(ecKey.y!)"},{"kty":"EC","use":"wit-svid","kid":"k","crv":"P-256","x":"\#(ecKey.x!)","y":"\#(ecKey.y!)"}]}"#
+        #expect(throws: BundleError.self) { try SPIFFEBundle(trustDomain: trustDomain, jwksData: Data(clash.utf8)) }
+        let noKid = #"{"keys":[{"kty":"EC","use":"wit-svid","crv":"P-256","x":"\#(ecKey.x!)","y":"\#(ecKey.y!)"}]}"#
+        #expect(throws: BundleError.self) { try SPIFFEBundle(trustDomain: trustDomain, jwksData: Data(noKid.utf8)) }
+    }
+
     @Test("a bundle round-trips through the SPIFFE format")
     func roundTrip() throws {
         let bundle = SPIFFEBundle(

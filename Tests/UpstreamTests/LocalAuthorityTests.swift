@@ -33,8 +33,10 @@ struct LocalAuthorityTests {
         let bundle = first.bundle(at: Self.start)
         #expect(bundle.x509Authorities.count == 1)
         #expect(bundle.jwtAuthorities.count == 1)
+        #expect(bundle.witAuthorities.count == 1)
+        #expect(bundle.witAuthorities[0].keyID != bundle.jwtAuthorities[0].keyID)
         let files = try FileManager.default.contentsOfDirectory(atPath: directory + "/authority").sorted()
-        #expect(files.count == 3)
+        #expect(files.count == 4)  // the root certificate and its key, the JWT key, the WIT key
         for file in files {
             let mode =
                 try FileManager.default.attributesOfItem(atPath: "\(directory)/authority/\(file)")[.posixPermissions]
@@ -46,6 +48,19 @@ struct LocalAuthorityTests {
         #expect(directoryMode == 0o700)
         let second = try LocalAuthority(config: config(directory), now: Self.start + 10)
         #expect(second.bundle(at: Self.start + 10) == bundle)
+
+        // A generation stored before WIT-SVIDs existed gets its WIT key at the next start, kept from then on.
+        let witKey = try #require(files.first { $0.hasSuffix(".wit.key") })
+        try FileManager.default.removeItem(atPath: "\(directory)/authority/\(witKey)")
+        let upgraded = try LocalAuthority(config: config(directory), now: Self.start + 20).bundle(at: Self.start + 20)
+        #expect(upgraded.witAuthorities.count == 1 && upgraded.witAuthorities != bundle.witAuthorities)
+        #expect(upgraded.x509Authorities == bundle.x509Authorities && upgraded.jwtAuthorities == bundle.jwtAuthorities)
+        let mode = try FileManager.default.attributesOfItem(atPath: "\(directory)/authority/\(witKey)")[
+            .posixPermissions
+        ]
+        #expect(mode as? Int == 0o600)
+        let again = try LocalAuthority(config: config(directory), now: Self.start + 30).bundle(at: Self.start + 30)
+        #expect(again.witAuthorities == upgraded.witAuthorities)
     }
 
     @Test("the next CA is published at half-life and signs only from three quarters; expired CAs leave the bundle")
@@ -78,7 +93,8 @@ struct LocalAuthorityTests {
         let after = Self.start + 1001
         _ = try authority.rotateIfDue(now: after)
         #expect(authority.bundle(at: after).x509Authorities == [both.x509Authorities[1]])
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/authority").count == 3)
+        #expect(authority.bundle(at: after).witAuthorities == [both.witAuthorities[1]])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/authority").count == 4)
         let reloaded = try LocalAuthority(config: config(directory), now: after)
         #expect(reloaded.bundle(at: after).x509Authorities == [both.x509Authorities[1]])
     }

@@ -23,6 +23,13 @@ public protocol WorkloadAPIBackend: Sendable {
     /// Validates a JWT-SVID against the bundles the caller may see.
     func validateJWTSVID(_ token: String, audience: String, for caller: AttestedCaller) async throws -> ValidatedJWTSVID
 
+    /// Whether this agent issues WIT-SVIDs; the WIT-SVID profile's calls answer `UNIMPLEMENTED` otherwise.
+    var issuesWITSVIDs: Bool { get }
+
+    /// The caller's WIT-SVIDs (or only `spiffeID`'s), each with its private key, in the order and with the hint
+    /// rules of its X509-SVIDs, and when the first of them is due for renewal.
+    func witSVIDs(for caller: AttestedCaller, spiffeID: SPIFFEID?) async throws -> WorkloadWITSVIDs
+
     /// The caller is about to be told "no identity issued" (for the log).
     func noIdentityIssued(to caller: AttestedCaller)
 
@@ -31,6 +38,12 @@ public protocol WorkloadAPIBackend: Sendable {
 }
 
 extension WorkloadAPIBackend {
+    public var issuesWITSVIDs: Bool { false }
+
+    public func witSVIDs(for caller: AttestedCaller, spiffeID: SPIFFEID?) async throws -> WorkloadWITSVIDs {
+        WorkloadWITSVIDs(svids: [], renewAt: nil)
+    }
+
     public func noIdentityIssued(to caller: AttestedCaller) {}
 
     public func handed(_ svids: [WorkloadX509SVID], to caller: AttestedCaller) {}
@@ -136,6 +149,8 @@ public struct WorkloadUpdate: Hashable, Sendable {
     public let jwtBundles: [TrustDomain: Data]
     /// The X.509 authorities in PEM, by trust domain, as Envoy's SDS carries them.
     public let x509BundlesPEM: [TrustDomain: String]
+    /// WIT authorities as a standard JWKS document, by trust domain (those that publish any).
+    public let witBundles: [TrustDomain: String]
     public let localTrustDomain: TrustDomain
 
     public init(
@@ -143,13 +158,42 @@ public struct WorkloadUpdate: Hashable, Sendable {
         x509Bundles: [TrustDomain: Data],
         jwtBundles: [TrustDomain: Data],
         x509BundlesPEM: [TrustDomain: String],
+        witBundles: [TrustDomain: String] = [:],
         localTrustDomain: TrustDomain
     ) {
         self.svids = svids
         self.x509Bundles = x509Bundles
         self.jwtBundles = jwtBundles
         self.x509BundlesPEM = x509BundlesPEM
+        self.witBundles = witBundles
         self.localTrustDomain = localTrustDomain
+    }
+}
+
+/// One WIT-SVID as the Workload API carries it: the token and its private key as a JWK.
+public struct WorkloadWITSVID: Hashable, Sendable {
+    public let spiffeID: SPIFFEID
+    public let token: String
+    /// The private key as a JWK (RFC 7517) document.
+    public let privateKeyJWK: String
+    public let hint: String
+
+    public init(spiffeID: SPIFFEID, token: String, privateKeyJWK: String, hint: String) {
+        self.spiffeID = spiffeID
+        self.token = token
+        self.privateKeyJWK = privateKeyJWK
+        self.hint = hint
+    }
+}
+
+/// A caller's WIT-SVIDs, and when the stream should look again (the earliest renewal).
+public struct WorkloadWITSVIDs: Hashable, Sendable {
+    public let svids: [WorkloadWITSVID]
+    public let renewAt: Date?
+
+    public init(svids: [WorkloadWITSVID], renewAt: Date?) {
+        self.svids = svids
+        self.renewAt = renewAt
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import GRPCCore
 import LanyardProto
 import Logging
@@ -121,6 +122,105 @@ struct WorkloadAPIHandler: WorkloadAPI_SpiffeWorkloadAPI.ServiceProtocol {
                 }
             } onCancelRPC: {
                 subscription.finish()
+            }
+            return [:]
+        }
+    }
+
+    // MARK: - WIT-SVID profile
+
+    static let witUnimplemented = RPCError(
+        code: .unimplemented,
+        message: "this agent does not issue WIT-SVIDs (fleet mode: the SPIRE Server has no WIT-SVID API)"
+    )
+
+    func fetchWITBundles(
+        request: ServerRequest<WorkloadAPI_WITBundlesRequest>,
+        context: ServerContext
+    ) async throws -> StreamingServerResponse<WorkloadAPI_WITBundlesResponse> {
+        guard backend.issuesWITSVIDs else { throw Self.witUnimplemented }
+        let caller = try await attest(request.metadata)
+        return Self.stream(backend, authenticator, caller, requireIdentity: !allowUnauthenticatedVerifiers) {
+            update in
+            var response = WorkloadAPI_WITBundlesResponse()
+            response.bundles = Dictionary(uniqueKeysWithValues: update.witBundles.map { ($0.key.idString, $0.value) })
+            return response
+        }
+    }
+
+    /// Streams the caller's WIT-SVIDs: at once, after every change of its identities or bundles, and when the
+    /// first of them reaches half its life (renewed then, as X509-SVIDs are). Each message is re-checked against
+    /// the caller's pin before it is written.
+    func fetchWITSVID(
+        request: ServerRequest<WorkloadAPI_WITSVIDRequest>,
+        context: ServerContext
+    ) async throws -> StreamingServerResponse<WorkloadAPI_WITSVIDResponse> {
+        guard backend.issuesWITSVIDs else { throw Self.witUnimplemented }
+        let caller = try await attest(request.metadata)
+        var spiffeID: SPIFFEID? = nil
+        if !request.message.spiffeID.isEmpty {
+            do {
+                spiffeID = try SPIFFEID(request.message.spiffeID)
+            } catch {
+                throw RPCError(code: .invalidArgument, message: "invalid requested spiffe id: \(error)")
+            }
+        }
+        let backend = backend
+        let authenticator = authenticator
+        let requested = spiffeID
+        return StreamingServerResponse { writer in
+            let (updates, subscription) = AsyncStream.makeStream(
+                of: WorkloadUpdate.self,
+                bufferingPolicy: .bufferingNewest(1)
+            )
+            // Wake-ups: every update of the caller's view, and the renewal time of the SVIDs last sent.
+            let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+            backend.subscribe(caller, to: subscription)
+            let forwarder = Task {
+                for await _ in updates { wake.yield() }
+                wake.finish()
+            }
+            var timer: Task<Void, Never>? = nil
+            defer {
+                subscription.finish()
+                forwarder.cancel()
+                timer?.cancel()
+            }
+            try await withRPCCancellationHandler {
+                var last: WorkloadAPI_WITSVIDResponse? = nil
+                for await _ in wakes {
+                    let found = try await authenticator.mapErrors {
+                        try await backend.witSVIDs(for: caller, spiffeID: requested)
+                    }
+                    guard !found.svids.isEmpty else {
+                        backend.noIdentityIssued(to: caller)
+                        throw Self.noIdentity
+                    }
+                    timer?.cancel()
+                    if let renewAt = found.renewAt {
+                        let delay = max(0.05, renewAt.timeIntervalSinceNow)
+                        timer = Task {
+                            try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
+                            if !Task.isCancelled { wake.yield() }
+                        }
+                    }
+                    var response = WorkloadAPI_WITSVIDResponse()
+                    response.svids = found.svids.map { svid in
+                        var message = WorkloadAPI_WITSVID()
+                        message.spiffeID = svid.spiffeID.description
+                        message.witSvid = svid.token
+                        message.witSvidKey = svid.privateKeyJWK
+                        message.hint = svid.hint
+                        return message
+                    }
+                    guard response != last else { continue }
+                    try authenticator.reverify(caller)
+                    try await writer.write(response)
+                    last = response
+                }
+            } onCancelRPC: {
+                subscription.finish()
+                wake.finish()
             }
             return [:]
         }

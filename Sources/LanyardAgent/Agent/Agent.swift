@@ -185,6 +185,7 @@ public struct Agent: Sendable {
             procRoot: "/proc",
             now: now,
             instantiateTemplates: instantiateTemplates,
+            witIssuer: localUpstream.map { WITSVIDIssuer(upstream: $0) },
             logSelectors: logSelectors,
             audit: config.auditEnabled
                 ? AuditTrail(

@@ -118,6 +118,7 @@ extension IdentitySnapshotFile {
             var selectors: [Selector]
             var x509SVIDTTL: Double?
             var jwtSVIDTTL: Double?
+            var witSVIDTTL: Double?
             var dnsNames: [String]
             var hint: String
             var federatesWith: [TrustDomain]
@@ -129,6 +130,7 @@ extension IdentitySnapshotFile {
                 case selectors
                 case x509SVIDTTL = "x509_svid_ttl"
                 case jwtSVIDTTL = "jwt_svid_ttl"
+                case witSVIDTTL = "wit_svid_ttl"
                 case dnsNames = "dns_names"
                 case hint
                 case federatesWith = "federates_with"
@@ -172,6 +174,7 @@ extension IdentitySnapshotFile {
                     selectors: entry.selectors.sorted(),
                     x509SVIDTTL: entry.x509SVIDTTL?.timeInterval,
                     jwtSVIDTTL: entry.jwtSVIDTTL?.timeInterval,
+                    witSVIDTTL: entry.witSVIDTTL?.timeInterval,
                     dnsNames: entry.dnsNames,
                     hint: entry.hint,
                     federatesWith: entry.federatesWith,
@@ -200,6 +203,7 @@ extension IdentitySnapshotFile {
                     selectors: Set(entry.selectors),
                     x509SVIDTTL: entry.x509SVIDTTL.map { Duration.seconds($0) },
                     jwtSVIDTTL: entry.jwtSVIDTTL.map { Duration.seconds($0) },
+                    witSVIDTTL: entry.witSVIDTTL.map { Duration.seconds($0) },
                     dnsNames: entry.dnsNames,
                     hint: entry.hint,
                     federatesWith: entry.federatesWith,

@@ -80,6 +80,19 @@ package final class LocalUpstream: IdentityUpstream {
         )
     }
 
+    package func signWITSVID(
+        for entry: RegistrationEntry,
+        workloadKey: PublicKey,
+        at now: Date
+    ) async throws -> WITSVID? {
+        try authority.signWITSVID(
+            spiffeID: entry.spiffeID,
+            workloadKey: workloadKey,
+            ttl: entry.witSVIDTTL ?? entry.jwtSVIDTTL,
+            now: now
+        )
+    }
+
     package func signJWTSVID(for entry: RegistrationEntry, audience: [String], at now: Date) async throws -> JWTSVID {
         try authority.signJWTSVID(spiffeID: entry.spiffeID, audience: audience, ttl: entry.jwtSVIDTTL, now: now)
     }

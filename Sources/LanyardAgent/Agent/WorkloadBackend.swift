@@ -19,6 +19,8 @@ struct WorkloadBackend: WorkloadAPIBackend {
     let now: @Sendable () -> Date
     /// Instantiates the templated entries that apply to an attested caller (standalone mode), before it is served.
     let instantiateTemplates: (@Sendable (Set<Selector>) async -> Void)?
+    /// Nil in fleet mode: the SPIRE Server cannot sign WIT-SVIDs.
+    let witIssuer: WITSVIDIssuer?
     let sharedUpdates: SharedWorkloadUpdates
     let logSelectors: LogSelectors
     /// Nil unless `[audit] enabled`.
@@ -35,6 +37,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
         procRoot: String,
         now: @escaping @Sendable () -> Date,
         instantiateTemplates: (@Sendable (Set<Selector>) async -> Void)? = nil,
+        witIssuer: WITSVIDIssuer? = nil,
         logSelectors: LogSelectors = LogSelectors(prefixes: []),
         audit: AuditTrail? = nil
     ) {
@@ -48,6 +51,7 @@ struct WorkloadBackend: WorkloadAPIBackend {
         self.procRoot = procRoot
         self.now = now
         self.instantiateTemplates = instantiateTemplates
+        self.witIssuer = witIssuer
         sharedUpdates = SharedWorkloadUpdates { view in Self.update(view, trustDomain: trustDomain) }
     }
 
@@ -172,7 +176,11 @@ struct WorkloadBackend: WorkloadAPIBackend {
         var x509Bundles: [TrustDomain: Data] = [:]
         var x509BundlesPEM: [TrustDomain: String] = [:]
         var jwtBundles: [TrustDomain: Data] = [:]
+        var witBundles: [TrustDomain: String] = [:]
         for bundle in ([view.bundle].compactMap { $0 } + view.federatedBundles.values) {
+            if !bundle.witAuthorities.isEmpty, let jwks = try? bundle.jwksData(format: .standardWITAuthorities) {
+                witBundles[bundle.trustDomain] = String(decoding: jwks, as: UTF8.self)
+            }
             x509Bundles[bundle.trustDomain] = bundle.concatenatedX509Authorities
             x509BundlesPEM[bundle.trustDomain] = bundle.x509Authorities.map {
                 PEM.encode(label: "CERTIFICATE", der: $0)
@@ -184,8 +192,27 @@ struct WorkloadBackend: WorkloadAPIBackend {
             x509Bundles: x509Bundles,
             jwtBundles: jwtBundles,
             x509BundlesPEM: x509BundlesPEM,
+            witBundles: witBundles,
             localTrustDomain: trustDomain
         )
+    }
+
+    var issuesWITSVIDs: Bool { witIssuer != nil }
+
+    /// The caller's WIT-SVIDs: its identities as its X509-SVID view orders and filters them (hints), those whose
+    /// entry does not opt out, or only `spiffeID`'s.
+    func witSVIDs(for caller: AttestedCaller, spiffeID: SPIFFEID?) async throws -> WorkloadWITSVIDs {
+        guard let witIssuer else { return WorkloadWITSVIDs(svids: [], renewAt: nil) }
+        let time = now()
+        let entries = cache.state.view(for: caller.selectors, at: time).identities.map(\.entry).filter { entry in
+            entry.issuesWITSVIDs && (spiffeID == nil || entry.spiffeID == spiffeID)
+        }
+        do {
+            return try await witIssuer.svids(for: entries, at: time)
+        } catch {
+            logger.error("wit-svid signing failed", metadata: [LogKey.error: "\(error)"])
+            throw WorkloadAPIError(.unavailable, "could not mint a wit-svid; try again")
+        }
     }
 
     /// One token per identity the caller holds (or only `spiffeID`'s), reused from the cache until half-life.

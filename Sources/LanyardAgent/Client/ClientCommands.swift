@@ -106,10 +106,61 @@ public enum ClientCommands {
         return response.svids.map { "token(\($0.spiffeID)):\n\t\($0.svid)" }.joined(separator: "\n")
     }
 
-    /// `lanyard api fetch bundles`: the X.509 bundles as PEM and the JWT bundles as JSON, per trust domain.
+    /// `lanyard api fetch wit`: each identity, its expiry and hint; with `directory`, `wit_svid.N.jwt` and its key
+    /// `wit_svid.N.key.jwk` (0600). The token is printed only when written nowhere else: it is what the user asked
+    /// for, but it is never useful without its key.
+    public static func fetchWIT(
+        client: WorkloadAPIClient,
+        spiffeID: String?,
+        writeTo directory: String?
+    ) async throws
+        -> String
+    {
+        let response = try await client.fetchWITSVID(spiffeID: spiffeID)
+        var lines = ["Received \(response.svids.count) wit-svid", ""]
+        if let directory {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        for (index, svid) in response.svids.enumerated() {
+            lines.append("SPIFFE ID:\t\(svid.spiffeID)")
+            if !svid.hint.isEmpty { lines.append("Hint:\t\t\(svid.hint)") }
+            if let expiry = Self.expiry(ofToken: svid.witSvid) { lines.append("Valid Until:\t\(expiry)") }
+            if let directory {
+                try AtomicFile.write(Data(svid.witSvid.utf8), to: "\(directory)/wit_svid.\(index).jwt", mode: 0o644)
+                try AtomicFile.write(
+                    Data(svid.witSvidKey.utf8),
+                    to: "\(directory)/wit_svid.\(index).key.jwk",
+                    mode: 0o600
+                )
+            } else {
+                lines.append("Token:\t\t\(svid.witSvid)")
+            }
+            lines.append("")
+        }
+        if let directory { lines.append("Writing WIT-SVIDs to \(directory)") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `exp` of a JWS compact token, read without validating it (for display only).
+    static func expiry(ofToken token: String) -> Date? {
+        let segments = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard segments.count == 3, let bytes = [UInt8](base64URLEncoded: segments[1]),
+            let claims = try? JSONParser.parse(bytes).objectValue, let exp = claims["exp"]?.numberValue
+        else { return nil }
+        return Date(timeIntervalSince1970: exp)
+    }
+
+    /// `lanyard api fetch bundles`: the X.509 bundles as PEM and the JWT and WIT bundles as JSON, per trust domain.
+    /// An agent that does not issue WIT-SVIDs (UNIMPLEMENTED) shows none.
     public static func fetchBundles(client: WorkloadAPIClient) async throws -> String {
         let x509 = try await client.fetchX509Bundles()
         let jwt = try await client.fetchJWTBundles()
+        var wit: [String: String] = [:]
+        do {
+            wit = try await client.fetchWITBundles().bundles
+        } catch let error as RPCError where error.code == .unimplemented {
+            wit = [:]
+        }
         var lines: [String] = []
         for trustDomain in x509.bundles.keys.sorted() {
             let certificates = try Certificate.chain(derConcatenated: x509.bundles[trustDomain] ?? Data())
@@ -119,6 +170,9 @@ public enum ClientCommands {
             lines += [
                 "jwt bundle (\(trustDomain)):", String(decoding: jwt.bundles[trustDomain] ?? Data(), as: UTF8.self), "",
             ]
+        }
+        for trustDomain in wit.keys.sorted() {
+            lines += ["wit bundle (\(trustDomain)):", wit[trustDomain] ?? "", ""]
         }
         return lines.joined(separator: "\n")
     }

@@ -108,6 +108,30 @@ public struct WorkloadAPIClient: Sendable {
         }
     }
 
+    /// The first message of `FetchWITBundles`.
+    public func fetchWITBundles() async throws -> WorkloadAPI_WITBundlesResponse {
+        try await withClient { api in
+            try await api.fetchWITBundles(WorkloadAPI_WITBundlesRequest(), metadata: Self.securityMetadata) {
+                response in
+                for try await message in response.messages { return message }
+                throw ClientError("the stream ended without a response")
+            }
+        }
+    }
+
+    /// The first message of `FetchWITSVID` (all identities, or only `spiffeID`'s).
+    public func fetchWITSVID(spiffeID: String? = nil) async throws -> WorkloadAPI_WITSVIDResponse {
+        var request = WorkloadAPI_WITSVIDRequest()
+        request.spiffeID = spiffeID ?? ""
+        let message = request
+        return try await withClient { api in
+            try await api.fetchWITSVID(message, metadata: Self.securityMetadata) { response in
+                for try await message in response.messages { return message }
+                throw ClientError("the stream ended without a response")
+            }
+        }
+    }
+
     public func fetchJWTSVID(audience: [String], spiffeID: String? = nil) async throws -> WorkloadAPI_JWTSVIDResponse {
         var request = WorkloadAPI_JWTSVIDRequest()
         request.audience = audience

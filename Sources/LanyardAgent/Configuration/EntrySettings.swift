@@ -43,6 +43,7 @@ enum EntrySettings {
             if selectors.isEmpty { section.problem("selectors", "needs at least one selector") }
             let x509TTL = section.duration("x509_svid_ttl")
             let jwtTTL = section.duration("jwt_svid_ttl")
+            let witTTL = section.duration("wit_svid_ttl", allowZero: true)
             let dnsNames = section.strings("dns_names") ?? []
             let hint = section.string("hint", default: "")
             if hint.utf8.count > 1024 { section.problem("hint", "is longer than 1024 bytes") }
@@ -65,6 +66,7 @@ enum EntrySettings {
                         selectors: selectors,
                         x509SVIDTTL: x509TTL,
                         jwtSVIDTTL: jwtTTL,
+                        witSVIDTTL: witTTL,
                         dnsNames: dnsNames,
                         hint: hint,
                         federatesWith: federatesWith
@@ -96,6 +98,7 @@ enum EntrySettings {
                 selectors: selectors,
                 x509SVIDTTL: x509TTL,
                 jwtSVIDTTL: jwtTTL,
+                witSVIDTTL: witTTL,
                 dnsNames: dnsNames,
                 hint: hint,
                 federatesWith: federatesWith
@@ -137,6 +140,7 @@ enum EntrySettings {
             entry.id, entry.dnsNames.joined(separator: ","), entry.hint,
             entry.federatesWith.map(\.name).joined(separator: ","),
             "\(String(describing: entry.x509SVIDTTL))", "\(String(describing: entry.jwtSVIDTTL))",
+            "\(String(describing: entry.witSVIDTTL))",
         ].joined(separator: "\n")
         let digest = Digest.sha256(Data(text.utf8))
         return digest.prefix(8).reduce(Int64(0)) { ($0 << 8) | Int64($1) } & Int64.max

@@ -88,13 +88,41 @@ public enum WorkloadAPI_SpiffeWorkloadAPI: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "FetchWITSVID" metadata.
+        public enum FetchWITSVID: Sendable {
+            /// Request type for "FetchWITSVID".
+            public typealias Input = WorkloadAPI_WITSVIDRequest
+            /// Response type for "FetchWITSVID".
+            public typealias Output = WorkloadAPI_WITSVIDResponse
+            /// Descriptor for "FetchWITSVID".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "SpiffeWorkloadAPI"),
+                method: "FetchWITSVID",
+                type: .serverStreaming
+            )
+        }
+        /// Namespace for "FetchWITBundles" metadata.
+        public enum FetchWITBundles: Sendable {
+            /// Request type for "FetchWITBundles".
+            public typealias Input = WorkloadAPI_WITBundlesRequest
+            /// Response type for "FetchWITBundles".
+            public typealias Output = WorkloadAPI_WITBundlesResponse
+            /// Descriptor for "FetchWITBundles".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "SpiffeWorkloadAPI"),
+                method: "FetchWITBundles",
+                type: .serverStreaming
+            )
+        }
         /// Descriptors for all methods in the "SpiffeWorkloadAPI" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             FetchX509SVID.descriptor,
             FetchX509Bundles.descriptor,
             FetchJWTSVID.descriptor,
             FetchJWTBundles.descriptor,
-            ValidateJWTSVID.descriptor
+            ValidateJWTSVID.descriptor,
+            FetchWITSVID.descriptor,
+            FetchWITBundles.descriptor
         ]
     }
 }
@@ -190,6 +218,34 @@ extension WorkloadAPI_SpiffeWorkloadAPI {
             request: GRPCCore.StreamingServerRequest<WorkloadAPI_ValidateJWTSVIDRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_ValidateJWTSVIDResponse>
+
+        /// Handle the "FetchWITSVID" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `WorkloadAPI_WITSVIDRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `WorkloadAPI_WITSVIDResponse` messages.
+        func fetchWITSVID(
+            request: GRPCCore.StreamingServerRequest<WorkloadAPI_WITSVIDRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_WITSVIDResponse>
+
+        /// Handle the "FetchWITBundles" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `WorkloadAPI_WITBundlesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `WorkloadAPI_WITBundlesResponse` messages.
+        func fetchWITBundles(
+            request: GRPCCore.StreamingServerRequest<WorkloadAPI_WITBundlesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_WITBundlesResponse>
     }
 
     /// Service protocol for the "SpiffeWorkloadAPI" service.
@@ -269,6 +325,34 @@ extension WorkloadAPI_SpiffeWorkloadAPI {
             request: GRPCCore.ServerRequest<WorkloadAPI_ValidateJWTSVIDRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<WorkloadAPI_ValidateJWTSVIDResponse>
+
+        /// Handle the "FetchWITSVID" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `WorkloadAPI_WITSVIDRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `WorkloadAPI_WITSVIDResponse` messages.
+        func fetchWITSVID(
+            request: GRPCCore.ServerRequest<WorkloadAPI_WITSVIDRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_WITSVIDResponse>
+
+        /// Handle the "FetchWITBundles" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `WorkloadAPI_WITBundlesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `WorkloadAPI_WITBundlesResponse` messages.
+        func fetchWITBundles(
+            request: GRPCCore.ServerRequest<WorkloadAPI_WITBundlesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_WITBundlesResponse>
     }
 
     /// Simple service protocol for the "SpiffeWorkloadAPI" service.
@@ -349,6 +433,36 @@ extension WorkloadAPI_SpiffeWorkloadAPI {
             request: WorkloadAPI_ValidateJWTSVIDRequest,
             context: GRPCCore.ServerContext
         ) async throws -> WorkloadAPI_ValidateJWTSVIDResponse
+
+        /// Handle the "FetchWITSVID" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `WorkloadAPI_WITSVIDRequest` message.
+        ///   - response: A response stream of `WorkloadAPI_WITSVIDResponse` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func fetchWITSVID(
+            request: WorkloadAPI_WITSVIDRequest,
+            response: GRPCCore.RPCWriter<WorkloadAPI_WITSVIDResponse>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
+        /// Handle the "FetchWITBundles" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `WorkloadAPI_WITBundlesRequest` message.
+        ///   - response: A response stream of `WorkloadAPI_WITBundlesResponse` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func fetchWITBundles(
+            request: WorkloadAPI_WITBundlesRequest,
+            response: GRPCCore.RPCWriter<WorkloadAPI_WITBundlesResponse>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -406,6 +520,28 @@ extension WorkloadAPI_SpiffeWorkloadAPI.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_ValidateJWTSVIDResponse>(),
             handler: { request, context in
                 try await self.validateJWTSVID(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: WorkloadAPI_SpiffeWorkloadAPI.Method.FetchWITSVID.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_WITSVIDRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_WITSVIDResponse>(),
+            handler: { request, context in
+                try await self.fetchWITSVID(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: WorkloadAPI_SpiffeWorkloadAPI.Method.FetchWITBundles.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_WITBundlesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_WITBundlesResponse>(),
+            handler: { request, context in
+                try await self.fetchWITBundles(
                     request: request,
                     context: context
                 )
@@ -470,6 +606,28 @@ extension WorkloadAPI_SpiffeWorkloadAPI.ServiceProtocol {
             context: context
         )
         return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func fetchWITSVID(
+        request: GRPCCore.StreamingServerRequest<WorkloadAPI_WITSVIDRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_WITSVIDResponse> {
+        let response = try await self.fetchWITSVID(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+
+    public func fetchWITBundles(
+        request: GRPCCore.StreamingServerRequest<WorkloadAPI_WITBundlesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_WITBundlesResponse> {
+        let response = try await self.fetchWITBundles(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
     }
 }
 
@@ -550,6 +708,40 @@ extension WorkloadAPI_SpiffeWorkloadAPI.SimpleServiceProtocol {
                 context: context
             ),
             metadata: [:]
+        )
+    }
+
+    public func fetchWITSVID(
+        request: GRPCCore.ServerRequest<WorkloadAPI_WITSVIDRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_WITSVIDResponse> {
+        return GRPCCore.StreamingServerResponse<WorkloadAPI_WITSVIDResponse>(
+            metadata: [:],
+            producer: { writer in
+                try await self.fetchWITSVID(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func fetchWITBundles(
+        request: GRPCCore.ServerRequest<WorkloadAPI_WITBundlesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<WorkloadAPI_WITBundlesResponse> {
+        return GRPCCore.StreamingServerResponse<WorkloadAPI_WITBundlesResponse>(
+            metadata: [:],
+            producer: { writer in
+                try await self.fetchWITBundles(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
         )
     }
 }
@@ -656,6 +848,44 @@ extension WorkloadAPI_SpiffeWorkloadAPI {
             deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_ValidateJWTSVIDResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<WorkloadAPI_ValidateJWTSVIDResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "FetchWITSVID" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `WorkloadAPI_WITSVIDRequest` message.
+        ///   - serializer: A serializer for `WorkloadAPI_WITSVIDRequest` messages.
+        ///   - deserializer: A deserializer for `WorkloadAPI_WITSVIDResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func fetchWITSVID<Result>(
+            request: GRPCCore.ClientRequest<WorkloadAPI_WITSVIDRequest>,
+            serializer: some GRPCCore.MessageSerializer<WorkloadAPI_WITSVIDRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_WITSVIDResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_WITSVIDResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "FetchWITBundles" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `WorkloadAPI_WITBundlesRequest` message.
+        ///   - serializer: A serializer for `WorkloadAPI_WITBundlesRequest` messages.
+        ///   - deserializer: A deserializer for `WorkloadAPI_WITBundlesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func fetchWITBundles<Result>(
+            request: GRPCCore.ClientRequest<WorkloadAPI_WITBundlesRequest>,
+            serializer: some GRPCCore.MessageSerializer<WorkloadAPI_WITBundlesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_WITBundlesResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_WITBundlesResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -818,6 +1048,62 @@ extension WorkloadAPI_SpiffeWorkloadAPI {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "FetchWITSVID" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `WorkloadAPI_WITSVIDRequest` message.
+        ///   - serializer: A serializer for `WorkloadAPI_WITSVIDRequest` messages.
+        ///   - deserializer: A deserializer for `WorkloadAPI_WITSVIDResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func fetchWITSVID<Result>(
+            request: GRPCCore.ClientRequest<WorkloadAPI_WITSVIDRequest>,
+            serializer: some GRPCCore.MessageSerializer<WorkloadAPI_WITSVIDRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_WITSVIDResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_WITSVIDResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: WorkloadAPI_SpiffeWorkloadAPI.Method.FetchWITSVID.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "FetchWITBundles" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `WorkloadAPI_WITBundlesRequest` message.
+        ///   - serializer: A serializer for `WorkloadAPI_WITBundlesRequest` messages.
+        ///   - deserializer: A deserializer for `WorkloadAPI_WITBundlesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func fetchWITBundles<Result>(
+            request: GRPCCore.ClientRequest<WorkloadAPI_WITBundlesRequest>,
+            serializer: some GRPCCore.MessageSerializer<WorkloadAPI_WITBundlesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<WorkloadAPI_WITBundlesResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_WITBundlesResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: WorkloadAPI_SpiffeWorkloadAPI.Method.FetchWITBundles.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -938,6 +1224,52 @@ extension WorkloadAPI_SpiffeWorkloadAPI.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_ValidateJWTSVIDRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_ValidateJWTSVIDResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "FetchWITSVID" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `WorkloadAPI_WITSVIDRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func fetchWITSVID<Result>(
+        request: GRPCCore.ClientRequest<WorkloadAPI_WITSVIDRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_WITSVIDResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.fetchWITSVID(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_WITSVIDRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_WITSVIDResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "FetchWITBundles" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `WorkloadAPI_WITBundlesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func fetchWITBundles<Result>(
+        request: GRPCCore.ClientRequest<WorkloadAPI_WITBundlesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_WITBundlesResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.fetchWITBundles(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<WorkloadAPI_WITBundlesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<WorkloadAPI_WITBundlesResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1080,6 +1412,60 @@ extension WorkloadAPI_SpiffeWorkloadAPI.ClientProtocol {
             metadata: metadata
         )
         return try await self.validateJWTSVID(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "FetchWITSVID" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func fetchWITSVID<Result>(
+        _ message: WorkloadAPI_WITSVIDRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_WITSVIDResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<WorkloadAPI_WITSVIDRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.fetchWITSVID(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "FetchWITBundles" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func fetchWITBundles<Result>(
+        _ message: WorkloadAPI_WITBundlesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<WorkloadAPI_WITBundlesResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<WorkloadAPI_WITBundlesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.fetchWITBundles(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -9,17 +9,20 @@ extension SPIFFEBundle {
         /// What the Workload API's `FetchJWTBundles` sends, as SPIRE does: a standard JWKS of the JWT
         /// authorities only, without `use` or any `spiffe_*` member.
         case standardJWTAuthorities
+        /// What `FetchWITBundles` sends: a standard JWKS of the WIT authorities only, each with its `kid`.
+        case standardWITAuthorities
     }
 
     static let x509SVIDUse = "x509-svid"
     static let jwtSVIDUse = "jwt-svid"
+    static let witSVIDUse = "wit-svid"
     /// A bundle document larger than this is refused before it is parsed.
     public static let maximumDocumentSize = 4 << 20
 
     /// Reads a SPIFFE bundle (JWKS) for `trustDomain`.
     ///
     /// Keys with an unknown `use` or `kty` are skipped, as the spec says; an `x509-svid` key must carry exactly
-    /// one certificate and a `jwt-svid` key a unique, non-empty `kid`.
+    /// one certificate, and a `jwt-svid` or `wit-svid` key a non-empty `kid` no other JWT or WIT key has.
     public init(trustDomain: TrustDomain, jwksData data: Data) throws(BundleError) {
         guard data.count <= Self.maximumDocumentSize else {
             throw BundleError("document is \(data.count) bytes; the limit is \(Self.maximumDocumentSize)")
@@ -51,15 +54,20 @@ extension SPIFFEBundle {
                     throw BundleError("x509-svid key \(index) has an x5c entry that is not base64")
                 }
                 x509Authorities.append(der)
-            case Self.jwtSVIDUse:
+            case Self.jwtSVIDUse, Self.witSVIDUse:
+                let use = key.use ?? ""
                 guard let keyID = key.keyID, !keyID.isEmpty else {
-                    throw BundleError("jwt-svid key \(index) has no \"kid\"")
+                    throw BundleError("\(use) key \(index) has no \"kid\"")
                 }
-                guard jwtAuthority(keyID: keyID) == nil else {
-                    throw BundleError("jwt-svid key \(index) repeats the key ID \"\(keyID)\"")
+                guard jwtAuthority(keyID: keyID) == nil, witAuthority(keyID: keyID) == nil else {
+                    throw BundleError("\(use) key \(index) repeats the key ID \"\(keyID)\"")
                 }
                 let jwk = try Self.publicKey(from: key, index: index)
-                jwtAuthorities.append(JWTAuthority(keyID: keyID, key: jwk))
+                if use == Self.jwtSVIDUse {
+                    jwtAuthorities.append(JWTAuthority(keyID: keyID, key: jwk))
+                } else {
+                    witAuthorities.append(JWTAuthority(keyID: keyID, key: jwk))
+                }
             default:
                 continue
             }
@@ -85,13 +93,17 @@ extension SPIFFEBundle {
                 keys.append(key)
             }
         }
-        keys += jwtAuthorities.map { authority in
-            var key = authority.key
-            key.keyID = authority.keyID
-            key.use = format == .spiffe ? Self.jwtSVIDUse : nil
-            key.certificateChain = nil
-            return key
+        func published(_ authorities: [JWTAuthority], use: String) -> [JSONWebKey] {
+            authorities.map { authority in
+                var key = authority.key
+                key.keyID = authority.keyID
+                key.use = format == .spiffe ? use : nil
+                key.certificateChain = nil
+                return key
+            }
         }
+        if format != .standardWITAuthorities { keys += published(jwtAuthorities, use: Self.jwtSVIDUse) }
+        if format != .standardJWTAuthorities { keys += published(witAuthorities, use: Self.witSVIDUse) }
         let document = Document(
             keys: keys.map(Document.Key.init),
             sequence: format == .spiffe ? sequenceNumber : nil,
@@ -110,14 +122,16 @@ extension SPIFFEBundle {
             guard let curve = key.curve, let x = key.x, let y = key.y,
                 Data(base64URLEncoded: x) != nil, Data(base64URLEncoded: y) != nil
             else {
-                throw BundleError("jwt-svid key \(index): an EC key needs \"crv\", \"x\" and \"y\" in base64url")
+                throw BundleError(
+                    "\(key.use ?? "") key \(index): an EC key needs \"crv\", \"x\" and \"y\" in base64url"
+                )
             }
             return JSONWebKey(keyType: keyType, curve: curve, x: x, y: y)
         default:
             guard let modulus = key.modulus, let exponent = key.exponent,
                 Data(base64URLEncoded: modulus) != nil, Data(base64URLEncoded: exponent) != nil
             else {
-                throw BundleError("jwt-svid key \(index): an RSA key needs \"n\" and \"e\" in base64url")
+                throw BundleError("\(key.use ?? "") key \(index): an RSA key needs \"n\" and \"e\" in base64url")
             }
             return JSONWebKey(keyType: keyType, modulus: modulus, exponent: exponent)
         }

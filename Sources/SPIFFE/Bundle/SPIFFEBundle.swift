@@ -1,9 +1,9 @@
 public import Foundation
 
-/// The trust anchors of one trust domain: X.509 authorities for X509-SVIDs and JWT authorities (by key ID)
-/// for JWT-SVIDs, with the bundle's sequence number and refresh hint.
+/// The trust anchors of one trust domain: X.509 authorities for X509-SVIDs, JWT authorities (by key ID) for JWT-SVIDs
+/// and WIT authorities (by key ID) for WIT-SVIDs, with the bundle's sequence number and refresh hint.
 public struct SPIFFEBundle: Hashable, Sendable {
-    /// A JWT signing key published under its key ID.
+    /// A JWT-SVID or WIT-SVID signing key published under its key ID.
     public struct JWTAuthority: Hashable, Sendable {
         public var keyID: String
         public var key: JSONWebKey
@@ -18,6 +18,8 @@ public struct SPIFFEBundle: Hashable, Sendable {
     /// DER-encoded CA certificates, in publication order.
     public var x509Authorities: [Data]
     public var jwtAuthorities: [JWTAuthority]
+    /// WIT-SVID signing keys (`use` `wit-svid`); none means the trust domain does not issue WIT-SVIDs.
+    public var witAuthorities: [JWTAuthority]
     /// Increases with every change (`spiffe_sequence`).
     public var sequenceNumber: UInt64?
     /// How often consumers should refresh, in seconds (`spiffe_refresh_hint`).
@@ -27,12 +29,14 @@ public struct SPIFFEBundle: Hashable, Sendable {
         trustDomain: TrustDomain,
         x509Authorities: [Data] = [],
         jwtAuthorities: [JWTAuthority] = [],
+        witAuthorities: [JWTAuthority] = [],
         sequenceNumber: UInt64? = nil,
         refreshHint: Int64? = nil
     ) {
         self.trustDomain = trustDomain
         self.x509Authorities = x509Authorities
         self.jwtAuthorities = jwtAuthorities
+        self.witAuthorities = witAuthorities
         self.sequenceNumber = sequenceNumber
         self.refreshHint = refreshHint
     }
@@ -40,6 +44,11 @@ public struct SPIFFEBundle: Hashable, Sendable {
     /// The JWT authority published under `keyID`, if any.
     public func jwtAuthority(keyID: String) -> JSONWebKey? {
         jwtAuthorities.first { $0.keyID == keyID }?.key
+    }
+
+    /// The WIT authority published under `keyID`, if any.
+    public func witAuthority(keyID: String) -> JSONWebKey? {
+        witAuthorities.first { $0.keyID == keyID }?.key
     }
 
     /// The X.509 authorities concatenated as DER, the form the Workload API sends.

@@ -122,5 +122,28 @@ public struct PrivateKey: Sendable, CustomStringConvertible {
         }
     }
 
+    /// The key as a private JWK (RFC 7517/7518: `kty`, `crv`, `x`, `y`, `d`, and `alg`), the form the Workload API's
+    /// WIT-SVID profile hands out. EC keys only: Lanyard makes every workload WIT key on P-256.
+    public var privateJWKData: Data {
+        get throws(CryptoError) {
+            guard case .ec(let curve) = algorithm else {
+                throw CryptoError(.unsupportedKey, "only EC private keys are written as JWKs")
+            }
+            let publicJWK = try publicKey.jwk
+            let d = try KeyInspection.bignumParameter(
+                OSSL_PKEY_PARAM_PRIV_KEY,
+                of: pointer,
+                width: curve.coordinateSize
+            )
+            let members: [String: String] = [
+                "kty": "EC", "crv": curve.rawValue, "x": publicJWK.x ?? "", "y": publicJWK.y ?? "",
+                "d": d.base64URLEncodedString(), "alg": JWTAlgorithm.preferred(for: algorithm).rawValue,
+            ]
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return (try? encoder.encode(members)) ?? Data()
+        }
+    }
+
     public var description: String { "PrivateKey(\(algorithm))" }
 }
