@@ -44,11 +44,7 @@ public enum RuntimeContainerLocator {
 
     /// The container of process `pid`, or nil when it is in none (which is not an error).
     public static func locate(pid: Int32, procRoot: String = "/proc") throws(AttestationError) -> Location? {
-        let cgroupPath = "\(procRoot)/\(pid)/cgroup"
-        guard let cgroup = ProcFile.read(cgroupPath) else {
-            throw AttestationError(.procUnreadable, "cannot read \(cgroupPath)")
-        }
-        return try location(in: ContainerLocator.cgroupPaths(String(decoding: cgroup, as: UTF8.self)))
+        try location(in: ContainerLocator.cgroupPaths(pid: pid, procRoot: procRoot))
     }
 
     /// What the paths say together: those in a container must name the same one; two are an error, never a guess.

@@ -51,11 +51,7 @@ public enum ContainerLocator {
         procRoot: String = "/proc",
         hierarchyPrefixes: [String] = []
     ) throws(AttestationError) -> Location? {
-        let cgroupPath = "\(procRoot)/\(pid)/cgroup"
-        guard let cgroup = ProcFile.read(cgroupPath) else {
-            throw AttestationError(.procUnreadable, "cannot read \(cgroupPath)")
-        }
-        let paths = try cgroupPaths(String(decoding: cgroup, as: UTF8.self))
+        let paths = try cgroupPaths(pid: pid, procRoot: procRoot)
         if let location = try location(in: paths, hierarchyPrefixes: hierarchyPrefixes, source: "cgroup file") {
             return location
         }
@@ -83,6 +79,16 @@ public enum ContainerLocator {
             }
         }
         return prefixes.sorted()
+    }
+
+    /// The cgroup paths of process `pid`, one per hierarchy, from `/proc/<pid>/cgroup` (which the kernel writes);
+    /// every attestor that reads cgroups starts here.
+    public static func cgroupPaths(pid: Int32, procRoot: String = "/proc") throws(AttestationError) -> [String] {
+        let cgroupPath = "\(procRoot)/\(pid)/cgroup"
+        guard let cgroup = ProcFile.read(cgroupPath) else {
+            throw AttestationError(.procUnreadable, "cannot read \(cgroupPath)")
+        }
+        return try cgroupPaths(String(decoding: cgroup, as: UTF8.self))
     }
 
     /// The paths of a `/proc/<pid>/cgroup` file: `hierarchy-ID:controller-list:path` per line.

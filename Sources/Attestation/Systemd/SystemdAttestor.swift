@@ -36,11 +36,7 @@ public struct SystemdAttestor: WorkloadAttestor {
     public func attest(_ process: WorkloadProcess) async throws -> [Selector] {
         guard let unit = try await unit(of: process.pid) else { return [] }
         if let uid = unit.userManagerUID {
-            let cgroupPath = "\(config.procRoot)/\(process.pid)/cgroup"
-            guard let cgroup = ProcFile.read(cgroupPath) else {
-                throw AttestationError(.procUnreadable, "cannot read \(cgroupPath)")
-            }
-            let paths = try ContainerLocator.cgroupPaths(String(decoding: cgroup, as: UTF8.self))
+            let paths = try ContainerLocator.cgroupPaths(pid: process.pid, procRoot: config.procRoot)
             guard let userUnit = SystemdUnit.userUnit(uid: uid, cgroupPaths: paths) else { return [] }
             return [try selector("user_unit", "\(uid):\(userUnit)")]
         }

@@ -1,6 +1,6 @@
-import SPIFFE
 internal import COpenSSL
 import Foundation
+import SPIFFE
 
 /// Raw JWS signatures over OpenSSL's EVP_DigestSign/Verify. ECDSA signatures travel as fixed-width r‖s
 /// (RFC 7518 §3.4), not DER, so they are converted both ways here.

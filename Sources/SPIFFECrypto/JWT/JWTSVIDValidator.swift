@@ -28,23 +28,9 @@ public struct JWTSVIDValidator: Sendable {
         bundles: (TrustDomain) -> SPIFFEBundle?,
         at now: Date
     ) throws(CryptoError) -> JWTSVID {
-        guard token.utf8.count <= maximumTokenLength else {
-            throw invalid("token is \(token.utf8.count) bytes; the limit is \(maximumTokenLength)")
-        }
-        let segments = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map(
-            Substring.init
-        )
-        guard segments.count == 3 else {
-            throw invalid("token must have three dot-separated segments, found \(segments.count)")
-        }
-        let header = try object(segments[0], name: "header")
-        guard let algorithmName = header["alg"]?.stringValue else { throw invalid("token header has no algorithm") }
-        guard let algorithm = JWTAlgorithm(rawValue: algorithmName) else {
-            throw invalid("token algorithm \"\(algorithmName)\" is not allowed")
-        }
-        guard let keyID = header["kid"]?.stringValue, !keyID.isEmpty else {
-            throw invalid("token header missing key id")
-        }
+        let jws = try CompactJWS(token, maximumLength: maximumTokenLength)
+        let header = jws.header
+        let (algorithm, keyID) = try jws.algorithmAndKeyID()
         if let type = header["typ"] {
             guard type == .string("JWT") || type == .string("JOSE") else {
                 throw invalid("token header type must be JWT or JOSE")
@@ -53,38 +39,16 @@ public struct JWTSVIDValidator: Sendable {
         if let extra = header.keys.sorted().first(where: { !Self.allowedHeaders.contains($0) }) {
             throw invalid("token header has unexpected parameter \"\(extra)\"")
         }
-        let claims = try object(segments[1], name: "claims")
-        guard let subject = claims["sub"]?.stringValue else { throw invalid("token has no subject claim") }
-        let spiffeID: SPIFFEID
-        do {
-            spiffeID = try SPIFFEID(subject)
-        } catch {
-            throw invalid("token subject is not a valid spiffe id: \(error)")
-        }
+        let claims = jws.claims
+        let spiffeID = try jws.subject()
         guard let bundle = bundles(spiffeID.trustDomain) else {
             throw invalid("no JWT bundle for trust domain \(spiffeID.trustDomain)")
         }
         guard let jwk = bundle.jwtAuthority(keyID: keyID) else {
             throw invalid("no JWT authority found for key id \"\(keyID)\" in trust domain \(spiffeID.trustDomain)")
         }
-        let key = try keys.key(for: jwk)
-        guard algorithm.fits(key.algorithm) else {
-            throw invalid("token algorithm \(algorithm.rawValue) does not fit the \(key.algorithm) authority key")
-        }
-        guard let signature = Data(base64URLEncoded: segments[2]), !signature.isEmpty else {
-            throw invalid("token signature is not base64url")
-        }
-        let signingInput = Data(token.utf8.prefix(segments[0].utf8.count + 1 + segments[1].utf8.count))
-        guard JWSSignature.verify(signature, over: signingInput, key: key, algorithm: algorithm) else {
-            throw invalid("token signature does not verify")
-        }
-        guard let exp = claims["exp"]?.numberValue else { throw invalid("token has no expiry claim") }
-        let expiresAt = Date(timeIntervalSince1970: exp)
-        guard now.timeIntervalSince1970 <= exp + clockSkew else { throw invalid("token has expired") }
-        if let nbf = claims["nbf"] {
-            guard let notBefore = nbf.numberValue else { throw invalid("token nbf claim is not a number") }
-            guard now.timeIntervalSince1970 + clockSkew >= notBefore else { throw invalid("token is not valid yet") }
-        }
+        try jws.verifySignature(key: try keys.key(for: jwk), algorithm: algorithm)
+        let expiresAt = try jws.checkValidity(at: now, clockSkew: clockSkew)
         var issuedAt: Date? = nil
         if let iat = claims["iat"] {
             guard let seconds = iat.numberValue else { throw invalid("token iat claim is not a number") }
@@ -121,14 +85,6 @@ public struct JWTSVIDValidator: Sendable {
         default:
             throw CryptoError(.invalidJWT, "token has no audience claim")
         }
-    }
-
-    private func object(_ segment: Substring, name: String) throws(CryptoError) -> [String: JSONValue] {
-        guard let bytes = [UInt8](base64URLEncoded: segment) else { throw invalid("token \(name) is not base64url") }
-        guard let value = try? JSONParser.parse(bytes), let object = value.objectValue else {
-            throw invalid("token \(name) is not a JSON object")
-        }
-        return object
     }
 
     private func invalid(_ message: String) -> CryptoError { CryptoError(.invalidJWT, message) }

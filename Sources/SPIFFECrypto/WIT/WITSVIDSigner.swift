@@ -58,10 +58,8 @@ public struct WITSVIDSigner: Sendable {
         let header: [String: JSONValue] = [
             "alg": .string(algorithm.rawValue), "kid": .string(keyID), "typ": .string(Self.tokenType),
         ]
-        let signingInput = try Self.segment(header) + "." + Self.segment(claims)
-        let signature = try JWSSignature.sign(Data(signingInput.utf8), key: privateKey, algorithm: algorithm)
         return WITSVID(
-            token: signingInput + "." + signature.base64URLEncodedString(),
+            token: try CompactJWS.sign(header: header, claims: claims, key: privateKey, algorithm: algorithm),
             spiffeID: spiffeID,
             expiresAt: Date(timeIntervalSince1970: expiresAt.timeIntervalSince1970.rounded(.down)),
             issuedAt: Date(timeIntervalSince1970: issuedAt.timeIntervalSince1970.rounded(.down)),
@@ -70,15 +68,5 @@ public struct WITSVIDSigner: Sendable {
             confirmationAlgorithm: confirmationAlgorithm,
             claims: claims
         )
-    }
-
-    private static func segment(_ object: [String: JSONValue]) throws(CryptoError) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        do {
-            return try encoder.encode(object).base64URLEncodedString()
-        } catch {
-            throw CryptoError(.issuanceRefused, "claims cannot be encoded as JSON: \(error)")
-        }
     }
 }
