@@ -36,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        // The Broker Endpoint's own SVID renews under open connections (NIOCertificateReloading).
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         // Child processes for tests and the bench only (ChildProcess in LanyardTestSupport).
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
@@ -120,6 +122,10 @@ let package = Package(
             dependencies: [
                 "SPIFFE", "LanyardProto", "CLinux", "Timing",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -139,6 +145,8 @@ let package = Package(
                 "SPIFFE", "SPIFFECrypto", "Attestation", "Upstream", "IdentityCache", "Endpoints", "LanyardProto",
                 "CSystemd", "CLinux", "Timing",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -235,6 +243,9 @@ let package = Package(
                 "LanyardAgent", "LanyardProto", "SPIFFE", "SPIFFECrypto", "Attestation", "Endpoints", "IdentityCache",
                 "LanyardTestSupport", "Upstream", "Timing",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),

@@ -519,6 +519,36 @@ struct ConfigTests {
         }
     }
 
+    @Test("[broker]: off without socket_path; the endpoint ID, the authorized brokers, and each mistake named")
+    func parsesBroker() throws {
+        #expect(try AgentConfig.parse(minimal, path: "t.toml").broker == nil)
+        let config = try AgentConfig.parse(
+            minimal + "\n[broker]\nsocket_path = \"/run/lanyard/broker/broker.sock\"\n"
+                + "authorized_brokers = [\"spiffe://example.org/ztunnel\"]\n",
+            path: "t.toml"
+        )
+        let broker = try #require(config.broker)
+        #expect(broker.spiffeID.description == "spiffe://example.org/lanyard/broker-endpoint")
+        #expect(broker.authorizedBrokers.map(\.description) == ["spiffe://example.org/ztunnel"])
+        for (text, reason) in [
+            ("socket_path = \"/b.sock\"", "broker.authorized_brokers: the broker endpoint needs at least one"),
+            ("socket_path = \"/b.sock\"\nauthorized_brokers = [\"spiffe://other.org/x\"]", "not in trust domain"),
+            ("socket_path = \"b.sock\"\nauthorized_brokers = [\"spiffe://example.org/x\"]", "broker.socket_path"),
+            (
+                "socket_path = \"/b.sock\"\nauthorized_brokers = [\"spiffe://example.org/x\"]\nspiffe_id = \"spiffe://other.org/b\"",
+                "broker.spiffe_id"
+            ),
+            ("socket_path = \"/b.sock\"\nauthorized_brokers = [\"not an id\"]", "broker.authorized_brokers"),
+        ] {
+            do {
+                _ = try AgentConfig.parse(minimal + "\n[broker]\n" + text + "\n", path: "t.toml")
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect(error.description.contains(reason), "\(error.description)")
+            }
+        }
+    }
+
     @Test("every problem is reported under its key, with the line for syntax errors", arguments: problems)
     func reportsProblems(text: String, expected: String) {
         do {

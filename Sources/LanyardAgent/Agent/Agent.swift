@@ -215,7 +215,20 @@ public struct Agent: Sendable {
             clock: clock,
             activatedDescriptor: activated
         )
-        let listening = ListeningBarrier(parties: config.admin.socketPath == nil ? 1 : 2) {
+        let brokerServer = config.broker.flatMap { settings in
+            localUpstream.map { local in
+                Self.brokerServer(
+                    settings,
+                    local: local,
+                    backend: backend,
+                    attestors: attestors,
+                    cache: cache,
+                    clock: clock
+                )
+            }
+        }
+        let parties = 1 + (config.admin.socketPath == nil ? 0 : 1) + (brokerServer == nil ? 0 : 1)
+        let listening = ListeningBarrier(parties: parties) {
             readiness.markServing(true)
             notifier.ready(status: status.line(cache.state))
             onReady()
@@ -263,6 +276,11 @@ public struct Agent: Sendable {
                 handler: { await api.handle($0) }
             )
             services.append(.init(service: AdminService(server: admin, logger: logger, onListening: onListening)))
+        }
+        if let brokerServer {
+            services.append(
+                .init(service: BrokerService(server: brokerServer, logger: logger, onListening: onListening))
+            )
         }
         if let interval = notifier.watchdogInterval {
             services.append(
@@ -395,6 +413,72 @@ struct HealthService: Service, CustomStringConvertible {
 
     func run() async throws {
         try await cancelWhenGracefulShutdown { try await server.run() }
+    }
+}
+
+extension Agent {
+    /// The Broker Endpoint of `settings`: its SVID from the embedded CA, clients verified against the current bundle.
+    static func brokerServer(
+        _ settings: BrokerSettings,
+        local: LocalUpstream,
+        backend: WorkloadBackend,
+        attestors: AttestorSet,
+        cache: IdentityCache,
+        clock: any AgentClock
+    ) -> BrokerServer {
+        let verifyClient: @Sendable ([Data]) -> Bool = { chainDER in
+            guard let bundle = cache.state.bundle else { return false }
+            do {
+                let chain = try chainDER.map { try Certificate(derEncoded: $0) }
+                let anchors = try bundle.x509Authorities.map { try Certificate(derEncoded: $0) }
+                _ = try X509SVIDVerifier.verify(
+                    chain,
+                    bundle: X509Bundle(trustDomain: bundle.trustDomain, authorities: anchors),
+                    at: clock.now
+                )
+                return true
+            } catch {
+                return false
+            }
+        }
+        return BrokerServer(
+            socketPath: settings.socketPath,
+            identity: BrokerIdentity(spiffeID: settings.spiffeID, authority: local.authority, clock: clock),
+            verifyClient: verifyClient,
+            backend: AgentBrokerBackend(backend: backend, attestors: attestors, procRoot: "/proc"),
+            authorizedBrokers: settings.authorizedBrokers,
+            logger: backend.logger
+        )
+    }
+}
+
+/// The Broker Endpoint as a lifecycle service. One that cannot listen is logged and left out, like the admin one.
+struct BrokerService: Service, CustomStringConvertible {
+    var description: String { "broker" }
+    let server: BrokerServer
+    let logger: Logger
+    let onListening: @Sendable () -> Void
+
+    func run() async throws {
+        let reported = Mutex(false)
+        let report: @Sendable () -> Void = {
+            if reported.withLock({ was in
+                defer { was = true }; return !was
+            }) {
+                onListening()
+            }
+        }
+        defer { report() }
+        do {
+            try await cancelWhenGracefulShutdown { try await server.run(onListening: report) }
+        } catch  where !Task.isCancelled {
+            report()
+            logger.error(
+                "the broker endpoint cannot listen; serving without it",
+                metadata: [LogKey.socketPath: "\(server.socketPath)", LogKey.error: "\(error)"]
+            )
+            try? await gracefulShutdown()
+        }
     }
 }
 

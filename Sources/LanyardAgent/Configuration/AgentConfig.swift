@@ -41,6 +41,8 @@ public struct AgentConfig: Sendable, Equatable {
     /// `entry_template_max_instances`: the most template instances held at once, least recently used dropped first.
     public var entryTemplateMaxInstances: Int
     public var federatedBundles: [TrustDomain: SPIFFEBundle]
+    /// `[broker]`: the SPIFFE Broker Endpoint, when configured.
+    public var broker: BrokerSettings?
 
     public static let defaultPath = "/etc/lanyard/lanyard.toml"
 
@@ -123,6 +125,9 @@ public struct AgentConfig: Sendable, Equatable {
         let docker = readSection(attestors, "docker", DockerAttestorSettings.read)
         attestors.finish()
 
+        let brokerSection = root.section("broker")
+        let broker = BrokerSettings.read(brokerSection, trustDomain: trustDomain)
+        brokerSection.finish()
         let federated = FederationSettings.read(root.sections("federation"))
         var entries: [RegistrationEntry] = []
         var templates: [EntryTemplate] = []
@@ -152,6 +157,9 @@ public struct AgentConfig: Sendable, Equatable {
                     "come from the SPIRE Server in fleet mode; register them there (spire-server entry create)"
                 )
             }
+            if broker != nil {
+                root.problem("broker", "the broker endpoint is served in standalone mode only (for now)")
+            }
             if root.has("federation") {
                 root.problem("federation", "bundles come from the SPIRE Server in fleet mode; federate there")
             }
@@ -179,7 +187,8 @@ public struct AgentConfig: Sendable, Equatable {
             entries: entries,
             entryTemplates: templates,
             entryTemplateMaxInstances: templateInstances,
-            federatedBundles: federated
+            federatedBundles: federated,
+            broker: broker
         )
     }
 

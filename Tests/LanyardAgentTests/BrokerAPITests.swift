@@ -1,0 +1,354 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import GRPCProtobuf
+import LanyardAgent
+import LanyardProto
+import LanyardTestSupport
+import NIOCore
+import NIOSSL
+import SPIFFE
+import SPIFFECrypto
+import SwiftProtobuf
+import Testing
+
+/// The SPIFFE Broker API over the agent's Broker Endpoint: real mutual TLS on a Unix socket, the test process as the
+/// broker with the SVID the agent gave it, real child processes under another uid, and pods on the fake kubelet.
+@Suite("SPIFFE Broker API", .serialized, .timeLimit(.minutes(5)))
+struct BrokerAPITests {
+    static let header: Metadata = ["broker.spiffe.io": "true"]
+    static let shopPodUID = "5e2f9a10-1b2c-4d3e-8f40-0123456789ab"
+    static let childUID: UInt32 = 40021
+
+    struct Setup {
+        let agent: TestAgent
+        let kubelet: FakeKubelet
+        let broker: WorkloadAPI_X509SVID
+        let impostor: WorkloadAPI_X509SVID
+        var socketPath: String { agent.directory + "/broker/broker.sock" }
+
+        func stop() async {
+            await agent.stop()
+            await kubelet.stop()
+            agent.removeDirectory()
+        }
+    }
+
+    static func start() async throws -> Setup {
+        let kubelet = try await FakeKubelet.start(pods: [
+            FakePod(
+                name: "checkout-1",
+                namespace: "shop",
+                uid: shopPodUID,
+                serviceAccount: "checkout",
+                containers: [
+                    .init(
+                        name: "app",
+                        image: "shop/checkout:1",
+                        containerID: "containerd://\(FakePod.randomContainerID())"
+                    )
+                ]
+            )
+        ])
+        let directory = TestAgent.makeDirectory()
+        try Data("fake-kubelet-token".utf8).write(to: URL(fileURLWithPath: directory + "/token"))
+        try Data(kubelet.caPEM.utf8).write(to: URL(fileURLWithPath: directory + "/ca.crt"))
+        let agent = try await TestAgent.start(
+            """
+            [broker]
+            socket_path = "\(directory)/broker/broker.sock"
+            authorized_brokers = ["spiffe://example.org/broker"]
+
+            [attestors.k8s]
+            enabled = true
+            kubelet_host = "127.0.0.1"
+            kubelet_secure_port = \(kubelet.port)
+            token_path = "\(directory)/token"
+            kubelet_ca_path = "\(directory)/ca.crt"
+
+            [[entries]]
+            spiffe_id = "spiffe://example.org/broker"
+            selectors = ["unix:uid:0"]
+            hint = "broker"
+
+            [[entries]]
+            spiffe_id = "spiffe://example.org/impostor"
+            selectors = ["unix:uid:0"]
+            hint = "impostor"
+
+            [[entries]]
+            spiffe_id = "spiffe://example.org/child"
+            selectors = ["unix:uid:\(childUID)"]
+
+            [[entries]]
+            spiffe_id = "spiffe://example.org/ns/shop/sa/checkout"
+            selectors = ["k8s:ns:shop", "k8s:sa:checkout"]
+            """,
+            directory: directory
+        )
+        let own = try await WorkloadAPIClient(socketPath: agent.socketPath).fetchX509SVID().svids
+        let broker = try #require(own.first { $0.spiffeID == "spiffe://example.org/broker" })
+        let impostor = try #require(own.first { $0.spiffeID == "spiffe://example.org/impostor" })
+        return Setup(agent: agent, kubelet: kubelet, broker: broker, impostor: impostor)
+    }
+
+    /// A Broker API client presenting `svid` (chain and key) and checking the endpoint's chain against `bundle` and
+    /// its SPIFFE ID.
+    static func withBroker<Result: Sendable>(
+        _ setup: Setup,
+        presenting chain: [Certificate],
+        key: PrivateKey,
+        _ body: @Sendable (Spiffe_Broker_API.Client<HTTP2ClientTransport.Posix>) async throws -> Result
+    ) async throws -> Result {
+        let anchors = try Certificate.chain(derConcatenated: setup.broker.bundle)
+        let keyPEM = Array(try key.pemEncoded.utf8)
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .unixDomainSocket(path: setup.socketPath),
+            transportSecurity: .tls { tls in
+                tls.certificateChain = chain.map { .bytes(Array($0.derEncoded), format: .der) }
+                tls.privateKey = .bytes(keyPEM, format: .pem)
+                tls.serverCertificateVerification = .noHostnameVerification
+                tls.customVerificationCallback = { certificates, promise in
+                    do {
+                        let presented = try certificates.map { try Certificate(derEncoded: Data($0.toDERBytes())) }
+                        let id = try X509SVIDVerifier.verify(
+                            presented,
+                            bundle: X509Bundle(trustDomain: try TrustDomain("example.org"), authorities: anchors),
+                            at: Date()
+                        )
+                        guard id.description == "spiffe://example.org/lanyard/broker-endpoint" else {
+                            promise.succeed(.failed)
+                            return
+                        }
+                        promise.succeed(
+                            .certificateVerified(VerificationMetadata(ValidatedCertificateChain(certificates)))
+                        )
+                    } catch {
+                        promise.succeed(.failed)
+                    }
+                }
+            }
+        )
+        return try await withGRPCClient(transport: transport) { client in
+            try await body(Spiffe_Broker_API.Client(wrapping: client))
+        }
+    }
+
+    static func withBroker<Result: Sendable>(
+        _ setup: Setup,
+        as svid: WorkloadAPI_X509SVID? = nil,
+        _ body: @Sendable (Spiffe_Broker_API.Client<HTTP2ClientTransport.Posix>) async throws -> Result
+    ) async throws -> Result {
+        let svid = svid ?? setup.broker
+        return try await withBroker(
+            setup,
+            presenting: try Certificate.chain(derConcatenated: svid.x509Svid),
+            key: try PrivateKey(pkcs8DER: svid.x509SvidKey),
+            body
+        )
+    }
+
+    static func pid(_ pid: Int32) -> Spiffe_Broker_WorkloadReference {
+        .with {
+            $0.reference = try! Google_Protobuf_Any(message: Spiffe_Broker_WorkloadPIDReference.with { $0.pid = pid })
+        }
+    }
+
+    static func pod(uid: String = "", namespace: String = "", name: String = "") -> Spiffe_Broker_WorkloadReference {
+        .with { reference in
+            reference.reference = try! Google_Protobuf_Any(
+                message: Spiffe_Broker_KubernetesObjectReference.with { object in
+                    object.type = .with {
+                        $0.plural = "pods"
+                        $0.group = "core"
+                    }
+                    if !namespace.isEmpty || !name.isEmpty {
+                        object.key = .with {
+                            $0.namespace = namespace
+                            $0.name = name
+                        }
+                    }
+                    object.uid = uid
+                }
+            )
+        }
+    }
+
+    /// The first X509-SVID message for `reference`, or the call's status.
+    static func firstX509(
+        _ api: Spiffe_Broker_API.Client<HTTP2ClientTransport.Posix>,
+        _ reference: Spiffe_Broker_WorkloadReference,
+        metadata: Metadata = header
+    ) async throws -> Spiffe_Broker_SubscribeToX509SVIDResponse {
+        try await api.subscribeToX509SVID(.with { $0.reference = reference }, metadata: metadata) { response in
+            for try await message in response.messages { return message }
+            throw RPCError(code: .unknown, message: "the stream ended without a message")
+        }
+    }
+
+    /// The status `body` fails with (nil when it succeeds), and the ErrorInfo reason if the server sent one.
+    static func failure(_ body: () async throws -> Void) async -> (RPCError.Code?, String?) {
+        do {
+            try await body()
+            return (nil, nil)
+        } catch let error as RPCError {
+            let status = try? error.unpackGoogleRPCStatus()
+            let reason = status?.details.compactMap { $0.errorInfo?.reason }.first
+            return (error.code, reason ?? error.message)
+        } catch {
+            return (.unknown, "\(error)")
+        }
+    }
+
+    @Test(
+        "an authorized broker gets a process's X.509 and JWT SVIDs by PID, and a pod's by UID; streams end with the workload"
+    )
+    func brokerFetches() async throws {
+        guard getuid() == 0 else {
+            print("skipped: the broker test runs a child under another uid")
+            return
+        }
+        let setup = try await Self.start()
+        let child = try await ChildProcess.start([
+            "/usr/bin/setpriv", "--reuid", "\(Self.childUID)", "--regid", "\(Self.childUID)", "--clear-groups",
+            "/bin/sleep", "120",
+        ])
+        #expect(
+            try await HelperTests.eventually {
+                HelperTests.read("/proc/\(child.pid)/comm") == "sleep\n"
+                    && HelperTests.read("/proc/\(child.pid)/status")?.contains("Uid:\t\(Self.childUID)") == true
+            }
+        )
+        let childPID = child.pid
+        try await Self.withBroker(setup) { api in
+            let x509 = try await Self.firstX509(api, Self.pid(childPID))
+            #expect(x509.svids.map(\.spiffeID) == ["spiffe://example.org/child"])
+            let leaf = try Certificate.chain(derConcatenated: x509.svids[0].x509Svid)[0]
+            #expect(leaf.spiffeID?.description == "spiffe://example.org/child")
+
+            let jwt = try await api.fetchJWTSVID(
+                .with {
+                    $0.reference = Self.pid(childPID)
+                    $0.audience = ["db"]
+                },
+                metadata: Self.header
+            )
+            #expect(jwt.svids.map(\.spiffeID) == ["spiffe://example.org/child"] && !jwt.svids[0].svid.isEmpty)
+
+            let bundles = try await api.subscribeToJWTBundles(
+                .with { $0.reference = Self.pid(childPID) },
+                metadata: Self.header
+            ) { response in
+                for try await message in response.messages { return message }
+                throw RPCError(code: .unknown, message: "no bundles")
+            }
+            #expect(bundles.bundles.keys.sorted() == ["spiffe://example.org"])
+
+            // The pod by UID, by namespace/name, and by both.
+            for reference in [
+                Self.pod(uid: Self.shopPodUID), Self.pod(namespace: "shop", name: "checkout-1"),
+                Self.pod(uid: Self.shopPodUID, namespace: "shop", name: "checkout-1"),
+            ] {
+                let pod = try await Self.firstX509(api, reference)
+                #expect(pod.svids.map(\.spiffeID) == ["spiffe://example.org/ns/shop/sa/checkout"])
+            }
+
+            // A stream for the child ends with NOT_FOUND once it exits.
+            let ended = await Self.failure {
+                try await api.subscribeToX509SVID(.with { $0.reference = Self.pid(childPID) }, metadata: Self.header) {
+                    response in
+                    var count = 0
+                    for try await _ in response.messages {
+                        count += 1
+                        if count == 1 { child.stop() }
+                    }
+                }
+            }
+            #expect(ended.0 == .notFound && ended.1 == "WORKLOAD_NOT_FOUND", "\(ended)")
+        }
+        await setup.stop()
+    }
+
+    @Test(
+        "refusals carry the standard's codes: header, broker identity, references to nothing, forged pods, unknown types"
+    )
+    func refusals() async throws {
+        guard getuid() == 0 else {
+            print("skipped: the broker test's entries are for uid 0")
+            return
+        }
+        let setup = try await Self.start()
+        let exited = try await ChildProcess.start(["/bin/true"])
+        _ = await exited.waitUntilExit()
+        let gonePID = exited.pid
+        try await Self.withBroker(setup) { api in
+            let gone = await Self.failure { _ = try await Self.firstX509(api, Self.pid(gonePID)) }
+            #expect(gone.0 == .notFound && gone.1 == "WORKLOAD_NOT_FOUND", "\(gone)")
+            let headerless = await Self.failure { _ = try await Self.firstX509(api, Self.pid(gonePID), metadata: [:]) }
+            #expect(headerless.0 == .invalidArgument, "\(headerless)")
+            let negative = await Self.failure { _ = try await Self.firstX509(api, Self.pid(-4)) }
+            #expect(negative.0 == .invalidArgument && negative.1 == "WORKLOAD_REFERENCE_INVALID", "\(negative)")
+            let empty = await Self.failure { _ = try await Self.firstX509(api, Spiffe_Broker_WorkloadReference()) }
+            #expect(empty.0 == .invalidArgument, "\(empty)")
+            let unknownType = Spiffe_Broker_WorkloadReference.with {
+                $0.reference = try! Google_Protobuf_Any(
+                    message: Spiffe_Broker_KubernetesObjectKey.with { $0.name = "x" }
+                )
+            }
+            let unknown = await Self.failure { _ = try await Self.firstX509(api, unknownType) }
+            #expect(unknown.0 == .invalidArgument && unknown.1 == "WORKLOAD_REFERENCE_INVALID", "\(unknown)")
+            let notOnNode = await Self.failure {
+                _ = try await Self.firstX509(api, Self.pod(uid: "00000000-0000-4000-8000-000000000000"))
+            }
+            #expect(notOnNode.0 == .notFound, "\(notOnNode)")
+            let forged = await Self.failure {
+                _ = try await Self.firstX509(
+                    api,
+                    Self.pod(uid: "00000000-0000-4000-8000-000000000000", namespace: "shop", name: "checkout-1")
+                )
+            }
+            #expect(forged.0 == .notFound && forged.1 == "WORKLOAD_NOT_FOUND", "\(forged)")
+            // The broker itself has identities, but an unknown process is not entitled: uid 65534 has no entry.
+            let stranger = try await ChildProcess.start([
+                "/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "/bin/sleep", "30",
+            ])
+            defer { stranger.stop() }
+            _ = try await HelperTests.eventually { HelperTests.read("/proc/\(stranger.pid)/comm") == "sleep\n" }
+            let unentitled = await Self.failure { _ = try await Self.firstX509(api, Self.pid(stranger.pid)) }
+            #expect(unentitled.0 == .permissionDenied && unentitled.1 == "WORKLOAD_NOT_ENTITLED", "\(unentitled)")
+        }
+        // An SVID of the trust domain that is not an authorized broker: PERMISSION_DENIED.
+        try await Self.withBroker(setup, as: setup.impostor) { api in
+            let refused = await Self.failure { _ = try await Self.firstX509(api, Self.pid(getpid())) }
+            #expect(refused.0 == .permissionDenied, "\(refused)")
+        }
+        // The authorized broker's SPIFFE ID in a certificate from a CA the trust domain does not have: no handshake.
+        let foreignCA = try CertificateAuthority.makeRoot(
+            trustDomain: try TrustDomain("example.org"),
+            keyType: .ecP256,
+            ttl: .seconds(3600),
+            now: Date()
+        )
+        let forgedKey = try PrivateKey(generating: .ecP256)
+        let forgedChain = try foreignCA.issueX509SVID(
+            csr: try CertificateSigningRequest(
+                privateKey: forgedKey,
+                spiffeID: try SPIFFEID("spiffe://example.org/broker"),
+                dnsNames: []
+            ),
+            spiffeID: try SPIFFEID("spiffe://example.org/broker"),
+            ttl: .seconds(600),
+            now: Date()
+        )
+        let forged = await Self.failure {
+            try await Self.withBroker(setup, presenting: forgedChain, key: forgedKey) { api in
+                _ = try await Self.firstX509(api, Self.pid(getpid()))
+            }
+        }
+        #expect(
+            forged.0 != nil && forged.0 != .permissionDenied,
+            "a forged broker SVID must not complete the handshake: \(forged)"
+        )
+        await setup.stop()
+    }
+}
