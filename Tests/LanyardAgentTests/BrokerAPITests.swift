@@ -25,6 +25,8 @@ struct BrokerAPITests {
         let kubelet: FakeKubelet
         let broker: WorkloadAPI_X509SVID
         let impostor: WorkloadAPI_X509SVID
+        /// Set when the endpoint listens on 127.0.0.1 instead of its Unix socket.
+        let tcpPort: Int?
         var socketPath: String { agent.directory + "/broker/broker.sock" }
 
         func stop() async {
@@ -34,7 +36,24 @@ struct BrokerAPITests {
         }
     }
 
-    static func start() async throws -> Setup {
+    /// A free TCP port on 127.0.0.1 (bound to port 0, read, closed).
+    static func freePort() throws -> Int {
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(probe) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(probe, $0, length) == 0 && getsockname(probe, $0, &length) == 0
+            }
+        }
+        guard bound else { throw TestAgentError("cannot find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func start(tcpPort: Int? = nil) async throws -> Setup {
         let kubelet = try await FakeKubelet.start(pods: [
             FakePod(
                 name: "checkout-1",
@@ -56,7 +75,7 @@ struct BrokerAPITests {
         let agent = try await TestAgent.start(
             """
             [broker]
-            socket_path = "\(directory)/broker/broker.sock"
+            \(tcpPort.map { "tcp_address = \"127.0.0.1:\($0)\"" } ?? "socket_path = \"\(directory)/broker/broker.sock\"")
             authorized_brokers = ["spiffe://example.org/broker"]
 
             [attestors.k8s]
@@ -89,7 +108,7 @@ struct BrokerAPITests {
         let own = try await WorkloadAPIClient(socketPath: agent.socketPath).fetchX509SVID().svids
         let broker = try #require(own.first { $0.spiffeID == "spiffe://example.org/broker" })
         let impostor = try #require(own.first { $0.spiffeID == "spiffe://example.org/impostor" })
-        return Setup(agent: agent, kubelet: kubelet, broker: broker, impostor: impostor)
+        return Setup(agent: agent, kubelet: kubelet, broker: broker, impostor: impostor, tcpPort: tcpPort)
     }
 
     /// A Broker API client presenting `svid` (chain and key) and checking the endpoint's chain against `bundle` and
@@ -103,7 +122,8 @@ struct BrokerAPITests {
         let anchors = try Certificate.chain(derConcatenated: setup.broker.bundle)
         let keyPEM = Array(try key.pemEncoded.utf8)
         let transport = try HTTP2ClientTransport.Posix(
-            target: .unixDomainSocket(path: setup.socketPath),
+            target: setup.tcpPort.map { .ipv4(address: "127.0.0.1", port: $0) as any ResolvableTarget }
+                ?? .unixDomainSocket(path: setup.socketPath),
             transportSecurity: .tls { tls in
                 tls.certificateChain = chain.map { .bytes(Array($0.derEncoded), format: .der) }
                 tls.privateKey = .bytes(keyPEM, format: .pem)
@@ -349,6 +369,22 @@ struct BrokerAPITests {
             forged.0 != nil && forged.0 != .permissionDenied,
             "a forged broker SVID must not complete the handshake: \(forged)"
         )
+        await setup.stop()
+    }
+
+    @Test("over TCP: the same mutual TLS, pods served, PID references refused (they name this node's processes only)")
+    func tcpEndpoint() async throws {
+        guard getuid() == 0 else {
+            print("skipped: the broker test's entries are for uid 0")
+            return
+        }
+        let setup = try await Self.start(tcpPort: try Self.freePort())
+        try await Self.withBroker(setup) { api in
+            let pod = try await Self.firstX509(api, Self.pod(uid: Self.shopPodUID))
+            #expect(pod.svids.map(\.spiffeID) == ["spiffe://example.org/ns/shop/sa/checkout"])
+            let local = await Self.failure { _ = try await Self.firstX509(api, Self.pid(getpid())) }
+            #expect(local.0 == .invalidArgument && local.1 == "WORKLOAD_REFERENCE_INVALID", "\(local)")
+        }
         await setup.stop()
     }
 }

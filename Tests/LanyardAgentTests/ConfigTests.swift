@@ -530,6 +530,12 @@ struct ConfigTests {
         let broker = try #require(config.broker)
         #expect(broker.spiffeID.description == "spiffe://example.org/lanyard/broker-endpoint")
         #expect(broker.authorizedBrokers.map(\.description) == ["spiffe://example.org/ztunnel"])
+        #expect(broker.address == .unix(path: "/run/lanyard/broker/broker.sock"))
+        let tcp = try AgentConfig.parse(
+            minimal + "\n[broker]\ntcp_address = \"[::1]:8443\"\nauthorized_brokers = [\"spiffe://example.org/z\"]\n",
+            path: "t.toml"
+        )
+        #expect(tcp.broker?.address == .tcp(host: "::1", port: 8443))
         for (text, reason) in [
             ("socket_path = \"/b.sock\"", "broker.authorized_brokers: the broker endpoint needs at least one"),
             ("socket_path = \"/b.sock\"\nauthorized_brokers = [\"spiffe://other.org/x\"]", "not in trust domain"),
@@ -539,6 +545,12 @@ struct ConfigTests {
                 "broker.spiffe_id"
             ),
             ("socket_path = \"/b.sock\"\nauthorized_brokers = [\"not an id\"]", "broker.authorized_brokers"),
+            ("tcp_address = \"broker.example:8443\"\nauthorized_brokers = [\"spiffe://example.org/x\"]", "broker.tcp_address"),
+            ("tcp_address = \"127.0.0.1:0\"\nauthorized_brokers = [\"spiffe://example.org/x\"]", "broker.tcp_address"),
+            (
+                "socket_path = \"/b.sock\"\ntcp_address = \"127.0.0.1:8443\"\nauthorized_brokers = [\"spiffe://example.org/x\"]",
+                "not both"
+            ),
         ] {
             do {
                 _ = try AgentConfig.parse(minimal + "\n[broker]\n" + text + "\n", path: "t.toml")

@@ -97,32 +97,40 @@ struct SystemdTests {
             environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "400000"]
         )
         let beforeReady = try #require(
-            try await offPool { listener.wait(for: "READY=1", timeout: 60) },
+            try await withDeadline(.seconds(90), "waiting for READY=1") {
+                try await offPool { listener.wait(for: "READY=1", timeout: 60) }
+            },
             "no READY=1; log: \(agent.log)"
         )
         // Ready means served: a fetch right now succeeds.
-        let response = try await WorkloadAPIClient(socketPath: socket).fetchX509SVID()
+        let response = try await withDeadline(.seconds(30), "the first fetch after READY=1 (log: \(agent.log))") {
+            try await WorkloadAPIClient(socketPath: socket).fetchX509SVID()
+        }
         #expect(response.svids.first?.spiffeID == "spiffe://example.org/root-workload")
         #expect(beforeReady.dropLast().allSatisfy { !$0.contains("READY=1") })
         #expect(beforeReady.last?.contains("STATUS=serving 1 of 1 identities for example.org") == true)
 
         // Pings queued while the fetch ran are drained first; then a window of 1.5 s at a 400 ms watchdog (pings
         // every 200 ms) must see at least 4 and, since delays under load only bunch pings, never more than 10.
-        let pings = try await offPool {
-            while listener.next(timeout: 0) != nil {}
-            var pings = 0
-            let window = Date() + 1.5
-            while Date() < window, let message = listener.next(timeout: window.timeIntervalSinceNow) {
-                if message.contains("WATCHDOG=1") { pings += 1 }
+        let pings = try await withDeadline(.seconds(30), "counting watchdog pings") {
+            try await offPool {
+                while listener.next(timeout: 0) != nil {}
+                var pings = 0
+                let window = Date() + 1.5
+                while Date() < window, let message = listener.next(timeout: window.timeIntervalSinceNow) {
+                    if message.contains("WATCHDOG=1") { pings += 1 }
+                }
+                return pings
             }
-            return pings
         }
         #expect((4...10).contains(pings), "\(pings) watchdog pings in 1.5 s at a 400 ms watchdog")
 
         // An open stream (a `lanyard api watch` process) ends cleanly when the agent stops.
         let watchDirectory = directory + "/watch"
         try FileManager.default.createDirectory(atPath: watchDirectory, withIntermediateDirectories: true)
-        let watcher = try await AgentProcess(["api", "watch", "--socket", socket], directory: watchDirectory)
+        let watcher = try await withDeadline(.seconds(30), "starting lanyard api watch") {
+            try await AgentProcess(["api", "watch", "--socket", socket], directory: watchDirectory)
+        }
         for _ in 0..<500 where !watcher.log.contains("received 1 svid") { try await Task.sleep(for: .milliseconds(20)) }
         #expect(watcher.log.contains("received 1 svid"), "watch log: \(watcher.log)")
 

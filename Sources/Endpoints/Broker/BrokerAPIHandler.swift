@@ -24,6 +24,8 @@ struct BrokerAPIHandler: Spiffe_Broker_API.ServiceProtocol {
     let authorizedBrokers: Set<SPIFFEID>
     let logger: Logger
     var presenceInterval: Duration = .seconds(1)
+    /// False on a TCP endpoint: PID references name processes of this node only, so they are refused there.
+    var servesLocalReferences = true
 
     func subscribeToX509SVID(
         request: ServerRequest<Spiffe_Broker_SubscribeToX509SVIDRequest>,
@@ -139,6 +141,12 @@ struct BrokerAPIHandler: Spiffe_Broker_API.ServiceProtocol {
         }
         do {
             let target = try Self.target(of: reference)
+            if case .pid = target, !servesLocalReferences {
+                throw BrokerReferenceError(
+                    .invalid,
+                    "PID references are served only on the broker endpoint's Unix socket, never over TCP"
+                )
+            }
             let caller = try await backend.resolve(target)
             return (target, caller)
         } catch let error as BrokerReferenceError {

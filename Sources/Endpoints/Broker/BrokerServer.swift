@@ -1,5 +1,6 @@
 public import Foundation
 import GRPCCore
+import GRPCNIOTransportCore
 import GRPCNIOTransportHTTP2
 public import Logging
 public import NIOCertificateReloading
@@ -7,41 +8,65 @@ import NIOCore
 import NIOSSL
 public import SPIFFE
 
-/// The SPIFFE Broker Endpoint (incubating): the Broker API over gRPC with mutual TLS on a Unix socket.
+/// The SPIFFE Broker Endpoint (incubating): the Broker API over gRPC with mutual TLS on a Unix socket or TCP.
 ///
 /// The endpoint presents the agent's broker-endpoint SVID (`identity`, renewed under open connections); a client
 /// must present an X509-SVID whose chain `verifyClient` accepts (the trust domain's current bundle), and the handler
 /// then requires its SPIFFE ID to be an authorized broker. A client without a valid SVID never completes the
 /// handshake.
 public struct BrokerServer: Sendable {
-    public let socketPath: String
+    /// Where the endpoint listens. Over TCP, references to local processes (PIDs) are refused: the Broker API
+    /// standard forbids local references across network boundaries, and a TCP peer may be on another node.
+    public enum Address: Sendable, Equatable, CustomStringConvertible {
+        case unix(path: String)
+        /// An IPv4 or IPv6 literal and a port.
+        case tcp(host: String, port: Int)
+
+        public var description: String {
+            switch self {
+            case .unix(let path): "unix://\(path)"
+            case .tcp(let host, let port): host.contains(":") ? "tcp://[\(host)]:\(port)" : "tcp://\(host):\(port)"
+            }
+        }
+    }
+
+    public let address: Address
     let identity: any CertificateReloader
     let verifyClient: @Sendable ([Data]) -> Bool
     let handler: BrokerAPIHandler
     let logger: Logger
 
     public init(
-        socketPath: String,
+        address: Address,
         identity: any CertificateReloader,
         verifyClient: @escaping @Sendable ([Data]) -> Bool,
         backend: any BrokerBackend,
         authorizedBrokers: Set<SPIFFEID>,
         logger: Logger
     ) {
-        self.socketPath = socketPath
+        self.address = address
         self.identity = identity
         self.verifyClient = verifyClient
-        self.handler = BrokerAPIHandler(backend: backend, authorizedBrokers: authorizedBrokers, logger: logger)
+        var handler = BrokerAPIHandler(backend: backend, authorizedBrokers: authorizedBrokers, logger: logger)
+        if case .tcp = address { handler.servesLocalReferences = false }
+        self.handler = handler
         self.logger = logger
     }
 
     /// Serves until cancelled; `onListening` runs once the socket accepts connections.
     public func run(onListening: @escaping @Sendable () -> Void = {}) async throws {
-        let directory = (socketPath as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let bindAddress: GRPCNIOTransportCore.SocketAddress
+        switch address {
+        case .unix(let path):
+            let directory = (path as NSString).deletingLastPathComponent
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            bindAddress = .unixDomainSocket(path: path)
+        case .tcp(let host, let port):
+            bindAddress = host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
+        }
         let verify = verifyClient
         let transport = HTTP2ServerTransport.Posix(
-            address: .unixDomainSocket(path: socketPath),
+            address: bindAddress,
             transportSecurity: try .mTLS(certificateReloader: identity) { tls in
                 tls.clientCertificateVerification = .noHostnameVerification
                 tls.customVerificationCallback = { certificates, promise in
@@ -61,7 +86,7 @@ public struct BrokerServer: Sendable {
             group.addTask { try await server.serve() }
             group.addTask {
                 if try await transport.listeningAddress != nil {
-                    logger.info("broker endpoint listening", metadata: [LogKey.socketPath: "\(socketPath)"])
+                    logger.info("broker endpoint listening", metadata: [LogKey.socketPath: "\(address)"])
                     onListening()
                 }
             }

@@ -275,11 +275,29 @@ public struct Agent: Sendable {
                 logger: logger,
                 handler: { await api.handle($0) }
             )
-            services.append(.init(service: AdminService(server: admin, logger: logger, onListening: onListening)))
+            services.append(
+                .init(
+                    service: OptionalEndpointService(
+                        description: "admin",
+                        socketPath: admin.socketPath,
+                        serve: { try await admin.run(onListening: $0) },
+                        logger: logger,
+                        onListening: onListening
+                    )
+                )
+            )
         }
         if let brokerServer {
             services.append(
-                .init(service: BrokerService(server: brokerServer, logger: logger, onListening: onListening))
+                .init(
+                    service: OptionalEndpointService(
+                        description: "broker",
+                        socketPath: "\(brokerServer.address)",
+                        serve: { try await brokerServer.run(onListening: $0) },
+                        logger: logger,
+                        onListening: onListening
+                    )
+                )
             )
         }
         if let interval = notifier.watchdogInterval {
@@ -442,7 +460,7 @@ extension Agent {
             }
         }
         return BrokerServer(
-            socketPath: settings.socketPath,
+            address: settings.address,
             identity: BrokerIdentity(spiffeID: settings.spiffeID, authority: local.authority, clock: clock),
             verifyClient: verifyClient,
             backend: AgentBrokerBackend(backend: backend, attestors: attestors, procRoot: "/proc"),
@@ -452,41 +470,15 @@ extension Agent {
     }
 }
 
-/// The Broker Endpoint as a lifecycle service. One that cannot listen is logged and left out, like the admin one.
-struct BrokerService: Service, CustomStringConvertible {
-    var description: String { "broker" }
-    let server: BrokerServer
-    let logger: Logger
-    let onListening: @Sendable () -> Void
-
-    func run() async throws {
-        let reported = Mutex(false)
-        let report: @Sendable () -> Void = {
-            if reported.withLock({ was in
-                defer { was = true }; return !was
-            }) {
-                onListening()
-            }
-        }
-        defer { report() }
-        do {
-            try await cancelWhenGracefulShutdown { try await server.run(onListening: report) }
-        } catch  where !Task.isCancelled {
-            report()
-            logger.error(
-                "the broker endpoint cannot listen; serving without it",
-                metadata: [LogKey.socketPath: "\(server.socketPath)", LogKey.error: "\(error)"]
-            )
-            try? await gracefulShutdown()
-        }
-    }
-}
-
-/// The admin endpoint as a lifecycle service. One that cannot listen (its directory cannot be created, say) is
-/// logged and left out: operators lose `lanyard status`, workloads lose nothing.
-struct AdminService: Service, CustomStringConvertible {
-    var description: String { "admin" }
-    let server: AdminServer
+/// An endpoint besides the Workload API's (admin, broker) as a lifecycle service. One that cannot listen (its
+/// directory cannot be created, say) is logged and left out: operators lose `lanyard status` or brokers their
+/// endpoint, workloads lose nothing.
+struct OptionalEndpointService: Service, CustomStringConvertible {
+    /// `admin` or `broker`, for the log.
+    let description: String
+    let socketPath: String
+    /// Serves until cancelled, calling its argument once listening.
+    let serve: @Sendable (_ onListening: @escaping @Sendable () -> Void) async throws -> Void
     let logger: Logger
     /// Called once the socket listens, or once it is clear it never will (readiness must not wait for it).
     let onListening: @Sendable () -> Void
@@ -502,12 +494,12 @@ struct AdminService: Service, CustomStringConvertible {
         }
         defer { report() }
         do {
-            try await cancelWhenGracefulShutdown { try await server.run(onListening: report) }
+            try await cancelWhenGracefulShutdown { try await serve(report) }
         } catch  where !Task.isCancelled {
             report()
             logger.error(
-                "the admin endpoint cannot listen; serving without it",
-                metadata: [LogKey.socketPath: "\(server.socketPath)", LogKey.error: "\(error)"]
+                "the \(description) endpoint cannot listen; serving without it",
+                metadata: [LogKey.socketPath: "\(socketPath)", LogKey.error: "\(error)"]
             )
             try? await gracefulShutdown()
         }

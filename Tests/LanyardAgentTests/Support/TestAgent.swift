@@ -245,3 +245,24 @@ struct TestAdminClient: Sendable {
         try await offPool { [client] in try client.logLevel(set: level) }
     }
 }
+
+/// Runs `body`, failing with `what` if it takes longer than `limit`: a call without a deadline of its own (a gRPC
+/// fetch) then fails its test with a reason instead of holding the suite until the time limit.
+func withDeadline<T: Sendable>(
+    _ limit: Duration,
+    _ what: String,
+    _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else {
+            throw TestAgentError("\(what) took longer than \(limit)")
+        }
+        return value
+    }
+}
