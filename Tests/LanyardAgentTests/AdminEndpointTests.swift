@@ -86,7 +86,10 @@ struct AdminEndpointTests {
         #expect(before.upstream.serverAddress == "127.0.0.1:\(server.port)")
         #expect(before.upstream.agentId == server.agentIDs.first?.description)
         #expect(before.upstream.agentSvidExpiry.map { $0 > Date() } == true)
-        #expect(before.upstream.lastError == nil && before.caGenerations == nil)
+        // Healthy now; a sync that failed once while the loaded machine started everything stays the last error
+        // (it is history, not state), so only "not failing" is asserted.
+        #expect(before.upstream.failingSince == nil, "failing: \(before.upstream.lastError ?? "")")
+        #expect(before.caGenerations == nil)
         await server.stop()
         #expect(
             try await SPIREUpstreamIntegrationTests.eventually {

@@ -90,33 +90,33 @@ struct DockerAttestationTests {
         guard let root = SystemdAttestationTests.cgroupRoot() else { return }
         let directory = TestAgent.makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try FileManager.default.createDirectory(atPath: directory + "/run/1000", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory + "/run/1008", withIntermediateDirectories: true)
         let own = FakeContainer(image: "docker.io/library/redis:7", labels: ["app": "web"])
-        let users = try await FakeDockerEngine.start(socketPath: directory + "/run/1000/podman.sock", containers: [own])
+        let users = try await FakeDockerEngine.start(socketPath: directory + "/run/1008/podman.sock", containers: [own])
         let system = try await FakeDockerEngine.start(socketPath: directory + "/podman.sock", containers: [own])
         defer {
             Task {
                 await users.stop(); await system.stop()
             }
         }
-        chown(users.socketPath, 1000, 1000)
+        chown(users.socketPath, 1008, 1008)
         let attestor = DockerAttestor(
             config: .init(dockerSocketPath: nil, podmanSocketPathTemplate: directory + "/run/%d/podman.sock")
         )
         let process = try await CgroupProcess.start(
             root: root,
-            path: "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-\(own.id).scope"
+            path: "/user.slice/user-1008.slice/user@1008.service/user.slice/libpod-\(own.id).scope"
         )
         defer { Task { await process.stop() } }
-        #expect(try await Self.selectors(attestor, process) == Self.expected(own, prefix: "user:1000:"))
+        #expect(try await Self.selectors(attestor, process) == Self.expected(own, prefix: "user:1008:"))
 
         // The socket belongs to someone else: refused before connecting.
         chown(users.socketPath, 1001, 1001)
         await #expect(throws: AttestationError.self) { try await Self.selectors(attestor, process) }
         // A symlink the user placed to the system's socket: refused (never followed).
-        try FileManager.default.moveItem(atPath: users.socketPath, toPath: directory + "/run/1000/real.sock")
+        try FileManager.default.moveItem(atPath: users.socketPath, toPath: directory + "/run/1008/real.sock")
         try FileManager.default.createSymbolicLink(atPath: users.socketPath, withDestinationPath: system.socketPath)
-        lchown(users.socketPath, 1000, 1000)
+        lchown(users.socketPath, 1008, 1008)
         do {
             _ = try await Self.selectors(attestor, process)
             Issue.record("a symlinked socket was followed")
@@ -164,14 +164,14 @@ struct DockerAttestationTests {
     func agentEndToEnd() async throws {
         guard let root = SystemdAttestationTests.cgroupRoot() else { return }
         let directory = TestAgent.makeDirectory()
-        try FileManager.default.createDirectory(atPath: directory + "/run/1000", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory + "/run/1008", withIntermediateDirectories: true)
         let impostor = FakeContainer(image: Self.web.image, labels: Self.web.labels)
         let docker = try await FakeDockerEngine.start(socketPath: directory + "/docker.sock", containers: [Self.web])
         let users = try await FakeDockerEngine.start(
-            socketPath: directory + "/run/1000/podman.sock",
+            socketPath: directory + "/run/1008/podman.sock",
             containers: [impostor]
         )
-        chown(users.socketPath, 1000, 1000)
+        chown(users.socketPath, 1008, 1008)
         defer {
             Task {
                 await docker.stop(); await users.stop()
@@ -204,7 +204,7 @@ struct DockerAttestationTests {
 
         let (rootless, createdRootless) = CgroupProcess.make(
             root: root,
-            path: "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-\(impostor.id).scope"
+            path: "/user.slice/user-1008.slice/user@1008.service/user.slice/libpod-\(impostor.id).scope"
         )
         defer { CgroupProcess.remove(createdRootless) }
         let denied = try await LanyardCLI.runTool([

@@ -62,9 +62,9 @@ struct SystemdAttestationTests {
         // Below a user's manager the user arranges the cgroups: only a user unit, tagged with the uid, never an id.
         let editor = try await CgroupProcess.start(
             root: root,
-            path: "/user.slice/user-1000.slice/user@1000.service/app.slice/\(tag)-editor.service"
+            path: "/user.slice/user-1007.slice/user@1007.service/app.slice/\(tag)-editor.service"
         )
-        #expect(try await Self.selectors(attestor, editor) == ["systemd:user_unit:1000:\(tag)-editor.service"])
+        #expect(try await Self.selectors(attestor, editor) == ["systemd:user_unit:1007:\(tag)-editor.service"])
         await editor.stop()
 
         // Not in a unit (a cgroup systemd did not create): no systemd selectors, and no error.

@@ -32,9 +32,12 @@ struct CgroupProcess {
         var directory = root
         for _ in 0..<10 {
             directory = root
-            for segment in path.split(separator: "/") {
+            for (depth, segment) in path.split(separator: "/").enumerated() {
                 directory += "/\(segment)"
-                if mkdir(directory, 0o755) == 0 { created.append(directory) }
+                // Top-level slices (system.slice, user.slice) are shared with other suites running at the same
+                // time, and are systemd's own on a real host: made when missing, never removed.
+                let shared = depth == 0 && segment.hasSuffix(".slice")
+                if mkdir(directory, 0o755) == 0 && !shared { created.append(directory) }
             }
             if FileManager.default.fileExists(atPath: directory + "/cgroup.procs") { break }
         }
