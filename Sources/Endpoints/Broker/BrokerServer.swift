@@ -7,7 +7,6 @@ public import NIOCertificateReloading
 import NIOCore
 import NIOSSL
 public import SPIFFE
-import Synchronization
 
 /// The SPIFFE Broker Endpoint (incubating): the Broker API over gRPC with mutual TLS on a Unix socket or TCP.
 ///
@@ -16,16 +15,6 @@ import Synchronization
 /// then requires its SPIFFE ID to be an authorized broker. A client without a valid SVID never completes the
 /// handshake.
 public struct BrokerServer: Sendable {
-    /// Connections held at once, before and after the handshake: beyond it new ones are closed as they are accepted,
-    /// so clients that never finish a handshake cannot take the agent's descriptors.
-    public static let maximumConnections = 256
-    /// A connection with no call for this long is closed.
-    public static let idleTimeout: Duration = .seconds(300)
-    /// Streams one connection may hold open (a broker multiplexes its workloads' calls on few connections).
-    public static let maximumStreamsPerConnection = 1024
-    /// Broker API requests are small: a reference and a few audiences.
-    public static let maximumRequestSize = 64 << 10
-
     /// Where the endpoint listens. Over TCP, references to local processes (PIDs) are refused: the Broker API
     /// standard forbids local references across network boundaries, and a TCP peer may be on another node.
     public enum Address: Sendable, Equatable, CustomStringConvertible {
@@ -76,19 +65,6 @@ public struct BrokerServer: Sendable {
             bindAddress = host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
         }
         let verify = verifyClient
-        var config = HTTP2ServerTransport.Posix.Config.defaults
-        config.connection.maxIdleTime = Self.idleTimeout
-        config.http2.maxConcurrentStreams = Self.maximumStreamsPerConnection
-        config.rpc.maxRequestPayloadSize = Self.maximumRequestSize
-        let open = ConnectionCount(limit: Self.maximumConnections)
-        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
-            if open.acquire() {
-                channel.closeFuture.whenComplete { _ in open.release() }
-            } else {
-                channel.close(promise: nil)
-            }
-            return channel.eventLoop.makeSucceededVoidFuture()
-        }
         let transport = HTTP2ServerTransport.Posix(
             address: bindAddress,
             transportSecurity: try .mTLS(certificateReloader: identity) { tls in
@@ -103,8 +79,7 @@ public struct BrokerServer: Sendable {
                         promise.succeed(.failed)
                     }
                 }
-            },
-            config: config
+            }
         )
         let server = GRPCServer(transport: transport, services: [handler])
         try await withThrowingDiscardingTaskGroup { group in
@@ -116,27 +91,5 @@ public struct BrokerServer: Sendable {
                 }
             }
         }
-    }
-}
-
-/// How many broker connections are open, against a limit.
-private final class ConnectionCount: Sendable {
-    private let count = Mutex(0)
-    let limit: Int
-
-    init(limit: Int) {
-        self.limit = limit
-    }
-
-    func acquire() -> Bool {
-        count.withLock { count in
-            guard count < limit else { return false }
-            count += 1
-            return true
-        }
-    }
-
-    func release() {
-        count.withLock { $0 -= 1 }
     }
 }
