@@ -102,7 +102,7 @@ package final class ManualClock: AgentClock {
             try await Task.sleep(for: .milliseconds(20))
             if done() { return true }
             guard let next = nextWake, next <= end else {
-                return try await realTimeWait(for: done, timeout: grace)
+                return try await waitInRealTime(for: done, timeout: grace)
             }
             await advanceToNextWakeAndSettle()
         }
@@ -141,7 +141,8 @@ package final class ManualClock: AgentClock {
     }
 
     /// Polls `done()` in real time until it holds or `timeout` passes.
-    private func realTimeWait(for done: @Sendable () -> Bool, timeout: Duration) async throws -> Bool {
+    /// Waits in real time, the clock standing still, until `done()` holds or `timeout` passes; returns whether it holds.
+    package func waitInRealTime(for done: @Sendable () -> Bool, timeout: Duration) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout
         while !done() {
             guard ContinuousClock.now < deadline else { return false }

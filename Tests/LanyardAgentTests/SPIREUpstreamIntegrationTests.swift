@@ -26,6 +26,7 @@ struct SPIREUpstreamIntegrationTests {
         directory: String,
         attestor: String = "node_attestor = \"join_token\"\njoin_token = \"token-1\"",
         syncInterval: String = "250ms",
+        requestTimeout: String = "2s",
         bundlePEM: String? = nil
     ) throws -> String {
         try Data((bundlePEM ?? server.bundlePEM).utf8).write(to: URL(fileURLWithPath: directory + "/bootstrap.pem"))
@@ -34,7 +35,7 @@ struct SPIREUpstreamIntegrationTests {
             server_address = "127.0.0.1:\(server.port)"
             trust_bundle_path = "\(directory)/bootstrap.pem"
             sync_interval = "\(syncInterval)"
-            request_timeout = "2s"
+            request_timeout = "\(requestTimeout)"
             \(attestor)
             """
     }

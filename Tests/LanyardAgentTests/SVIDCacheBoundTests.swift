@@ -30,8 +30,15 @@ struct SVIDCacheBoundTests {
         try server.addEntry(spiffeID: "spiffe://example.org/web", selectors: ["unix:uid:0"])
         let directory = TestAgent.makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        // An hour between syncs: any signing seen below was asked for by the caller, not brought by a sync.
-        let upstream = try SPIREUpstreamIntegrationTests.upstream(server, directory: directory, syncInterval: "1h")
+        // An hour between syncs: any signing seen below was asked for by the caller, not brought by a sync. The
+        // sync of 10,000 entries is one call: on a loaded machine (110 CLI processes of another test at once) it
+        // took over 2 s, timed out, and the retry came 50 s later; the bound here is for that call, not a claim.
+        let upstream = try SPIREUpstreamIntegrationTests.upstream(
+            server,
+            directory: directory,
+            syncInterval: "1h",
+            requestTimeout: "30s"
+        )
         let started = ContinuousClock.now
         let agent = try await TestAgent.start(
             "",

@@ -153,6 +153,12 @@ struct WorkloadAPIIntegrationTests {
             try await agent.client.watchX509SVID(count: 2) { _ in received.withLock { $0 += 1 } }
         }
         defer { watching.cancel() }
+        // The stream is open (its first message came) before time moves: on a loaded machine the renewal could
+        // otherwise come before the stream and be its first message.
+        try #require(
+            try await clock.waitInRealTime(for: { received.withLock { $0 } == 1 }, timeout: .seconds(30)),
+            "the stream's first message never came"
+        )
         try #require(try await clock.run(until: { received.withLock { $0 } == 2 }, limit: .seconds(30)))
         let messages = try await watching.value
         await agent.stop()

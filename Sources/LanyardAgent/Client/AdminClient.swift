@@ -79,6 +79,8 @@ public struct AdminClient: Sendable {
         while true {
             let count = recv(descriptor, &buffer, buffer.count, 0)
             if count == 0 { break }
+            // A signal (a debugger, a terminal resize) interrupts a receive with a timeout: not an answer.
+            if count < 0 && errno == EINTR { continue }
             guard count > 0 else {
                 throw Failure(code: "UNAVAILABLE", message: "reading the answer: \(String(cString: strerror(errno)))")
             }
@@ -106,6 +108,7 @@ public struct AdminClient: Sendable {
             var offset = 0
             while offset < raw.count {
                 let sent = Glibc.send(descriptor, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                if sent < 0 && errno == EINTR { continue }
                 guard sent > 0 else {
                     throw Failure(
                         code: "UNAVAILABLE",

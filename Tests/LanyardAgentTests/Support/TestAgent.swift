@@ -157,8 +157,21 @@ struct TestAgentError: Error, CustomStringConvertible {
 struct LanyardCLI {
     let binary: String
 
-    /// Copies the binary next to the tests into `directory`, so processes under other uids can execute it.
+    /// Puts the binary into `directory`, where processes under other uids can execute it: a hard link to one
+    /// world-readable copy per build, since copying the 160 MB debug binary for every test kept one of the two
+    /// cooperative threads busy and starved the in-process agents of the tests running beside it.
     init(copyInto directory: String) throws {
+        binary = directory + "/lanyard"
+        try? FileManager.default.removeItem(atPath: binary)
+        let shared = try Self.sharedCopy.get()
+        if link(shared, binary) != 0 {
+            try FileManager.default.copyItem(atPath: shared, toPath: binary)
+        }
+    }
+
+    /// One copy of the built binary under `/tmp/lanyard-test-cli/<size>-<mtime>`, made once per test process (and
+    /// reused by the next run of the same build); copies of earlier builds are removed.
+    private static let sharedCopy: Result<String, any Error> = Result {
         var source = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
             "lanyard"
         ).path
@@ -168,10 +181,28 @@ struct LanyardCLI {
                     "../../../.build/debug/lanyard"
                 ).standardized.path
         }
-        binary = directory + "/lanyard"
-        try? FileManager.default.removeItem(atPath: binary)
-        try FileManager.default.copyItem(atPath: source, toPath: binary)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: binary)
+        let attributes = try FileManager.default.attributesOfItem(atPath: source)
+        let size = (attributes[.size] as? NSNumber)?.int64Value ?? 0
+        let modified = Int64((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
+        let root = "/tmp/lanyard-test-cli"
+        let build = "\(size)-\(modified)"
+        let copy = "\(root)/\(build)/lanyard"
+        if FileManager.default.fileExists(atPath: copy) { return copy }
+        try FileManager.default.createDirectory(
+            atPath: root + "/" + build,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o755]
+        )
+        chmod(root, 0o755)
+        for old in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where old != build {
+            try? FileManager.default.removeItem(atPath: root + "/" + old)
+        }
+        let partial = copy + ".\(getpid())"
+        try? FileManager.default.removeItem(atPath: partial)
+        try FileManager.default.copyItem(atPath: source, toPath: partial)
+        chmod(partial, 0o755)
+        guard rename(partial, copy) == 0 else { throw TestAgentError("cannot place \(copy): errno \(errno)") }
+        return copy
     }
 
     func run(
