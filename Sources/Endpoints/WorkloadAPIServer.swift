@@ -96,7 +96,8 @@ public final class WorkloadAPIServer: Sendable {
             backend: backend,
             callers: callers,
             logger: logger,
-            allowUnauthenticatedVerifiers: allowUnauthenticatedVerifiers
+            allowUnauthenticatedVerifiers: allowUnauthenticatedVerifiers,
+            clock: clock
         )
         var services: [any RegistrableRPCService] = [handler]
         if sds.isEnabled {

@@ -10,6 +10,7 @@ import NIOSSL
 import SPIFFE
 import SPIFFECrypto
 import SwiftProtobuf
+import Synchronization
 import Testing
 
 /// The SPIFFE Broker API over the agent's Broker Endpoint: real mutual TLS on a Unix socket, the test process as the
@@ -25,6 +26,7 @@ struct BrokerAPITests {
         let kubelet: FakeKubelet
         let broker: WorkloadAPI_X509SVID
         let impostor: WorkloadAPI_X509SVID
+        let logs: LogCapture
         /// Set when the endpoint listens on 127.0.0.1 instead of its Unix socket.
         let tcpPort: Int?
         var socketPath: String { agent.directory + "/broker/broker.sock" }
@@ -53,7 +55,7 @@ struct BrokerAPITests {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    static func start(tcpPort: Int? = nil) async throws -> Setup {
+    static func start(tcpPort: Int? = nil, limits: String = "") async throws -> Setup {
         let kubelet = try await FakeKubelet.start(pods: [
             FakePod(
                 name: "checkout-1",
@@ -72,11 +74,13 @@ struct BrokerAPITests {
         let directory = TestAgent.makeDirectory()
         try Data("fake-kubelet-token".utf8).write(to: URL(fileURLWithPath: directory + "/token"))
         try Data(kubelet.caPEM.utf8).write(to: URL(fileURLWithPath: directory + "/ca.crt"))
+        let logs = LogCapture()
         let agent = try await TestAgent.start(
             """
             [broker]
             \(tcpPort.map { "tcp_address = \"127.0.0.1:\($0)\"" } ?? "socket_path = \"\(directory)/broker/broker.sock\"")
             authorized_brokers = ["spiffe://example.org/broker"]
+            \(limits)
 
             [attestors.k8s]
             enabled = true
@@ -103,27 +107,55 @@ struct BrokerAPITests {
             spiffe_id = "spiffe://example.org/ns/shop/sa/checkout"
             selectors = ["k8s:ns:shop", "k8s:sa:checkout"]
             """,
-            directory: directory
+            directory: directory,
+            logs: logs
         )
         let own = try await WorkloadAPIClient(socketPath: agent.socketPath).fetchX509SVID().svids
         let broker = try #require(own.first { $0.spiffeID == "spiffe://example.org/broker" })
         let impostor = try #require(own.first { $0.spiffeID == "spiffe://example.org/impostor" })
-        return Setup(agent: agent, kubelet: kubelet, broker: broker, impostor: impostor, tcpPort: tcpPort)
+        return Setup(
+            agent: agent,
+            kubelet: kubelet,
+            broker: broker,
+            impostor: impostor,
+            logs: logs,
+            tcpPort: tcpPort
+        )
     }
 
-    /// A Broker API client presenting `svid` (chain and key) and checking the endpoint's chain against `bundle` and
-    /// its SPIFFE ID.
+    /// A Broker API client presenting `svid` (chain and key) and checking the endpoint's chain against the trust
+    /// domain's bundle and its SPIFFE ID.
     static func withBroker<Result: Sendable>(
         _ setup: Setup,
         presenting chain: [Certificate],
         key: PrivateKey,
         _ body: @Sendable (Spiffe_Broker_API.Client<HTTP2ClientTransport.Posix>) async throws -> Result
     ) async throws -> Result {
-        let anchors = try Certificate.chain(derConcatenated: setup.broker.bundle)
+        try await withBroker(
+            at: setup.tcpPort.map { .ipv4(address: "127.0.0.1", port: $0) as any ResolvableTarget }
+                ?? .unixDomainSocket(path: setup.socketPath),
+            anchors: try Certificate.chain(derConcatenated: setup.broker.bundle),
+            endpointID: "spiffe://example.org/lanyard/broker-endpoint",
+            presenting: chain,
+            key: key,
+            body
+        )
+    }
+
+    /// A Broker API client at `target` presenting `chain` and `key`; the endpoint must present an X509-SVID for
+    /// `endpointID` that verifies against `anchors` (its leaf is passed to `onEndpoint`).
+    static func withBroker<Result: Sendable>(
+        at target: any ResolvableTarget,
+        anchors: [Certificate],
+        endpointID: String,
+        presenting chain: [Certificate],
+        key: PrivateKey,
+        onEndpoint: @escaping @Sendable (Certificate) -> Void = { _ in },
+        _ body: @Sendable (Spiffe_Broker_API.Client<HTTP2ClientTransport.Posix>) async throws -> Result
+    ) async throws -> Result {
         let keyPEM = Array(try key.pemEncoded.utf8)
         let transport = try HTTP2ClientTransport.Posix(
-            target: setup.tcpPort.map { .ipv4(address: "127.0.0.1", port: $0) as any ResolvableTarget }
-                ?? .unixDomainSocket(path: setup.socketPath),
+            target: target,
             transportSecurity: .tls { tls in
                 tls.certificateChain = chain.map { .bytes(Array($0.derEncoded), format: .der) }
                 tls.privateKey = .bytes(keyPEM, format: .pem)
@@ -136,10 +168,11 @@ struct BrokerAPITests {
                             bundle: X509Bundle(trustDomain: try TrustDomain("example.org"), authorities: anchors),
                             at: Date()
                         )
-                        guard id.description == "spiffe://example.org/lanyard/broker-endpoint" else {
+                        guard id.description == endpointID else {
                             promise.succeed(.failed)
                             return
                         }
+                        onEndpoint(presented[0])
                         promise.succeed(
                             .certificateVerified(VerificationMetadata(ValidatedCertificateChain(certificates)))
                         )
@@ -386,5 +419,162 @@ struct BrokerAPITests {
             #expect(local.0 == .invalidArgument && local.1 == "WORKLOAD_REFERENCE_INVALID", "\(local)")
         }
         await setup.stop()
+    }
+
+    @Test("beyond max_connections a connection is closed as it is accepted; brokers are served once holders leave")
+    func connectionLimit() async throws {
+        guard getuid() == 0 else {
+            print("skipped: the broker test's entries are for uid 0")
+            return
+        }
+        let setup = try await Self.start(limits: "max_connections = 8")
+        let socketPath = setup.socketPath
+        // Eight connections held without a TLS handshake, then a ninth: closed as it is accepted, for the limit (the
+        // log says so; the eight are closed only at their handshake deadline, 10 s after they connected).
+        let (held, extraClosed, seconds) = try await offPool {
+            var held: [RawSocketClient] = []
+            for _ in 0..<8 {
+                if let client = RawSocketClient(path: socketPath) { held.append(client) }
+            }
+            let started = Date()
+            guard let extra = RawSocketClient(path: socketPath) else { return (held, false, 0.0) }
+            let closed = extra.closedByPeer(within: 60)
+            let seconds = -started.timeIntervalSinceNow
+            extra.close()
+            return (held, closed, seconds)
+        }
+        print("broker connection 9 of 8 closed after \(seconds) s")
+        #expect(held.count == 8)
+        #expect(extraClosed, "connection 9 was not closed")
+        #expect(setup.logs.all.filter { $0.contains("holds its connection limit") }.count == 1)
+        for client in held { client.close() }
+        // The slots come back as the holders leave.
+        let served = try await withDeadline(.seconds(60), "a broker call after the limit") {
+            try await Self.withBroker(setup) { api in
+                try await Self.firstX509(api, Self.pod(uid: Self.shopPodUID)).svids.map(\.spiffeID)
+            }
+        }
+        #expect(served == ["spiffe://example.org/ns/shop/sa/checkout"])
+        await setup.stop()
+    }
+
+    @Test("a connection that never finishes its handshake is closed at the deadline, a silent one after it when idle")
+    func handshakeDeadline() async throws {
+        guard getuid() == 0 else {
+            print("skipped: the broker test's entries are for uid 0")
+            return
+        }
+        let setup = try await Self.start(limits: "connection_idle_timeout = \"3s\"")
+        let socketPath = setup.socketPath
+        let (closed, seconds) = try await offPool {
+            guard let client = RawSocketClient(path: socketPath) else { return (false, 0.0) }
+            defer { client.close() }
+            let started = Date()
+            return (client.closedByPeer(within: 60), -started.timeIntervalSinceNow)
+        }
+        // The deadline is 10 s, or the idle timeout when shorter: 3 s here.
+        print("a broker connection without a handshake was closed after \(seconds) s (deadline 3 s)")
+        #expect(closed, "the connection without a handshake was still open after 60 s")
+        #expect(seconds >= 2.5, "closed after \(seconds) s: before the deadline, so not for its missing handshake")
+
+        // A broker that completes the handshake (openssl s_client with the authorized SVID) and then sends nothing
+        // is closed by the idle timeout (gRPC's own idle timer never starts for it: it opened no call).
+        let directory = setup.agent.directory
+        let chain = try Certificate.chain(derConcatenated: setup.broker.x509Svid)
+        try chain.map(\.pemEncoded).joined().write(toFile: directory + "/broker.pem", atomically: true, encoding: .utf8)
+        try writePrivateFile(
+            try PrivateKey(pkcs8DER: setup.broker.x509SvidKey).pemEncoded,
+            to: directory + "/broker.key"
+        )
+        let logPath = directory + "/s_client.log"
+        let client = try await ChildProcess.start([
+            "/bin/sh", "-c",
+            "exec /usr/bin/openssl s_client -unix \(socketPath) -cert \(directory)/broker.pem -key \(directory)/broker.key"
+                + " -alpn h2 -ign_eof < /dev/null > \(logPath) 2>&1",
+        ])
+        let started = Date()
+        let exited = await client.waitUntilExit(timeout: .seconds(60))
+        let silentFor = -started.timeIntervalSinceNow
+        print("a silent broker connection after its handshake was closed after \(silentFor) s (idle timeout 3 s)")
+        // What the endpoint sent is in the log too (gRPC's GOAWAY, binary): decoded leniently.
+        let log = String(decoding: FileManager.default.contents(atPath: logPath) ?? Data(), as: UTF8.self)
+        #expect(
+            log.contains("ALPN protocol: h2"),
+            "the handshake did not complete (exit \(String(describing: exited))): \(log.suffix(600))"
+        )
+        #expect(exited != nil, "a silent connection after its handshake was still open after 60 s")
+        #expect(silentFor >= 2.5, "closed after \(silentFor) s: before the idle timeout")
+        if exited == nil { client.stop() }
+        await setup.stop()
+    }
+
+    @Test("fleet mode: the endpoint presents the agent SVID from SPIRE Server, a new one once it is renewed")
+    func fleetMode() async throws {
+        guard getuid() == 0 else {
+            print("skipped: the broker test runs a child under another uid")
+            return
+        }
+        // An 8 s agent SVID: renewed at half-life while the test runs.
+        let server = try await SPIREUpstreamIntegrationTests.startServer(agentSVIDTTL: .seconds(8))
+        try server.addEntry(spiffeID: "spiffe://example.org/broker", selectors: ["unix:uid:0"])
+        try server.addEntry(spiffeID: "spiffe://example.org/child", selectors: ["unix:uid:\(Self.childUID)"])
+        let directory = TestAgent.makeDirectory()
+        let socketPath = directory + "/broker/broker.sock"
+        let agent = try await TestAgent.start(
+            """
+            [broker]
+            socket_path = "\(socketPath)"
+            authorized_brokers = ["spiffe://example.org/broker"]
+            """,
+            directory: directory,
+            upstream: try SPIREUpstreamIntegrationTests.upstream(server, directory: directory)
+        )
+        let own = try #require(try await agent.client.fetchX509SVID().svids.first)
+        #expect(own.spiffeID == "spiffe://example.org/broker")
+        let agentID = try #require(server.agentIDs.first).description
+        let child = try await ChildProcess.start([
+            "/usr/bin/setpriv", "--reuid", "\(Self.childUID)", "--regid", "\(Self.childUID)", "--clear-groups",
+            "/bin/sleep", "120",
+        ])
+        defer { child.stop() }
+        #expect(
+            try await HelperTests.eventually {
+                HelperTests.read("/proc/\(child.pid)/status")?.contains("Uid:\t\(Self.childUID)") == true
+            }
+        )
+        let childPID = child.pid
+        let seen = Mutex<[Certificate]>([])
+        let connect = { @Sendable () async throws -> [String] in
+            try await Self.withBroker(
+                at: .unixDomainSocket(path: socketPath),
+                anchors: try Certificate.chain(derConcatenated: own.bundle),
+                endpointID: agentID,
+                presenting: try Certificate.chain(derConcatenated: own.x509Svid),
+                key: try PrivateKey(pkcs8DER: own.x509SvidKey),
+                onEndpoint: { leaf in seen.withLock { $0.append(leaf) } }
+            ) { api in try await Self.firstX509(api, Self.pid(childPID)).svids.map(\.spiffeID) }
+        }
+        // The endpoint's certificate is the agent SVID (verified against SPIRE's bundle for the agent's ID).
+        #expect(try await connect() == ["spiffe://example.org/child"])
+        let first = try #require(seen.withLock { $0.first })
+        #expect(first.spiffeID?.description == agentID)
+        // Once the agent has renewed its SVID, a new connection sees the renewed one.
+        #expect(
+            try await SPIREUpstreamIntegrationTests.eventually(.seconds(30)) {
+                server.count("RenewAgent") >= 1
+            },
+            "the agent SVID was not renewed"
+        )
+        var renewed = false
+        for _ in 0..<60 where !renewed {
+            #expect(try await connect() == ["spiffe://example.org/child"])
+            renewed = seen.withLock { $0.last?.serialNumber != first.serialNumber }
+            if !renewed { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        #expect(renewed, "the endpoint still presents the agent SVID from before the renewal")
+        #expect(seen.withLock { $0.last?.spiffeID?.description } == agentID)
+        await agent.stop()
+        agent.removeDirectory()
+        await server.stop()
     }
 }

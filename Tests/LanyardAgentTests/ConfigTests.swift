@@ -203,6 +203,10 @@ struct ConfigTests {
             "entries: come from the SPIRE Server in fleet mode"
         ),
         (
+            "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"\ntrust_bundle_path = \"/b.pem\"\n[broker]\nsocket_path = \"/b.sock\"\nauthorized_brokers = [\"spiffe://example.org/z\"]\nspiffe_id = \"spiffe://example.org/e\"",
+            "broker.spiffe_id: the broker endpoint presents the agent SVID"
+        ),
+        (
             "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"\ntrust_bundle_path = \"/b.pem\"\nnode_attestor = \"k8s_psat\"",
             "upstream.spire.k8s_psat_cluster: is required"
         ),
@@ -531,11 +535,27 @@ struct ConfigTests {
         #expect(broker.spiffeID.description == "spiffe://example.org/lanyard/broker-endpoint")
         #expect(broker.authorizedBrokers.map(\.description) == ["spiffe://example.org/ztunnel"])
         #expect(broker.address == .unix(path: "/run/lanyard/broker/broker.sock"))
+        #expect(broker.limits == .defaults)
+        let bounded = try AgentConfig.parse(
+            minimal + "\n[broker]\nsocket_path = \"/b.sock\"\nauthorized_brokers = [\"spiffe://example.org/z\"]\n"
+                + "max_connections = 8\nconnection_idle_timeout = \"30s\"\n",
+            path: "t.toml"
+        )
+        #expect(bounded.broker?.limits.maxConnections == 8)
+        #expect(bounded.broker?.limits.idleTimeout == .seconds(30))
         let tcp = try AgentConfig.parse(
             minimal + "\n[broker]\ntcp_address = \"[::1]:8443\"\nauthorized_brokers = [\"spiffe://example.org/z\"]\n",
             path: "t.toml"
         )
         #expect(tcp.broker?.address == .tcp(host: "::1", port: 8443))
+        // Fleet mode: the same endpoint, presenting the agent SVID.
+        let fleet = try AgentConfig.parse(
+            "trust_domain = \"example.org\"\n[upstream.spire]\nserver_address = \"s:8081\"\n"
+                + "trust_bundle_path = \"/b.pem\"\n[broker]\nsocket_path = \"/b.sock\"\n"
+                + "authorized_brokers = [\"spiffe://example.org/z\"]\n",
+            path: "t.toml"
+        )
+        #expect(fleet.broker?.address == .unix(path: "/b.sock"))
         for (text, reason) in [
             ("socket_path = \"/b.sock\"", "broker.authorized_brokers: the broker endpoint needs at least one"),
             ("socket_path = \"/b.sock\"\nauthorized_brokers = [\"spiffe://other.org/x\"]", "not in trust domain"),
@@ -545,11 +565,22 @@ struct ConfigTests {
                 "broker.spiffe_id"
             ),
             ("socket_path = \"/b.sock\"\nauthorized_brokers = [\"not an id\"]", "broker.authorized_brokers"),
-            ("tcp_address = \"broker.example:8443\"\nauthorized_brokers = [\"spiffe://example.org/x\"]", "broker.tcp_address"),
+            (
+                "tcp_address = \"broker.example:8443\"\nauthorized_brokers = [\"spiffe://example.org/x\"]",
+                "broker.tcp_address"
+            ),
             ("tcp_address = \"127.0.0.1:0\"\nauthorized_brokers = [\"spiffe://example.org/x\"]", "broker.tcp_address"),
             (
                 "socket_path = \"/b.sock\"\ntcp_address = \"127.0.0.1:8443\"\nauthorized_brokers = [\"spiffe://example.org/x\"]",
                 "not both"
+            ),
+            (
+                "socket_path = \"/b.sock\"\nauthorized_brokers = [\"spiffe://example.org/x\"]\nmax_connections = 0",
+                "broker.max_connections"
+            ),
+            (
+                "socket_path = \"/b.sock\"\nauthorized_brokers = [\"spiffe://example.org/x\"]\nconnection_idle_timeout = \"0s\"",
+                "broker.connection_idle_timeout"
             ),
         ] {
             do {

@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 public import SPIFFE
 
@@ -51,16 +50,11 @@ public struct DockerAttestor: WorkloadAttestor {
         guard let location = try RuntimeContainerLocator.locate(pid: process.pid, procRoot: config.procRoot),
             let client = client(for: location.runtime)
         else { return [] }
-        let result: Result<ContainerInspection?, AttestationError> = await withCheckedContinuation { continuation in
-            DispatchQueue.global(qos: .userInitiated).async {
-                continuation.resume(
-                    returning: Result { () throws(AttestationError) in
-                        try client.inspect(location.containerID)
-                    }
-                )
-            }
-        }
-        guard let container = try result.get() else {
+        guard
+            let container = try await BlockingCall.run({ () throws(AttestationError) in
+                try client.inspect(location.containerID)
+            })
+        else {
             throw AttestationError(.containerRuntimeUnavailable, "\(client.socketPath) does not know \(location)")
         }
         guard container.id == location.containerID else {

@@ -1,5 +1,4 @@
 import CSystemd
-import Dispatch
 public import SPIFFE
 
 /// The `systemd` attestor: asks systemd over D-Bus which unit the caller runs in (`GetUnitByPID`, then the unit's
@@ -54,12 +53,7 @@ public struct SystemdAttestor: WorkloadAttestor {
     /// to no unit.
     public func unit(of pid: Int32) async throws(AttestationError) -> SystemdUnit? {
         let config = config
-        let result: Result<SystemdUnit?, AttestationError> = await withCheckedContinuation { continuation in
-            DispatchQueue.global(qos: .userInitiated).async {
-                continuation.resume(returning: Result { () throws(AttestationError) in try Self.ask(pid, config) })
-            }
-        }
-        return try result.get()
+        return try await BlockingCall.run { () throws(AttestationError) in try Self.ask(pid, config) }
     }
 
     private static func ask(_ pid: Int32, _ config: Config) throws(AttestationError) -> SystemdUnit? {

@@ -6,19 +6,14 @@ import Synchronization
 /// ``PeerCredentialHandler`` writes into the call's private header. It also knows which connections have no call
 /// open, and since when, for ``closeWhenIdle(_:after:)``.
 final class ConnectedCallers: Sendable {
-    private struct Connection {
-        let number: UInt64
-        var openCalls = 0
-        var idleSince: NIODeadline? = .now()
-    }
-
     private struct State {
         var byNumber: [UInt64: ConnectedCaller] = [:]
-        var connections: [ObjectIdentifier: Connection] = [:]
+        var numbers: [ObjectIdentifier: UInt64] = [:]
         var next: UInt64 = 1
     }
 
     private let state = Mutex(State())
+    private let activity = IdleConnections()
 
     /// Records the caller of `connection` (a channel object, alive until ``remove(connection:)``) and returns its
     /// number.
@@ -28,7 +23,7 @@ final class ConnectedCallers: Sendable {
             let number = state.next
             state.next += 1
             state.byNumber[number] = caller
-            state.connections[connection] = Connection(number: number)
+            state.numbers[connection] = number
             return number
         }
     }
@@ -36,14 +31,14 @@ final class ConnectedCallers: Sendable {
     /// Forgets a connection that closed. A call still running keeps its caller (and the pin's pidfd) until it ends.
     func remove(connection: ObjectIdentifier) {
         state.withLock { state in
-            if let number = state.connections.removeValue(forKey: connection)?.number {
+            if let number = state.numbers.removeValue(forKey: connection) {
                 state.byNumber[number] = nil
             }
         }
     }
 
     func number(of connection: ObjectIdentifier) -> UInt64? {
-        state.withLock { $0.connections[connection]?.number }
+        state.withLock { $0.numbers[connection] }
     }
 
     func caller(number: UInt64) -> ConnectedCaller? {
@@ -52,33 +47,13 @@ final class ConnectedCallers: Sendable {
 
     var count: Int { state.withLock { $0.byNumber.count } }
 
-    /// A call opened (`opened`) or ended on `connection`.
-    func callChanged(on connection: ObjectIdentifier, opened: Bool) {
-        state.withLock { state in
-            guard var entry = state.connections[connection] else { return }
-            entry.openCalls += opened ? 1 : -1
-            entry.idleSince = entry.openCalls > 0 ? nil : .now()
-            state.connections[connection] = entry
-        }
+    /// Counts the call on `stream` as open on its connection until the stream closes.
+    func countCall(on stream: any Channel) {
+        activity.countCall(on: stream)
     }
 
-    /// Whether `connection` has had no call open for `timeout`.
-    func isIdle(_ connection: ObjectIdentifier, for timeout: TimeAmount) -> Bool {
-        state.withLock { state in
-            guard let since = state.connections[connection]?.idleSince else { return false }
-            return NIODeadline.now() - since >= timeout
-        }
-    }
-
-    /// Closes `channel` once it has had no call open for `timeout`, checked a few times per timeout. gRPC's own idle
-    /// handling sends a GOAWAY and waits for the client to acknowledge it, which a client that never reads never does;
-    /// this closes the socket regardless.
+    /// Closes `channel` once it has had no call open for `timeout` (see ``IdleConnections``).
     func closeWhenIdle(_ channel: any Channel, after timeout: TimeAmount) {
-        let connection = ObjectIdentifier(channel)
-        let interval = TimeAmount.nanoseconds(max(timeout.nanoseconds / 4, 50_000_000))
-        let check = channel.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
-            if isIdle(connection, for: timeout) { channel.close(promise: nil) }
-        }
-        channel.closeFuture.whenComplete { _ in check.cancel() }
+        activity.watch(channel, closingAfter: timeout)
     }
 }

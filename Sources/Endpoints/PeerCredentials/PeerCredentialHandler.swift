@@ -150,8 +150,7 @@ final class PeerCredentialHandler: ChannelInboundHandler, RemovableChannelHandle
                     let found = callers.number(of: connection), let caller = callers.caller(number: found)
                 {
                     number = found
-                    callers.callChanged(on: connection, opened: true)
-                    channel.closeFuture.whenComplete { _ in callers.callChanged(on: connection, opened: false) }
+                    callers.countCall(on: channel)
                     let uid = caller.credentials.uid
                     if limiter.acquire(.call, uid: uid) {
                         channel.closeFuture.whenComplete { _ in limiter.release(.call, uid: uid) }

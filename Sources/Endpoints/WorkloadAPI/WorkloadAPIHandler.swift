@@ -4,6 +4,7 @@ import LanyardProto
 import Logging
 import SPIFFE
 import SwiftProtobuf
+import Timing
 
 /// The SPIFFE Workload API (`SpiffeWorkloadAPI`), wire-compatible with SPIRE Agent.
 ///
@@ -25,13 +26,17 @@ struct WorkloadAPIHandler: WorkloadAPI_SpiffeWorkloadAPI.ServiceProtocol {
     let authenticator: CallerAuthenticator
     /// Lets callers without an identity read the bundles (`allow_unauthenticated_verifiers`), as SPIRE does.
     let allowUnauthenticatedVerifiers: Bool
+    /// The agent's clock: WIT-SVID streams wake on it to send renewed SVIDs.
+    let clock: any AgentClock
 
     init(
         backend: any WorkloadAPIBackend,
         callers: ConnectedCallers,
         logger: Logger,
-        allowUnauthenticatedVerifiers: Bool = false
+        allowUnauthenticatedVerifiers: Bool = false,
+        clock: any AgentClock = SystemClock()
     ) {
+        self.clock = clock
         self.backend = backend
         self.logger = logger
         self.authenticator = CallerAuthenticator(backend: backend, callers: callers, logger: logger)
@@ -167,6 +172,7 @@ struct WorkloadAPIHandler: WorkloadAPI_SpiffeWorkloadAPI.ServiceProtocol {
         }
         let backend = backend
         let authenticator = authenticator
+        let clock = clock
         let requested = spiffeID
         return StreamingServerResponse { writer in
             let (updates, subscription) = AsyncStream.makeStream(
@@ -198,9 +204,9 @@ struct WorkloadAPIHandler: WorkloadAPI_SpiffeWorkloadAPI.ServiceProtocol {
                     }
                     timer?.cancel()
                     if let renewAt = found.renewAt {
-                        let delay = max(0.05, renewAt.timeIntervalSinceNow)
+                        let delay = max(0.05, renewAt.timeIntervalSince(clock.now))
                         timer = Task {
-                            try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
+                            try? await clock.sleep(for: .milliseconds(Int64(delay * 1000)))
                             if !Task.isCancelled { wake.yield() }
                         }
                     }

@@ -215,17 +215,23 @@ public struct Agent: Sendable {
             clock: clock,
             activatedDescriptor: activated
         )
-        let brokerServer = config.broker.flatMap { settings in
-            localUpstream.map { local in
-                Self.brokerServer(
-                    settings,
-                    local: local,
-                    backend: backend,
-                    attestors: attestors,
-                    cache: cache,
-                    clock: clock
-                )
+        let brokerServer = config.broker.flatMap { settings -> BrokerServer? in
+            let identity: BrokerIdentity
+            if let localUpstream {
+                identity = .signed(by: localUpstream.authority, for: settings.spiffeID, clock: clock)
+            } else if let spireServer {
+                identity = .agentSVID(of: spireServer, clock: clock)
+            } else {
+                return nil
             }
+            return Self.brokerServer(
+                settings,
+                identity: identity,
+                backend: backend,
+                attestors: attestors,
+                cache: cache,
+                clock: clock
+            )
         }
         let parties = 1 + (config.admin.socketPath == nil ? 0 : 1) + (brokerServer == nil ? 0 : 1)
         let listening = ListeningBarrier(parties: parties) {
@@ -435,10 +441,11 @@ struct HealthService: Service, CustomStringConvertible {
 }
 
 extension Agent {
-    /// The Broker Endpoint of `settings`: its SVID from the embedded CA, clients verified against the current bundle.
+    /// The Broker Endpoint of `settings`, presenting `identity`; clients verified against the current bundle (the
+    /// embedded CA's, or SPIRE Server's in fleet mode).
     static func brokerServer(
         _ settings: BrokerSettings,
-        local: LocalUpstream,
+        identity: BrokerIdentity,
         backend: WorkloadBackend,
         attestors: AttestorSet,
         cache: IdentityCache,
@@ -461,9 +468,10 @@ extension Agent {
         }
         return BrokerServer(
             address: settings.address,
-            identity: BrokerIdentity(spiffeID: settings.spiffeID, authority: local.authority, clock: clock),
+            limits: settings.limits,
+            identity: identity,
             verifyClient: verifyClient,
-            backend: AgentBrokerBackend(backend: backend, attestors: attestors, procRoot: "/proc"),
+            backend: AgentBrokerBackend(backend: backend, attestors: attestors),
             authorizedBrokers: settings.authorizedBrokers,
             logger: backend.logger
         )

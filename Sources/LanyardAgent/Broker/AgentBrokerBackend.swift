@@ -9,7 +9,6 @@ import SPIFFE
 struct AgentBrokerBackend: BrokerBackend {
     let backend: WorkloadBackend
     let attestors: AttestorSet
-    let procRoot: String
 
     var workloads: any WorkloadAPIBackend { backend }
 
@@ -18,7 +17,7 @@ struct AgentBrokerBackend: BrokerBackend {
         case .pid(let pid):
             let credentials: WorkloadProcess
             do {
-                credentials = try UnixAttestor.process(pid: pid, procRoot: procRoot)
+                credentials = try UnixAttestor.process(pid: pid, procRoot: backend.procRoot)
             } catch {
                 throw BrokerReferenceError(.notFound, "no process \(pid) on this node")
             }

@@ -157,8 +157,11 @@ public struct AgentConfig: Sendable, Equatable {
                     "come from the SPIRE Server in fleet mode; register them there (spire-server entry create)"
                 )
             }
-            if broker != nil {
-                root.problem("broker", "the broker endpoint is served in standalone mode only (for now)")
+            if broker?.spiffeIDWritten == true {
+                brokerSection.problem(
+                    "spiffe_id",
+                    "the broker endpoint presents the agent SVID from the SPIRE Server in fleet mode; leave it unset"
+                )
             }
             if root.has("federation") {
                 root.problem("federation", "bundles come from the SPIRE Server in fleet mode; federate there")

@@ -5,10 +5,15 @@ public import SPIFFE
 public struct BrokerSettings: Sendable, Equatable {
     /// The Unix socket (`socket_path`) or the TCP address (`tcp_address`, an IP literal and a port).
     public var address: BrokerServer.Address
-    /// The endpoint's own SPIFFE ID, which brokers check (`spiffe://<td>/lanyard/broker-endpoint` by default).
+    /// The endpoint's own SPIFFE ID in standalone mode, which brokers check
+    /// (`spiffe://<td>/lanyard/broker-endpoint` by default); in fleet mode the endpoint presents the agent SVID.
     public var spiffeID: SPIFFEID
+    /// Whether `spiffe_id` was written (fleet mode refuses it: the agent SVID is what the endpoint presents).
+    var spiffeIDWritten = false
     /// The brokers allowed to call, by the SPIFFE ID of the X509-SVID they present.
     public var authorizedBrokers: Set<SPIFFEID>
+    /// `max_connections` and `connection_idle_timeout`; streams per connection and request size are fixed.
+    public var limits: BrokerServer.Limits = .defaults
 
     /// `[broker]`, or nil when it has neither `socket_path` nor `tcp_address` (its keys are checked either way).
     static func read(_ section: SectionReader, trustDomain: TrustDomain?) -> BrokerSettings? {
@@ -26,6 +31,7 @@ public struct BrokerSettings: Sendable, Equatable {
             }
         }
         var spiffeID: SPIFFEID? = nil
+        let spiffeIDWritten = section.has("spiffe_id")
         if let trustDomain {
             let text = section.string("spiffe_id", default: "spiffe://\(trustDomain.name)/lanyard/broker-endpoint")
             do {
@@ -54,11 +60,24 @@ public struct BrokerSettings: Sendable, Equatable {
                 section.problem("authorized_brokers", "\(error)")
             }
         }
+        var limits = BrokerServer.Limits.defaults
+        limits.maxConnections = section.integer(
+            "max_connections",
+            in: 1...65_536,
+            default: limits.maxConnections
+        )
+        limits.idleTimeout = section.duration("connection_idle_timeout", default: limits.idleTimeout)
         guard let address, let spiffeID else { return nil }
         if brokers.isEmpty {
             section.problem("authorized_brokers", "the broker endpoint needs at least one authorized broker")
         }
-        return BrokerSettings(address: address, spiffeID: spiffeID, authorizedBrokers: brokers)
+        return BrokerSettings(
+            address: address,
+            spiffeID: spiffeID,
+            spiffeIDWritten: spiffeIDWritten,
+            authorizedBrokers: brokers,
+            limits: limits
+        )
     }
 
     /// `host:port` or `[v6]:port` with an IP literal host and a port in 1...65535.
