@@ -27,6 +27,8 @@ struct BrokerAPITests {
         let broker: WorkloadAPI_X509SVID
         let impostor: WorkloadAPI_X509SVID
         let logs: LogCapture
+        /// The container ID of the shop pod's one container, as the kubelet lists it.
+        let shopContainerID: String
         /// Set when the endpoint listens on 127.0.0.1 instead of its Unix socket.
         let tcpPort: Int?
         var socketPath: String { agent.directory + "/broker/broker.sock" }
@@ -56,6 +58,7 @@ struct BrokerAPITests {
     }
 
     static func start(tcpPort: Int? = nil, limits: String = "") async throws -> Setup {
+        let shopContainerID = FakePod.randomContainerID()
         let kubelet = try await FakeKubelet.start(pods: [
             FakePod(
                 name: "checkout-1",
@@ -66,7 +69,7 @@ struct BrokerAPITests {
                     .init(
                         name: "app",
                         image: "shop/checkout:1",
-                        containerID: "containerd://\(FakePod.randomContainerID())"
+                        containerID: "containerd://\(shopContainerID)"
                     )
                 ]
             )
@@ -119,6 +122,7 @@ struct BrokerAPITests {
             broker: broker,
             impostor: impostor,
             logs: logs,
+            shopContainerID: shopContainerID,
             tcpPort: tcpPort
         )
     }
@@ -254,7 +258,7 @@ struct BrokerAPITests {
     }
 
     @Test(
-        "an authorized broker gets a process's X.509 and JWT SVIDs by PID, and a pod's by UID; streams end with the workload"
+        "an authorized broker gets a process's X.509 and JWT SVIDs by PID, a pod's by UID and by its process; streams end"
     )
     func brokerFetches() async throws {
         guard getuid() == 0 else {
@@ -304,6 +308,33 @@ struct BrokerAPITests {
             ] {
                 let pod = try await Self.firstX509(api, reference)
                 #expect(pod.svids.map(\.spiffeID) == ["spiffe://example.org/ns/shop/sa/checkout"])
+            }
+
+            // The pod's own process by PID, in its container's real cgroup (moved there as root, then running
+            // under uid 40022, which no entry names): the k8s attestor finds the same pod.
+            if let roots = K8sAttestationIntegrationTests.cgroupRoots() {
+                let cgroup = try K8sAttestationIntegrationTests.PodCgroup(
+                    root: roots.v2,
+                    version: 2,
+                    podUID: Self.shopPodUID,
+                    containerID: setup.shopContainerID
+                )
+                let inPod = try await ChildProcess.start([
+                    "/bin/sh", "-c",
+                    "echo $$ > \(cgroup.path)/cgroup.procs && exec /usr/bin/setpriv --reuid 40022 --regid 40022"
+                        + " --clear-groups /bin/sleep 120",
+                ])
+                #expect(
+                    try await HelperTests.eventually {
+                        HelperTests.read("/proc/\(inPod.pid)/comm") == "sleep\n"
+                            && HelperTests.read("/proc/\(inPod.pid)/cgroup")?.contains(setup.shopContainerID) == true
+                    }
+                )
+                let viaPID = try await Self.firstX509(api, Self.pid(inPod.pid))
+                #expect(viaPID.svids.map(\.spiffeID) == ["spiffe://example.org/ns/shop/sa/checkout"])
+                inPod.stop()
+                _ = await inPod.waitUntilExit()
+                cgroup.remove()
             }
 
             // A stream for the child ends with NOT_FOUND once it exits.

@@ -2,6 +2,8 @@ import Foundation
 import GRPCCore
 import LanyardAgent
 import LanyardProto
+import SPIFFE
+import SPIFFECrypto
 import SwiftProtobuf
 import Testing
 
@@ -159,6 +161,60 @@ struct WITSVIDIntegrationTests {
         let after = try kids(messages[1])
         #expect(!before.isEmpty && before.allSatisfy { $0.hasPrefix("wit-") })
         #expect(!after.subtracting(before).isEmpty, "a new WIT key: \(before) → \(after)")
+        await agent.stop()
+    }
+
+    @Test("a federated trust domain's WIT keys stream as its WIT bundle; one without WIT keys has none")
+    func federatedWITBundles() async throws {
+        guard getuid() == 0 else {
+            print("skipped: the WIT-SVID test's entries are for uid 0")
+            return
+        }
+        let directory = TestAgent.makeDirectory()
+        // partner.org publishes a WIT key in its SPIFFE bundle; other.org only an X.509 root.
+        func root(_ name: String) throws -> Data {
+            try CertificateAuthority.makeRoot(
+                trustDomain: try TrustDomain(name),
+                keyType: .ecP256,
+                ttl: .seconds(3600),
+                now: Date()
+            ).certificate.derEncoded
+        }
+        let witKey = try PrivateKey(generating: .ecP256).publicKey.jwk
+        let partner = SPIFFEBundle(
+            trustDomain: try TrustDomain("partner.org"),
+            x509Authorities: [try root("partner.org")],
+            witAuthorities: [.init(keyID: "wit-partner-1", key: witKey)]
+        )
+        try partner.jwksData(format: .spiffe).write(to: URL(fileURLWithPath: directory + "/partner.json"))
+        let other = SPIFFEBundle(trustDomain: try TrustDomain("other.org"), x509Authorities: [try root("other.org")])
+        try other.jwksData(format: .spiffe).write(to: URL(fileURLWithPath: directory + "/other.json"))
+        let agent = try await TestAgent.start(
+            """
+            [[entries]]
+            spiffe_id = "spiffe://example.org/web"
+            selectors = ["unix:uid:0"]
+            federates_with = ["partner.org", "other.org"]
+
+            [[federation]]
+            trust_domain = "partner.org"
+            bundle_path = "partner.json"
+
+            [[federation]]
+            trust_domain = "other.org"
+            bundle_path = "other.json"
+            """,
+            directory: directory
+        )
+        defer { agent.removeDirectory() }
+        let bundles = try await WorkloadAPIClient(socketPath: agent.socketPath).fetchWITBundles().bundles
+        #expect(Set(bundles.keys) == ["spiffe://example.org", "spiffe://partner.org"])
+        let served = try #require(bundles["spiffe://partner.org"])
+        let keys = try #require(
+            (try JSONSerialization.jsonObject(with: Data(served.utf8)) as? [String: Any])?["keys"] as? [[String: Any]]
+        )
+        #expect(keys.map { $0["kid"] as? String } == ["wit-partner-1"])
+        #expect(keys.first?["x"] as? String == witKey.x && keys.first?["y"] as? String == witKey.y)
         await agent.stop()
     }
 }
