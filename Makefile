@@ -45,7 +45,8 @@ bench: deps
 # holds when no call fails and RSS and descriptors stay flat (never part of `make test`). LOAD_ARGS: --seconds N,
 # --streams N, --unary-clients N.
 load: deps
-	$(SWIFT) build -c release --product lanyard --product lanyard-bench
+	$(SWIFT) build -c release --product lanyard
+	$(SWIFT) build -c release --product lanyard-bench
 	.build/release/lanyard-bench load --lanyard .build/release/lanyard $(LOAD_ARGS)
 
 # libFuzzer on every parser of untrusted input (Fuzz/), FUZZ_SECONDS per target (never part of `make test`).

@@ -74,6 +74,7 @@ struct BenchMain {
         await section("entries") { try await bench.manyEntries() }
         await section("bounded") { try await bench.boundedCache() }
         await section("sds") { try await bench.sds() }
+        await section("broker") { try await bench.broker() }
         await section("fleet") { try await bench.fleet() }
 
         struct Report: Encodable {
